@@ -1,0 +1,47 @@
+//! Post-quantum cryptography for x0t: identities, signatures, key exchange, AEAD, signed
+//! certificates and tokens, key files.
+//!
+//! - [`sig`]: ML-DSA-65 (and ML-DSA-44 for constrained devices) through liboqs, with a
+//!   distinct FIPS 204 context string per [`SignatureDomain`].
+//! - [`kem`]: ML-KEM-768 (and ML-KEM-512).
+//! - [`hybrid`]: X25519 + ML-KEM key exchange combined with blake3; secure while either holds.
+//! - [`aead`]: ChaCha20-Poly1305 whose types make nonce reuse under one key impossible.
+//! - [`NodeCertificate`], [`JoinToken`]: versioned canonical encodings inside a [`Signed`]
+//!   envelope; golden tests pin their bytes.
+//! - [`keyfile`]: the on-disk identity format (0600, atomic, checksummed, versioned).
+//!
+//! Nothing here reads a clock: verifiers take `now` from their caller.
+
+pub mod aead;
+mod cert;
+mod error;
+pub mod hybrid;
+pub mod kem;
+pub mod keyfile;
+pub mod sig;
+mod signed;
+mod token;
+mod wire;
+
+pub use cert::{
+    CERTIFICATE_VERSION, MAX_CERT_TAGS, MAX_PEER_ID_LEN, NodeCertificate, OVERLAY_NETWORK,
+    SignedNodeCertificate, is_overlay_ip,
+};
+pub use error::CryptoError;
+pub use sig::{SigAlgorithm, Signature, SignatureDomain, SigningKey, VerifyingKey};
+pub use signed::{ENVELOPE_VERSION, Signed, SignedPayload};
+pub use token::{
+    JoinToken, MAX_TOKEN_TAGS, MAX_TOKEN_TTL_MS, MIN_TOKEN_TTL_MS, SignedJoinToken,
+    TOKEN_TEXT_PREFIX, TOKEN_VERSION, TokenSecret, TokenUsage,
+};
+
+/// Short human fingerprint of bytes: the first 16 bytes of blake3, hex in colon-separated
+/// pairs of bytes, e.g. `3fa1:09bc:…`. Used by `x0t id` to show public keys.
+pub fn fingerprint(bytes: &[u8]) -> String {
+    let hash = blake3::hash(bytes);
+    hash.as_bytes()[..16]
+        .chunks(2)
+        .map(|pair| format!("{:02x}{:02x}", pair[0], pair[1]))
+        .collect::<Vec<_>>()
+        .join(":")
+}
