@@ -1,0 +1,146 @@
+//! Golden tests: the exact bytes of every signed encoding are pinned in `tests/golden/`.
+//!
+//! If one of these fails, an encoding changed: that breaks every certificate and token already
+//! issued. Bump the format version instead. To regenerate after a deliberate version bump:
+//! `X0T_BLESS=1 cargo test -p x0t-crypto --test golden`.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::{T0, certificate, token};
+use x0t_crypto::{
+    SigAlgorithm, SignedJoinToken, SignedNodeCertificate, SignedPayload, SigningKey, VerifyingKey,
+};
+use x0t_types::{NodeId, Timestamp};
+
+fn golden_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name)
+}
+
+/// Reads a pinned hex file, or writes it when blessing.
+fn golden(name: &str, fresh: impl FnOnce() -> Vec<u8>) -> Vec<u8> {
+    let path = golden_path(name);
+    if std::env::var_os("X0T_BLESS").is_some() {
+        let bytes = fresh();
+        std::fs::write(&path, hex::encode(&bytes) + "\n").unwrap();
+        return bytes;
+    }
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "golden file {} missing ({e}); see this file's docs",
+            path.display()
+        )
+    });
+    hex::decode(text.trim()).unwrap()
+}
+
+/// The issuer the unsigned golden bodies name: a fixed id, no key needed.
+const FIXED_ISSUER: NodeId = NodeId::from_bytes([0xa7; 32]);
+
+#[test]
+fn certificate_body_bytes_are_pinned() {
+    let cert = certificate(FIXED_ISSUER);
+    let body = cert.encode_body().unwrap();
+    assert_eq!(
+        body,
+        golden("node_certificate_v1.body.hex", || body.clone())
+    );
+    // Hand-checked landmarks of the layout in cert.rs.
+    assert_eq!(&body[..5], b"X0TC\x01");
+    assert_eq!(body[5] as usize, "factory-berlin".len());
+    assert_eq!(&body[body.len() - 32..], FIXED_ISSUER.as_bytes());
+    assert_eq!(
+        x0t_crypto::NodeCertificate::decode_body(&body).unwrap(),
+        cert
+    );
+}
+
+#[test]
+fn token_body_bytes_are_pinned() {
+    let token = token(FIXED_ISSUER);
+    let body = token.encode_body().unwrap();
+    assert_eq!(body, golden("join_token_v1.body.hex", || body.clone()));
+    assert_eq!(&body[..5], b"X0TJ\x01");
+    assert_eq!(x0t_crypto::JoinToken::decode_body(&body).unwrap(), token);
+}
+
+/// A real signed certificate and token made once with a real anchor key: they must decode,
+/// re-encode to the same bytes, and verify, forever (within their validity window).
+#[test]
+fn signed_objects_from_a_past_build_still_verify() {
+    let mut anchor_key: Option<SigningKey> = None;
+    let mut anchor = || {
+        anchor_key
+            .get_or_insert_with(|| SigningKey::generate(SigAlgorithm::MlDsa65).unwrap())
+            .verifying_key()
+            .clone()
+    };
+    let public = golden("anchor_v1.pub.hex", || anchor().as_bytes().to_vec());
+    let public = VerifyingKey::from_bytes(SigAlgorithm::MlDsa65, &public).unwrap();
+
+    let cert_bytes = golden("node_certificate_v1.signed.hex", || {
+        let key = anchor_key.as_ref().unwrap();
+        SignedNodeCertificate::sign(certificate(key.node_id()), key)
+            .unwrap()
+            .encode()
+    });
+    let token_bytes = golden("join_token_v1.signed.hex", || {
+        let key = anchor_key.as_ref().unwrap();
+        SignedJoinToken::sign(token(key.node_id()), key)
+            .unwrap()
+            .encode()
+    });
+
+    let cert = SignedNodeCertificate::decode(&cert_bytes).unwrap();
+    assert_eq!(cert.encode(), cert_bytes);
+    assert_eq!(cert.payload(), &certificate(public.node_id()));
+    cert.verify(&public, T0).unwrap();
+    assert!(
+        cert.verify(&public, T0.saturating_add(31 * Timestamp::DAY))
+            .is_err(),
+        "expired"
+    );
+    assert!(
+        cert.verify(&public, Timestamp(T0.as_millis() - 1)).is_err(),
+        "not yet valid"
+    );
+
+    let token = SignedJoinToken::decode(&token_bytes).unwrap();
+    assert_eq!(token.encode(), token_bytes);
+    assert_eq!(token.payload(), &common::token(public.node_id()));
+    token
+        .verify(&public, T0.saturating_add(Timestamp::HOUR))
+        .unwrap();
+    assert_eq!(
+        hex::encode(token.payload().secret.hash()),
+        hex::encode(x0t_crypto::TokenSecret::from_bytes([0x5a; 32]).hash())
+    );
+
+    // Another anchor's key is refused with a clear reason.
+    let stranger = SigningKey::generate(SigAlgorithm::MlDsa65).unwrap();
+    let err = cert
+        .verify(stranger.verifying_key(), T0)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("issued by"), "{err}");
+}
+
+#[test]
+fn token_text_form_roundtrips() {
+    let path = golden_path("join_token_v1.signed.hex");
+    let bytes = hex::decode(std::fs::read_to_string(path).unwrap().trim()).unwrap();
+    let token = SignedJoinToken::decode(&bytes).unwrap();
+    let text = token.to_text();
+    assert!(text.starts_with("x0tj1_"));
+    assert_eq!(
+        SignedJoinToken::from_text(&format!("  {text}\n"))
+            .unwrap()
+            .encode(),
+        bytes
+    );
+    assert!(SignedJoinToken::from_text(&text[6..]).is_err());
+    assert!(SignedJoinToken::from_text(&"x".repeat(1_000_000)).is_err());
+}
