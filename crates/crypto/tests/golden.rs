@@ -3,6 +3,7 @@
 //! If one of these fails, an encoding changed: that breaks every certificate and token already
 //! issued. Bump the format version instead. To regenerate after a deliberate version bump:
 //! `X0T_BLESS=1 cargo test -p x0t-crypto --test golden`.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 mod common;
 

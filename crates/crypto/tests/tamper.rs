@@ -1,4 +1,5 @@
 //! Property tests: tampering with any signed, exchanged or sealed byte is detected.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 mod common;
 

@@ -1,5 +1,5 @@
 //! Fixtures shared by the crypto integration tests.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 use std::net::Ipv4Addr;
 use std::sync::LazyLock;
