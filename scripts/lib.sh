@@ -51,6 +51,14 @@ ensure_rust() {
     fi
 }
 
+# The shared types crate must keep building for the browser UI.
+ensure_wasm_target() {
+    command -v rustup >/dev/null 2>&1 || return 0
+    rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown && return 0
+    say "adding rustup target wasm32-unknown-unknown"
+    rustup target add wasm32-unknown-unknown </dev/null >/dev/null 2>&1 || die "rustup target add wasm32-unknown-unknown failed"
+}
+
 # cargo-nextest runs the test suite (per-test processes, profiles for slow suites).
 ensure_nextest() {
     command -v cargo-nextest >/dev/null 2>&1 && return 0

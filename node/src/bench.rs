@@ -1,8 +1,8 @@
 //! `x0t bench crypto`: microseconds per post-quantum operation and per handshake, with an
 //! X25519-only handshake measured in the same run as the anchor every ratio refers to.
 //!
-//! Each operation runs `warmup` untimed iterations, then `iterations` individually timed ones;
-//! we report the median (robust against a noisy neighbour on a 2-core machine), the mean and
+//! Each operation runs `warmup` untimed iterations, then `iterations` individually timed ones,
+//! interleaved with the other operations over several rounds; we report the median (robust against a noisy neighbour on a 2-core machine), the mean and
 //! the 99th percentile. Run it from a release build: debug numbers mean nothing.
 
 use std::hint::black_box;
@@ -54,30 +54,61 @@ pub struct Measurement {
 /// Name of the anchor row every handshake ratio refers to.
 pub const ANCHOR: &str = "handshake X25519-only (anchor, both sides)";
 
-fn measure(
-    operation: &str,
-    config: BenchConfig,
-    mut op: impl FnMut() -> Result<(), NodeError>,
-) -> Result<Measurement, NodeError> {
-    for _ in 0..config.warmup {
-        op()?;
+/// One timed operation.
+struct Case<'a> {
+    operation: String,
+    op: Box<dyn FnMut() -> Result<(), NodeError> + 'a>,
+    samples: Vec<f64>,
+}
+
+impl<'a> Case<'a> {
+    fn new(operation: impl Into<String>, op: impl FnMut() -> Result<(), NodeError> + 'a) -> Self {
+        Self {
+            operation: operation.into(),
+            op: Box::new(op),
+            samples: Vec::new(),
+        }
     }
-    let mut samples = Vec::with_capacity(config.iterations as usize);
-    for _ in 0..config.iterations {
-        let start = Instant::now();
-        op()?;
-        samples.push(start.elapsed().as_secs_f64() * 1e6);
+
+    fn summary(mut self) -> Measurement {
+        self.samples.sort_by(f64::total_cmp);
+        let samples = &self.samples;
+        let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
+        Measurement {
+            operation: self.operation,
+            iterations: samples.len() as u32,
+            median_us: at(0.5),
+            mean_us: samples.iter().sum::<f64>() / samples.len() as f64,
+            p99_us: at(0.99),
+            ratio_to_anchor: None,
+        }
     }
-    samples.sort_by(f64::total_cmp);
-    let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
-    Ok(Measurement {
-        operation: operation.to_owned(),
-        iterations: config.iterations,
-        median_us: at(0.5),
-        mean_us: samples.iter().sum::<f64>() / samples.len() as f64,
-        p99_us: at(0.99),
-        ratio_to_anchor: None,
-    })
+}
+
+/// Rounds the iterations are spread over: every operation runs a slice of its iterations in
+/// each round, so CPU frequency drift or a noisy neighbour affects all rows (and the anchor)
+/// alike instead of whichever row happened to run at that moment.
+const ROUNDS: u32 = 10;
+
+fn run_cases(cases: &mut [Case<'_>], config: BenchConfig) -> Result<(), NodeError> {
+    for case in cases.iter_mut() {
+        for _ in 0..config.warmup {
+            (case.op)()?;
+        }
+        case.samples.reserve(config.iterations as usize);
+    }
+    for round in 0..ROUNDS {
+        // Spread the remainder over the first rounds so exactly `iterations` run.
+        let share = config.iterations / ROUNDS + u32::from(round < config.iterations % ROUNDS);
+        for case in cases.iter_mut() {
+            for _ in 0..share {
+                let start = Instant::now();
+                (case.op)()?;
+                case.samples.push(start.elapsed().as_secs_f64() * 1e6);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The classical baseline: both sides' ephemeral X25519 keys, both DH computations and a
@@ -116,48 +147,49 @@ pub fn crypto(config: BenchConfig) -> Result<Vec<Measurement>, NodeError> {
     if config.iterations == 0 {
         return Err(NodeError::Bench("iterations must be at least 1".to_owned()));
     }
-    let mut rows = vec![measure(ANCHOR, config, || {
+    let mut cases = vec![Case::new(ANCHOR, || {
         x25519_only_handshake();
         Ok(())
-    })?];
+    })];
 
     let message = [0x42u8; 32]; // a transcript hash is what gets signed in practice
     for algorithm in [SigAlgorithm::MlDsa65, SigAlgorithm::MlDsa44] {
-        let key = SigningKey::generate(algorithm)?;
+        let key = std::rc::Rc::new(SigningKey::generate(algorithm)?);
         let signature = key.sign(SignatureDomain::HandshakeTranscript, &message)?;
-        rows.push(measure(&format!("{algorithm} keygen"), config, || {
+        cases.push(Case::new(format!("{algorithm} keygen"), move || {
             black_box(SigningKey::generate(algorithm)?);
             Ok(())
-        })?);
-        rows.push(measure(&format!("{algorithm} sign"), config, || {
-            black_box(key.sign(SignatureDomain::HandshakeTranscript, &message)?);
+        }));
+        let signer = key.clone();
+        cases.push(Case::new(format!("{algorithm} sign"), move || {
+            black_box(signer.sign(SignatureDomain::HandshakeTranscript, &message)?);
             Ok(())
-        })?);
-        rows.push(measure(&format!("{algorithm} verify"), config, || {
+        }));
+        cases.push(Case::new(format!("{algorithm} verify"), move || {
             key.verifying_key().verify(
                 SignatureDomain::HandshakeTranscript,
                 &message,
                 &signature,
             )?;
             Ok(())
-        })?);
+        }));
     }
 
     for kem in [KemAlgorithm::MlKem768, KemAlgorithm::MlKem512] {
         let (public, secret) = generate_kem_keypair(kem)?;
         let (ciphertext, _) = public.encapsulate()?;
-        rows.push(measure(&format!("{kem} keygen"), config, || {
+        cases.push(Case::new(format!("{kem} keygen"), move || {
             black_box(generate_kem_keypair(kem)?);
             Ok(())
-        })?);
-        rows.push(measure(&format!("{kem} encapsulate"), config, || {
+        }));
+        cases.push(Case::new(format!("{kem} encapsulate"), move || {
             black_box(public.encapsulate()?);
             Ok(())
-        })?);
-        rows.push(measure(&format!("{kem} decapsulate"), config, || {
+        }));
+        cases.push(Case::new(format!("{kem} decapsulate"), move || {
             black_box(secret.decapsulate(&ciphertext)?);
             Ok(())
-        })?);
+        }));
     }
 
     let handshakes = [
@@ -165,22 +197,20 @@ pub fn crypto(config: BenchConfig) -> Result<Vec<Measurement>, NodeError> {
         (KemAlgorithm::MlKem512, SigAlgorithm::MlDsa44),
     ];
     for (kem, sig) in handshakes {
-        rows.push(measure(
-            &format!("handshake X25519+{kem} (both sides)"),
-            config,
-            || {
+        cases.push(Case::new(
+            format!("handshake X25519+{kem} (both sides)"),
+            move || {
                 hybrid_handshake(kem)?;
                 Ok(())
             },
-        )?);
+        ));
         // What a data-plane session will cost: the exchange plus each side signing the
         // transcript with its identity and verifying the other's signature.
         let initiator_id = SigningKey::generate(sig)?;
         let responder_id = SigningKey::generate(sig)?;
-        rows.push(measure(
-            &format!("handshake X25519+{kem} + {sig} transcript signatures (both sides)"),
-            config,
-            || {
+        cases.push(Case::new(
+            format!("handshake X25519+{kem} + {sig} transcript signatures (both sides)"),
+            move || {
                 let transcript = hybrid_handshake(kem)?;
                 let domain = SignatureDomain::HandshakeTranscript;
                 let by_initiator = initiator_id.sign(domain, &transcript)?;
@@ -193,9 +223,11 @@ pub fn crypto(config: BenchConfig) -> Result<Vec<Measurement>, NodeError> {
                     .verify(domain, &transcript, &by_initiator)?;
                 Ok(())
             },
-        )?);
+        ));
     }
 
+    run_cases(&mut cases, config)?;
+    let mut rows: Vec<Measurement> = cases.into_iter().map(Case::summary).collect();
     let anchor = rows[0].median_us;
     for row in rows
         .iter_mut()
@@ -238,7 +270,7 @@ mod tests {
     #[test]
     fn produces_every_row_with_sane_numbers() {
         let rows = crypto(BenchConfig {
-            iterations: 3,
+            iterations: 13,
             warmup: 1,
         })
         .unwrap();
@@ -246,6 +278,7 @@ mod tests {
         assert_eq!(rows[0].ratio_to_anchor, Some(1.0));
         assert_eq!(rows.len(), 1 + 6 + 6 + 4);
         for row in &rows {
+            assert_eq!(row.iterations, 13, "exactly the requested count: {row:?}");
             assert!(
                 row.median_us > 0.0 && row.median_us <= row.p99_us,
                 "{row:?}"

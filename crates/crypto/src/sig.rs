@@ -102,6 +102,8 @@ pub enum SignatureDomain {
     HandshakeTranscript,
     /// Binding of a node's libp2p peer id to its ML-DSA identity.
     PeerIdBinding,
+    /// The throwaway probe [`SigningKey::check_pair`] signs; never leaves the process.
+    KeyPairProbe,
 }
 
 impl SignatureDomain {
@@ -112,6 +114,7 @@ impl SignatureDomain {
             Self::JoinToken => b"x0t/join-token/v1",
             Self::HandshakeTranscript => b"x0t/handshake-transcript/v1",
             Self::PeerIdBinding => b"x0t/peer-id-binding/v1",
+            Self::KeyPairProbe => b"x0t/key-pair-probe/v1",
         }
     }
 
@@ -122,6 +125,7 @@ impl SignatureDomain {
             Self::JoinToken => "join token",
             Self::HandshakeTranscript => "handshake transcript",
             Self::PeerIdBinding => "peer id binding",
+            Self::KeyPairProbe => "key pair probe",
         }
     }
 }
@@ -311,9 +315,9 @@ impl SigningKey {
     /// Used after loading a key from disk.
     pub fn check_pair(&self) -> Result<(), CryptoError> {
         const PROBE: &[u8] = b"x0t key pair consistency probe";
-        let signature = self.sign(SignatureDomain::PeerIdBinding, PROBE)?;
+        let signature = self.sign(SignatureDomain::KeyPairProbe, PROBE)?;
         self.public
-            .verify(SignatureDomain::PeerIdBinding, PROBE, &signature)
+            .verify(SignatureDomain::KeyPairProbe, PROBE, &signature)
     }
 
     pub(crate) fn secret_bytes(&self) -> &[u8] {
