@@ -6,7 +6,7 @@ use x0t_types::PqProfile;
 use zeroize::Zeroizing;
 
 use crate::CryptoError;
-use crate::sig::check_len;
+use crate::sig::{check_len, length_checked_bytes};
 
 /// Which ML-KEM parameter set a key or ciphertext belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -142,24 +142,7 @@ pub fn generate_kem_keypair(
 }
 
 impl KemPublicKey {
-    /// Wraps key bytes after checking their length for `algorithm`.
-    pub fn from_bytes(algorithm: KemAlgorithm, bytes: &[u8]) -> Result<Self, CryptoError> {
-        check_len("ML-KEM public key", algorithm.public_key_len(), bytes.len())?;
-        Ok(Self {
-            algorithm,
-            bytes: bytes.to_vec(),
-        })
-    }
-
-    /// The algorithm of this key.
-    pub fn algorithm(&self) -> KemAlgorithm {
-        self.algorithm
-    }
-
-    /// The raw key.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes
-    }
+    length_checked_bytes!(KemAlgorithm, "ML-KEM public key", public_key_len);
 
     /// Draws a fresh shared secret and the ciphertext that carries it to the key's owner.
     pub fn encapsulate(&self) -> Result<(KemCiphertext, KemSharedSecret), CryptoError> {
@@ -196,24 +179,7 @@ impl fmt::Debug for KemPublicKey {
 }
 
 impl KemCiphertext {
-    /// Wraps ciphertext bytes after checking their length for `algorithm`.
-    pub fn from_bytes(algorithm: KemAlgorithm, bytes: &[u8]) -> Result<Self, CryptoError> {
-        check_len("ML-KEM ciphertext", algorithm.ciphertext_len(), bytes.len())?;
-        Ok(Self {
-            algorithm,
-            bytes: bytes.to_vec(),
-        })
-    }
-
-    /// The algorithm of this ciphertext.
-    pub fn algorithm(&self) -> KemAlgorithm {
-        self.algorithm
-    }
-
-    /// The raw ciphertext.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes
-    }
+    length_checked_bytes!(KemAlgorithm, "ML-KEM ciphertext", ciphertext_len);
 }
 
 impl fmt::Debug for KemCiphertext {

@@ -138,24 +138,7 @@ pub struct VerifyingKey {
 }
 
 impl VerifyingKey {
-    /// Wraps public key bytes after checking their length for `algorithm`.
-    pub fn from_bytes(algorithm: SigAlgorithm, bytes: &[u8]) -> Result<Self, CryptoError> {
-        check_len("ML-DSA public key", algorithm.public_key_len(), bytes.len())?;
-        Ok(Self {
-            algorithm,
-            bytes: bytes.to_vec(),
-        })
-    }
-
-    /// The algorithm of this key.
-    pub fn algorithm(&self) -> SigAlgorithm {
-        self.algorithm
-    }
-
-    /// The raw public key.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes
-    }
+    length_checked_bytes!(SigAlgorithm, "ML-DSA public key", public_key_len);
 
     /// The node id this key stands for: blake3 of the public key bytes.
     pub fn node_id(&self) -> NodeId {
@@ -205,24 +188,7 @@ pub struct Signature {
 }
 
 impl Signature {
-    /// Wraps signature bytes after checking their length for `algorithm`.
-    pub fn from_bytes(algorithm: SigAlgorithm, bytes: &[u8]) -> Result<Self, CryptoError> {
-        check_len("ML-DSA signature", algorithm.signature_len(), bytes.len())?;
-        Ok(Self {
-            algorithm,
-            bytes: bytes.to_vec(),
-        })
-    }
-
-    /// The algorithm that made it.
-    pub fn algorithm(&self) -> SigAlgorithm {
-        self.algorithm
-    }
-
-    /// The raw signature.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes
-    }
+    length_checked_bytes!(SigAlgorithm, "ML-DSA signature", signature_len);
 }
 
 impl fmt::Debug for Signature {
@@ -330,6 +296,32 @@ impl fmt::Debug for SigningKey {
         write!(f, "SigningKey({:?}, secret: <redacted>)", self.public)
     }
 }
+
+/// Generates `from_bytes` (length-checked for the algorithm), `algorithm` and `as_bytes` for a
+/// `{ algorithm, bytes: Vec<u8> }` struct: the four public byte-carrying types share them.
+macro_rules! length_checked_bytes {
+    ($algorithm:ty, $what:literal, $len:ident) => {
+        /// Wraps raw bytes after checking their length for `algorithm`.
+        pub fn from_bytes(algorithm: $algorithm, bytes: &[u8]) -> Result<Self, CryptoError> {
+            $crate::sig::check_len($what, algorithm.$len(), bytes.len())?;
+            Ok(Self {
+                algorithm,
+                bytes: bytes.to_vec(),
+            })
+        }
+
+        /// The algorithm these bytes belong to.
+        pub fn algorithm(&self) -> $algorithm {
+            self.algorithm
+        }
+
+        /// The raw bytes.
+        pub fn as_bytes(&self) -> &[u8] {
+            &self.bytes
+        }
+    };
+}
+pub(crate) use length_checked_bytes;
 
 pub(crate) fn check_len(
     what: &'static str,
