@@ -5,11 +5,13 @@
 //! a [`NodeId`] is computed by `x0t-crypto` and only carried here.
 
 pub mod base32;
+pub mod command;
 mod device;
 mod error;
 mod ids;
 mod time;
 
+pub use command::{AnchorRecord, Command, MeshSettings, Proposal};
 pub use device::{DeviceClass, PqProfile};
 pub use error::TypesError;
 pub use ids::{MeshId, NodeId, Tag};

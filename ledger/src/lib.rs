@@ -1,0 +1,459 @@
+//! The replicated domain state machine of x0t.
+//!
+//! [`Ledger::apply`] takes a [`Command`] and the [`ApplyMeta`] the log gives it (index and the
+//! leader's timestamp) and either changes the state and returns an [`Outcome`], or changes
+//! nothing and returns a [`Reject`].
+//!
+//! **Architecture Invariant:** this crate does no I/O, never reads a clock, draws no
+//! randomness and does not know about Raft or sled. The same commands with the same metadata
+//! give the same state on every replica. Persistence happens in `x0t-consensus`, which asks the
+//! ledger which records a batch changed ([`Ledger::take_changes`]) and writes exactly those.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use x0t_types::command::MAX_DESCRIPTION_LEN;
+use x0t_types::{AnchorRecord, Command, MeshId, MeshSettings, Timestamp};
+
+/// Where a command sits in the log, and when the leader proposed it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ApplyMeta {
+    /// Log index of the entry carrying the command.
+    pub index: u64,
+    /// The leader's timestamp from the proposal.
+    pub timestamp: Timestamp,
+}
+
+/// A mesh: a tenant's network.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mesh {
+    /// Its name.
+    pub id: MeshId,
+    /// Its current settings.
+    pub settings: MeshSettings,
+    /// Starts at 1 and goes up by one on every settings change (compare-and-set token).
+    pub version: u64,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When its settings last changed.
+    pub updated_at: Timestamp,
+    /// Log index of its last change.
+    pub updated_index: u64,
+}
+
+/// What a successful command did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// A mesh was created at version 1.
+    MeshCreated {
+        /// The new mesh.
+        mesh: Mesh,
+    },
+    /// A mesh's settings were replaced.
+    MeshUpdated {
+        /// The mesh after the change.
+        mesh: Mesh,
+    },
+    /// An anchor was recorded (or its record replaced).
+    AnchorAdded {
+        /// Its Raft id.
+        raft_id: u64,
+    },
+    /// An anchor was forgotten.
+    AnchorRemoved {
+        /// Its Raft id.
+        raft_id: u64,
+    },
+}
+
+/// Why a command was refused. A refused command changes nothing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum Reject {
+    /// The mesh already exists.
+    #[error("mesh {mesh} already exists")]
+    MeshExists {
+        /// Its name.
+        mesh: MeshId,
+    },
+    /// No mesh by that name.
+    #[error("no mesh named {mesh}")]
+    NoSuchMesh {
+        /// The name asked for.
+        mesh: MeshId,
+    },
+    /// Compare-and-set failed: the mesh moved on since the client read it.
+    #[error("mesh {mesh} is at version {actual}, not {expected}")]
+    VersionMismatch {
+        /// The mesh.
+        mesh: MeshId,
+        /// The version the client expected.
+        expected: u64,
+        /// The version it is at.
+        actual: u64,
+    },
+    /// No anchor with that Raft id.
+    #[error("no anchor with raft id {raft_id}")]
+    NoSuchAnchor {
+        /// The id asked for.
+        raft_id: u64,
+    },
+    /// The command is malformed.
+    #[error("invalid command: {0}")]
+    Invalid(String),
+}
+
+/// Identifies one persisted record of the ledger.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum RecordKey {
+    /// A mesh, by name.
+    Mesh(MeshId),
+    /// An anchor, by Raft id.
+    Anchor(u64),
+}
+
+/// One persisted record: the unit the storage layer writes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Record {
+    /// A mesh.
+    Mesh(Mesh),
+    /// An anchor.
+    Anchor(AnchorRecord),
+}
+
+impl Record {
+    /// The key this record is stored under.
+    pub fn key(&self) -> RecordKey {
+        match self {
+            Self::Mesh(mesh) => RecordKey::Mesh(mesh.id.clone()),
+            Self::Anchor(anchor) => RecordKey::Anchor(anchor.raft_id),
+        }
+    }
+}
+
+/// The whole replicated state.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Ledger {
+    meshes: BTreeMap<MeshId, Mesh>,
+    anchors: BTreeMap<u64, AnchorRecord>,
+    /// Keys changed since the last [`Ledger::take_changes`]; bookkeeping, not state.
+    changed: BTreeSet<RecordKey>,
+}
+
+impl Ledger {
+    /// An empty ledger.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Rebuilds a ledger from its records (from storage or a snapshot).
+    pub fn from_records(records: impl IntoIterator<Item = Record>) -> Self {
+        let mut ledger = Self::new();
+        for record in records {
+            match record {
+                Record::Mesh(mesh) => {
+                    ledger.meshes.insert(mesh.id.clone(), mesh);
+                }
+                Record::Anchor(anchor) => {
+                    ledger.anchors.insert(anchor.raft_id, anchor);
+                }
+            }
+        }
+        ledger
+    }
+
+    /// Every record, in key order (for snapshots).
+    pub fn records(&self) -> impl Iterator<Item = Record> + '_ {
+        self.meshes
+            .values()
+            .cloned()
+            .map(Record::Mesh)
+            .chain(self.anchors.values().cloned().map(Record::Anchor))
+    }
+
+    /// The current record under `key`, if any.
+    pub fn record(&self, key: &RecordKey) -> Option<Record> {
+        match key {
+            RecordKey::Mesh(id) => self.meshes.get(id).cloned().map(Record::Mesh),
+            RecordKey::Anchor(id) => self.anchors.get(id).cloned().map(Record::Anchor),
+        }
+    }
+
+    /// The records changed since the last call, each with its new value (`None`: deleted).
+    pub fn take_changes(&mut self) -> Vec<(RecordKey, Option<Record>)> {
+        std::mem::take(&mut self.changed)
+            .into_iter()
+            .map(|key| {
+                let record = self.record(&key);
+                (key, record)
+            })
+            .collect()
+    }
+
+    /// A mesh by name.
+    pub fn mesh(&self, id: &MeshId) -> Option<&Mesh> {
+        self.meshes.get(id)
+    }
+
+    /// All meshes, by name.
+    pub fn meshes(&self) -> impl Iterator<Item = &Mesh> {
+        self.meshes.values()
+    }
+
+    /// All recorded anchors, by Raft id.
+    pub fn anchors(&self) -> impl Iterator<Item = &AnchorRecord> {
+        self.anchors.values()
+    }
+
+    /// Applies one command. On `Err`, the state is exactly as before.
+    pub fn apply(&mut self, command: &Command, meta: ApplyMeta) -> Result<Outcome, Reject> {
+        match command {
+            Command::CreateMesh { mesh, settings } => {
+                validate_settings(settings)?;
+                if self.meshes.contains_key(mesh) {
+                    return Err(Reject::MeshExists { mesh: mesh.clone() });
+                }
+                let record = Mesh {
+                    id: mesh.clone(),
+                    settings: settings.clone(),
+                    version: 1,
+                    created_at: meta.timestamp,
+                    updated_at: meta.timestamp,
+                    updated_index: meta.index,
+                };
+                self.meshes.insert(mesh.clone(), record.clone());
+                self.changed.insert(RecordKey::Mesh(mesh.clone()));
+                Ok(Outcome::MeshCreated { mesh: record })
+            }
+            Command::UpdateMeshSettings {
+                mesh,
+                expected_version,
+                settings,
+            } => {
+                validate_settings(settings)?;
+                let record = self
+                    .meshes
+                    .get_mut(mesh)
+                    .ok_or_else(|| Reject::NoSuchMesh { mesh: mesh.clone() })?;
+                if let Some(expected) = *expected_version {
+                    if expected != record.version {
+                        return Err(Reject::VersionMismatch {
+                            mesh: mesh.clone(),
+                            expected,
+                            actual: record.version,
+                        });
+                    }
+                }
+                record.settings = settings.clone();
+                record.version += 1;
+                record.updated_at = meta.timestamp;
+                record.updated_index = meta.index;
+                let updated = record.clone();
+                self.changed.insert(RecordKey::Mesh(mesh.clone()));
+                Ok(Outcome::MeshUpdated { mesh: updated })
+            }
+            Command::AddAnchor { anchor } => {
+                if anchor.peer_id.is_empty() || anchor.peer_id.len() > 128 {
+                    return Err(Reject::Invalid(
+                        "anchor peer id must be 1 to 128 bytes".into(),
+                    ));
+                }
+                if anchor.addrs.len() > 16 || anchor.addrs.iter().any(|a| a.len() > 256) {
+                    return Err(Reject::Invalid(
+                        "at most 16 anchor addresses of 256 bytes".into(),
+                    ));
+                }
+                self.anchors.insert(anchor.raft_id, anchor.clone());
+                self.changed.insert(RecordKey::Anchor(anchor.raft_id));
+                Ok(Outcome::AnchorAdded {
+                    raft_id: anchor.raft_id,
+                })
+            }
+            Command::RemoveAnchor { raft_id } => {
+                if self.anchors.remove(raft_id).is_none() {
+                    return Err(Reject::NoSuchAnchor { raft_id: *raft_id });
+                }
+                self.changed.insert(RecordKey::Anchor(*raft_id));
+                Ok(Outcome::AnchorRemoved { raft_id: *raft_id })
+            }
+        }
+    }
+}
+
+fn validate_settings(settings: &MeshSettings) -> Result<(), Reject> {
+    if settings.description.len() > MAX_DESCRIPTION_LEN {
+        return Err(Reject::Invalid(format!(
+            "description of {} bytes exceeds {MAX_DESCRIPTION_LEN}",
+            settings.description.len()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use x0t_types::NodeId;
+
+    fn meta(index: u64) -> ApplyMeta {
+        ApplyMeta {
+            index,
+            timestamp: Timestamp(1_000 * index),
+        }
+    }
+
+    fn mesh(name: &str) -> MeshId {
+        MeshId::new(name).unwrap()
+    }
+
+    fn settings(text: &str) -> MeshSettings {
+        MeshSettings {
+            description: text.to_owned(),
+        }
+    }
+
+    #[test]
+    fn create_then_compare_and_set() {
+        let mut ledger = Ledger::new();
+        let create = Command::CreateMesh {
+            mesh: mesh("m"),
+            settings: settings("a"),
+        };
+        assert!(matches!(
+            ledger.apply(&create, meta(1)),
+            Ok(Outcome::MeshCreated { .. })
+        ));
+        assert_eq!(
+            ledger.apply(&create, meta(2)),
+            Err(Reject::MeshExists { mesh: mesh("m") })
+        );
+        let update = |expected, text: &str| Command::UpdateMeshSettings {
+            mesh: mesh("m"),
+            expected_version: expected,
+            settings: settings(text),
+        };
+        let Ok(Outcome::MeshUpdated { mesh: updated }) =
+            ledger.apply(&update(Some(1), "b"), meta(3))
+        else {
+            panic!("update failed")
+        };
+        assert_eq!((updated.version, updated.updated_at), (2, Timestamp(3_000)));
+        assert_eq!(
+            ledger.apply(&update(Some(1), "c"), meta(4)),
+            Err(Reject::VersionMismatch {
+                mesh: mesh("m"),
+                expected: 1,
+                actual: 2
+            })
+        );
+        assert_eq!(ledger.mesh(&mesh("m")).unwrap().settings, settings("b"));
+        assert!(ledger.apply(&update(None, "d"), meta(5)).is_ok());
+        assert_eq!(ledger.mesh(&mesh("m")).unwrap().version, 3);
+        let missing = Command::UpdateMeshSettings {
+            mesh: mesh("nope"),
+            expected_version: None,
+            settings: settings(""),
+        };
+        assert!(matches!(
+            ledger.apply(&missing, meta(6)),
+            Err(Reject::NoSuchMesh { .. })
+        ));
+        let huge = update(None, &"x".repeat(MAX_DESCRIPTION_LEN + 1));
+        assert!(matches!(
+            ledger.apply(&huge, meta(7)),
+            Err(Reject::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn anchors_and_changes() {
+        let mut ledger = Ledger::new();
+        let anchor = AnchorRecord {
+            raft_id: 7,
+            node_id: NodeId::from_bytes([7; 32]),
+            peer_id: "12D3KooW".into(),
+            addrs: vec!["/ip4/127.0.0.1/tcp/1".into()],
+            api_url: "http://127.0.0.1:2".into(),
+        };
+        ledger
+            .apply(
+                &Command::AddAnchor {
+                    anchor: anchor.clone(),
+                },
+                meta(1),
+            )
+            .unwrap();
+        let changes = ledger.take_changes();
+        assert_eq!(
+            changes,
+            vec![(RecordKey::Anchor(7), Some(Record::Anchor(anchor)))]
+        );
+        assert!(ledger.take_changes().is_empty());
+        ledger
+            .apply(&Command::RemoveAnchor { raft_id: 7 }, meta(2))
+            .unwrap();
+        assert_eq!(ledger.take_changes(), vec![(RecordKey::Anchor(7), None)]);
+        assert!(
+            ledger
+                .apply(&Command::RemoveAnchor { raft_id: 7 }, meta(3))
+                .is_err()
+        );
+        assert!(ledger.take_changes().is_empty(), "a reject changes nothing");
+    }
+
+    fn command() -> impl Strategy<Value = Command> {
+        let name = prop_oneof![Just("a"), Just("b"), Just("c")].prop_map(mesh);
+        prop_oneof![
+            (name.clone(), "[a-z]{0,8}").prop_map(|(mesh, text)| Command::CreateMesh {
+                mesh,
+                settings: settings(&text)
+            }),
+            (name, proptest::option::of(0u64..5), "[a-z]{0,8}").prop_map(
+                |(mesh, expected_version, text)| Command::UpdateMeshSettings {
+                    mesh,
+                    expected_version,
+                    settings: settings(&text)
+                }
+            ),
+            (0u64..3).prop_map(|raft_id| Command::RemoveAnchor { raft_id }),
+            (0u64..3).prop_map(|raft_id| Command::AddAnchor {
+                anchor: AnchorRecord {
+                    raft_id,
+                    node_id: NodeId::from_bytes([raft_id as u8; 32]),
+                    peer_id: "p".into(),
+                    addrs: vec![],
+                    api_url: String::new(),
+                }
+            }),
+        ]
+    }
+
+    proptest! {
+        /// Same log, same state; persisting only the changed records and reloading gives the
+        /// same state as the live ledger; a rejected command changes nothing.
+        #[test]
+        fn deterministic_and_persistable(commands in proptest::collection::vec(command(), 0..40)) {
+            let mut a = Ledger::new();
+            let mut b = Ledger::new();
+            let mut persisted: BTreeMap<RecordKey, Record> = BTreeMap::new();
+            for (i, command) in commands.iter().enumerate() {
+                let before = a.clone();
+                let result = a.apply(command, meta(i as u64 + 1));
+                prop_assert_eq!(&result, &b.apply(command, meta(i as u64 + 1)));
+                if result.is_err() {
+                    prop_assert_eq!(&a, &before);
+                }
+                for (key, record) in a.take_changes() {
+                    match record {
+                        Some(record) => { persisted.insert(key, record); }
+                        None => { persisted.remove(&key); }
+                    }
+                }
+                b.take_changes();
+            }
+            prop_assert_eq!(&a, &b);
+            prop_assert_eq!(&Ledger::from_records(persisted.into_values()), &a);
+            prop_assert_eq!(&Ledger::from_records(a.records()), &a);
+        }
+    }
+}
