@@ -234,14 +234,14 @@ impl Ledger {
                     .meshes
                     .get_mut(mesh)
                     .ok_or_else(|| Reject::NoSuchMesh { mesh: mesh.clone() })?;
-                if let Some(expected) = *expected_version {
-                    if expected != record.version {
-                        return Err(Reject::VersionMismatch {
-                            mesh: mesh.clone(),
-                            expected,
-                            actual: record.version,
-                        });
-                    }
+                if let Some(expected) = *expected_version
+                    && expected != record.version
+                {
+                    return Err(Reject::VersionMismatch {
+                        mesh: mesh.clone(),
+                        expected,
+                        actual: record.version,
+                    });
                 }
                 record.settings = settings.clone();
                 record.version += 1;

@@ -1,0 +1,147 @@
+//! The storage seam: a tree of sorted byte keys with atomic batches and a durable flush.
+
+use std::path::Path;
+use std::sync::Arc;
+
+/// Errors from the storage layer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The engine failed (I/O, corruption detected by sled itself).
+    #[error("storage engine: {0}")]
+    Engine(String),
+    /// Stored bytes do not decode.
+    #[error("corrupt {what} in storage: {detail}")]
+    Corrupt {
+        /// What was being read.
+        what: &'static str,
+        /// Why it failed.
+        detail: String,
+    },
+    /// A value could not be encoded.
+    #[error("cannot encode: {0}")]
+    Encode(String),
+}
+
+/// Writes applied atomically by [`KeyValueTree::apply`]: all or none after a crash.
+#[derive(Debug, Default)]
+pub struct Batch {
+    ops: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+}
+
+impl Batch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets `key` to `value`.
+    pub fn insert(&mut self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
+        self.ops.push((key.into(), Some(value.into())));
+    }
+
+    /// Removes `key`.
+    pub fn remove(&mut self, key: impl Into<Vec<u8>>) {
+        self.ops.push((key.into(), None));
+    }
+
+    /// Whether the batch does nothing.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+}
+
+/// A key and its value.
+pub type KeyValue = (Vec<u8>, Vec<u8>);
+
+/// One ordered key space. Implementations must make `apply` atomic and `flush` durable.
+pub trait KeyValueTree: Send + Sync + 'static {
+    /// The value under `key`.
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Every pair with `start <= key < end`, in key order.
+    fn range(&self, start: &[u8], end: &[u8]) -> Result<Vec<KeyValue>, StoreError>;
+    /// Every key with `start <= key < end`, in key order.
+    fn keys(&self, start: &[u8], end: &[u8]) -> Result<Vec<Vec<u8>>, StoreError>;
+    /// The greatest pair with `start <= key < end`.
+    fn last(&self, start: &[u8], end: &[u8]) -> Result<Option<KeyValue>, StoreError>;
+    /// Applies every write of `batch`, atomically.
+    fn apply(&self, batch: Batch) -> Result<(), StoreError>;
+    /// Blocks until everything applied so far is on stable storage (fsync).
+    fn flush(&self) -> Result<(), StoreError>;
+}
+
+fn engine(error: sled::Error) -> StoreError {
+    StoreError::Engine(error.to_string())
+}
+
+/// A sled database holding the trees of one node.
+#[derive(Clone)]
+pub struct SledStorage {
+    db: sled::Db,
+}
+
+impl SledStorage {
+    /// Opens (or creates) the database in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            // We flush explicitly where durability matters; the background flush only bounds
+            // how much unflushed state-machine work a crash can lose (it is replayed from the log).
+            .flush_every_ms(Some(1_000))
+            .open()
+            .map_err(engine)?;
+        Ok(Self { db })
+    }
+
+    /// A named tree of this database.
+    pub fn tree(&self, name: &str) -> Result<Arc<dyn KeyValueTree>, StoreError> {
+        Ok(Arc::new(SledTree(self.db.open_tree(name).map_err(engine)?)))
+    }
+}
+
+struct SledTree(sled::Tree);
+
+impl KeyValueTree for SledTree {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.0.get(key).map_err(engine)?.map(|v| v.to_vec()))
+    }
+
+    fn range(&self, start: &[u8], end: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
+        self.0
+            .range(start..end)
+            .map(|item| item.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(engine))
+            .collect()
+    }
+
+    fn keys(&self, start: &[u8], end: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.0
+            .range(start..end)
+            .keys()
+            .map(|item| item.map(|k| k.to_vec()).map_err(engine))
+            .collect()
+    }
+
+    fn last(&self, start: &[u8], end: &[u8]) -> Result<Option<KeyValue>, StoreError> {
+        self.0
+            .range(start..end)
+            .next_back()
+            .transpose()
+            .map(|pair| pair.map(|(k, v)| (k.to_vec(), v.to_vec())))
+            .map_err(engine)
+    }
+
+    fn apply(&self, batch: Batch) -> Result<(), StoreError> {
+        let mut sled_batch = sled::Batch::default();
+        for (key, value) in batch.ops {
+            match value {
+                Some(value) => sled_batch.insert(key, value),
+                None => sled_batch.remove(key),
+            }
+        }
+        self.0.apply_batch(sled_batch).map_err(engine)
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.0.flush().map(|_| ()).map_err(engine)
+    }
+}

@@ -1,0 +1,66 @@
+//! x0t's control plane storage: the openraft type configuration, a sled-backed Raft log (with
+//! the vote) and a sled-backed state machine wrapping [`x0t_ledger::Ledger`], with versioned,
+//! checksummed snapshots.
+//!
+//! Storage is reached only through [`KeyValueTree`], a small trait of atomic single-tree
+//! batches and an explicit durable flush; [`SledStorage`] is today's implementation.
+//!
+//! **Architecture Invariant:** openraft is told an appended entry is durable only after the
+//! tree holding it has been flushed (fsync) — sled's background flush is not relied upon.
+//! **Architecture Invariant:** the state machine writes the records a batch of entries changed
+//! and its `last_applied` in one atomic batch, so a crash never leaves state and `last_applied`
+//! disagreeing.
+
+mod codec;
+mod kv;
+mod log_store;
+mod state_machine;
+
+use std::io::Cursor;
+
+use serde::{Deserialize, Serialize};
+use x0t_ledger::{Outcome, Reject};
+use x0t_types::Proposal;
+
+pub use kv::{Batch, KeyValue, KeyValueTree, SledStorage, StoreError};
+pub use log_store::LogStore;
+pub use state_machine::{SNAPSHOT_FORMAT_VERSION, StateMachineStore};
+
+/// Where a Raft member can be reached; stored in openraft's membership config.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnchorNode {
+    /// Its libp2p peer id, as text.
+    pub peer_id: String,
+    /// Multiaddrs it listens on.
+    pub addrs: Vec<String>,
+    /// Base URL of its HTTP API.
+    pub api_url: String,
+}
+
+/// What applying one log entry produced.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    /// A client command succeeded.
+    Applied(Outcome),
+    /// A client command was refused by the ledger; nothing changed.
+    Rejected(Reject),
+    /// A blank or membership entry: no client command.
+    Internal,
+}
+
+openraft::declare_raft_types!(
+    /// The openraft type configuration of the x0t control plane.
+    pub TypeConfig:
+        D = Proposal,
+        R = Response,
+        NodeId = u64,
+        Node = AnchorNode,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = Cursor<Vec<u8>>,
+        AsyncRuntime = openraft::TokioRuntime,
+);
+
+/// The Raft handle of this configuration.
+pub type Raft = openraft::Raft<TypeConfig>;
+/// A log id of this configuration.
+pub type LogId = openraft::LogId<u64>;

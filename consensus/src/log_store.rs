@@ -1,0 +1,212 @@
+//! The Raft log and vote, in one tree.
+//!
+//! Keys: `e` + index (u64 big-endian) → bincode entry; `m/vote`, `m/committed`, `m/purged`.
+//! Big-endian indices keep the entries in log order, so the last entry is one range lookup.
+
+use std::fmt::Debug;
+use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
+
+use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
+use openraft::{
+    AnyError, Entry, ErrorSubject, ErrorVerb, OptionalSend, RaftLogReader, StorageError,
+    StorageIOError, Vote,
+};
+
+use crate::codec::{decode, encode};
+use crate::kv::{Batch, KeyValueTree, StoreError};
+use crate::{LogId, TypeConfig};
+
+const ENTRY_PREFIX: u8 = b'e';
+const VOTE_KEY: &[u8] = b"m/vote";
+const COMMITTED_KEY: &[u8] = b"m/committed";
+const PURGED_KEY: &[u8] = b"m/purged";
+
+fn entry_key(index: u64) -> [u8; 9] {
+    let mut key = [ENTRY_PREFIX; 9];
+    key[1..].copy_from_slice(&index.to_be_bytes());
+    key
+}
+
+/// One past the greatest entry key.
+const ENTRIES_END: [u8; 1] = [ENTRY_PREFIX + 1];
+
+fn io_error(subject: ErrorSubject<u64>, verb: ErrorVerb, error: StoreError) -> StorageError<u64> {
+    StorageIOError::new(subject, verb, AnyError::new(&error)).into()
+}
+
+fn read_logs(error: StoreError) -> StorageError<u64> {
+    io_error(ErrorSubject::Logs, ErrorVerb::Read, error)
+}
+
+fn write_logs(error: StoreError) -> StorageError<u64> {
+    io_error(ErrorSubject::Logs, ErrorVerb::Write, error)
+}
+
+/// Runs a blocking flush off the async runtime's worker threads.
+async fn flush(tree: &Arc<dyn KeyValueTree>) -> Result<(), StoreError> {
+    let tree = tree.clone();
+    tokio::task::spawn_blocking(move || tree.flush())
+        .await
+        .map_err(|e| StoreError::Engine(format!("flush task failed: {e}")))?
+}
+
+/// The Raft log store. Cheap to clone: clones share the tree.
+#[derive(Clone)]
+pub struct LogStore {
+    tree: Arc<dyn KeyValueTree>,
+}
+
+impl LogStore {
+    /// Wraps a tree (see [`crate::SledStorage::tree`]).
+    pub fn new(tree: Arc<dyn KeyValueTree>) -> Self {
+        Self { tree }
+    }
+
+    fn get_meta<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &[u8],
+        what: &'static str,
+    ) -> Result<Option<T>, StoreError> {
+        self.tree
+            .get(key)?
+            .map(|bytes| decode(what, &bytes))
+            .transpose()
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry<TypeConfig>>, StorageError<u64>> {
+        let start = match range.start_bound() {
+            Bound::Included(i) => *i,
+            Bound::Excluded(i) => i.saturating_add(1),
+            Bound::Unbounded => 0,
+        };
+        let end = match range.end_bound() {
+            Bound::Included(i) => i.checked_add(1).map(entry_key).map(|k| k.to_vec()),
+            Bound::Excluded(i) => Some(entry_key(*i).to_vec()),
+            Bound::Unbounded => None,
+        }
+        .unwrap_or_else(|| ENTRIES_END.to_vec());
+        self.tree
+            .range(&entry_key(start), &end)
+            .map_err(read_logs)?
+            .into_iter()
+            .map(|(_, bytes)| decode("log entry", &bytes))
+            .collect::<Result<_, _>>()
+            .map_err(read_logs)
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = Self;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError<u64>> {
+        let last_purged_log_id: Option<LogId> = self
+            .get_meta(PURGED_KEY, "purged log id")
+            .map_err(read_logs)?;
+        let last = self
+            .tree
+            .last(&entry_key(0), &ENTRIES_END)
+            .map_err(read_logs)?
+            .map(|(_, bytes)| decode::<Entry<TypeConfig>>("log entry", &bytes))
+            .transpose()
+            .map_err(read_logs)?;
+        Ok(LogState {
+            last_purged_log_id,
+            last_log_id: last.map(|e| e.log_id).or(last_purged_log_id),
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<u64>) -> Result<(), StorageError<u64>> {
+        let write_vote = |e| io_error(ErrorSubject::Vote, ErrorVerb::Write, e);
+        let mut batch = Batch::new();
+        batch.insert(VOTE_KEY, encode(vote).map_err(write_vote)?);
+        self.tree.apply(batch).map_err(write_vote)?;
+        // A vote must survive a crash before we answer the candidate.
+        flush(&self.tree).await.map_err(write_vote)
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote<u64>>, StorageError<u64>> {
+        self.get_meta(VOTE_KEY, "vote")
+            .map_err(|e| io_error(ErrorSubject::Vote, ErrorVerb::Read, e))
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError<u64>> {
+        let mut batch = Batch::new();
+        match committed {
+            Some(log_id) => batch.insert(COMMITTED_KEY, encode(&log_id).map_err(write_logs)?),
+            None => batch.remove(COMMITTED_KEY),
+        }
+        self.tree.apply(batch).map_err(write_logs)
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError<u64>> {
+        self.get_meta(COMMITTED_KEY, "committed log id")
+            .map_err(read_logs)
+    }
+
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError<u64>>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut batch = Batch::new();
+        for entry in entries {
+            batch.insert(
+                entry_key(entry.log_id.index).to_vec(),
+                encode(&entry).map_err(write_logs)?,
+            );
+        }
+        self.tree.apply(batch).map_err(write_logs)?;
+        // openraft learns the entries are durable only once the fsync is done; the flush runs
+        // on a blocking thread so the Raft core keeps going meanwhile.
+        let tree = self.tree.clone();
+        tokio::task::spawn_blocking(move || {
+            let result = tree.flush().map_err(std::io::Error::other);
+            callback.log_io_completed(result);
+        });
+        Ok(())
+    }
+
+    async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError<u64>> {
+        let keys = self
+            .tree
+            .keys(&entry_key(log_id.index), &ENTRIES_END)
+            .map_err(write_logs)?;
+        let mut batch = Batch::new();
+        for key in keys {
+            batch.remove(key);
+        }
+        self.tree.apply(batch).map_err(write_logs)?;
+        // Conflicting entries must not come back after a crash.
+        flush(&self.tree).await.map_err(write_logs)
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError<u64>> {
+        let end = log_id
+            .index
+            .checked_add(1)
+            .map(|i| entry_key(i).to_vec())
+            .unwrap_or_else(|| ENTRIES_END.to_vec());
+        let keys = self.tree.keys(&entry_key(0), &end).map_err(write_logs)?;
+        // The purge marker and the removal go in one atomic batch.
+        let mut batch = Batch::new();
+        batch.insert(PURGED_KEY, encode(&log_id).map_err(write_logs)?);
+        for key in keys {
+            batch.remove(key);
+        }
+        self.tree.apply(batch).map_err(write_logs)
+    }
+}
