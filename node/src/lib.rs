@@ -6,6 +6,8 @@
 
 pub mod bench;
 pub mod identity;
+pub mod p2p;
+mod raft_network;
 
 /// Everything that can go wrong in `x0t-node`'s library code. HTTP/gRPC status mapping will
 /// live next to the API, in this crate, and nowhere else.

@@ -135,6 +135,13 @@ pub fn write_signing_key(
     key: &SigningKey,
     overwrite: bool,
 ) -> Result<(), CryptoError> {
+    write_secret_file(path, &encode(key), overwrite)
+}
+
+/// Writes any secret (a key in another format, an API token) the way key files are written:
+/// 0600 in a 0700 directory, atomically, durably; refuses to replace an existing file unless
+/// `overwrite`.
+pub fn write_secret_file(path: &Path, bytes: &[u8], overwrite: bool) -> Result<(), CryptoError> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
         _ => PathBuf::from("."),
@@ -154,7 +161,7 @@ pub fn write_signing_key(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "key".to_owned());
     let temp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
-    let result = write_temp_then_place(&temp, path, &encode(key), overwrite);
+    let result = write_temp_then_place(&temp, path, bytes, overwrite);
     // The temporary name is gone after a rename; after a link (or a failure) remove it.
     let _ = fs::remove_file(&temp);
     result?;
@@ -197,6 +204,13 @@ fn write_temp_then_place(
 
 /// Reads a key written by [`write_signing_key`], refusing files other users can read.
 pub fn read_signing_key(path: &Path) -> Result<SigningKey, CryptoError> {
+    let bytes = read_secret_file(path, MAX_KEY_FILE_LEN)?;
+    decode(path, &bytes)
+}
+
+/// Reads a secret file written by [`write_secret_file`]: refuses a missing file, one that is
+/// not a regular file, one group or others can access, or one larger than `max_len`.
+pub fn read_secret_file(path: &Path, max_len: u64) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
     let file = File::open(path).map_err(|source| match source.kind() {
         io::ErrorKind::NotFound => CryptoError::KeyFileMissing {
             path: path.to_path_buf(),
@@ -217,17 +231,20 @@ pub fn read_signing_key(path: &Path) -> Result<SigningKey, CryptoError> {
             mode,
         });
     }
-    if metadata.size() > MAX_KEY_FILE_LEN {
+    if metadata.size() > max_len {
         return Err(CryptoError::KeyFileCorrupt {
             path: path.to_path_buf(),
-            detail: format!("{} bytes is larger than any key file", metadata.size()),
+            detail: format!(
+                "{} bytes is larger than any such file ({max_len})",
+                metadata.size()
+            ),
         });
     }
     let mut bytes = Zeroizing::new(Vec::with_capacity(metadata.size() as usize));
-    file.take(MAX_KEY_FILE_LEN)
+    file.take(max_len)
         .read_to_end(&mut bytes)
         .map_err(io_error("reading", path))?;
-    decode(path, &bytes)
+    Ok(bytes)
 }
 
 #[cfg(test)]

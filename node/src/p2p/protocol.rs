@@ -1,0 +1,46 @@
+//! The x0t control protocol (`/x0t/control/1`): Raft RPCs between anchors, writes and read
+//! barriers forwarded from followers to the leader.
+
+use openraft::error::{CheckIsLeaderError, ClientWriteError, InstallSnapshotError, RaftError};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use serde::{Deserialize, Serialize};
+use x0t_consensus::{AnchorNode, LogId, Response, TypeConfig};
+use x0t_types::Command;
+
+/// The protocol name on the wire.
+pub const CONTROL_PROTOCOL: &str = "/x0t/control/1";
+
+/// A request on the control protocol.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum ControlRequest {
+    /// Raft AppendEntries (also heartbeats).
+    AppendEntries(AppendEntriesRequest<TypeConfig>),
+    /// Raft RequestVote.
+    Vote(VoteRequest<u64>),
+    /// One chunk of a Raft snapshot.
+    InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
+    /// A client write a follower forwards to the leader; the leader stamps the time.
+    ClientWrite(Command),
+    /// A follower asks the leader for a linearizable read index.
+    ReadIndex,
+}
+
+/// The answer to a [`ControlRequest`].
+#[derive(Debug, Serialize, Deserialize)]
+pub enum ControlResponse {
+    /// Answer to AppendEntries.
+    AppendEntries(Result<AppendEntriesResponse<u64>, RaftError<u64>>),
+    /// Answer to Vote.
+    Vote(Result<VoteResponse<u64>, RaftError<u64>>),
+    /// Answer to InstallSnapshot.
+    InstallSnapshot(Result<InstallSnapshotResponse<u64>, RaftError<u64, InstallSnapshotError>>),
+    /// Answer to a forwarded write: the log id it was committed at and what applying it did.
+    ClientWrite(Result<(LogId, Response), RaftError<u64, ClientWriteError<u64, AnchorNode>>>),
+    /// Answer to ReadIndex: the log index a follower must have applied to read linearizably.
+    ReadIndex(Result<Option<LogId>, RaftError<u64, CheckIsLeaderError<u64, AnchorNode>>>),
+    /// The request was refused before reaching Raft (unauthorized peer, overload).
+    Refused(String),
+}
