@@ -41,6 +41,19 @@ pub struct Mesh {
     pub updated_index: u64,
 }
 
+/// An admin API key: only the hash of its secret is kept.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminKey {
+    /// Public identifier.
+    pub key_id: String,
+    /// blake3-derived hash of the secret.
+    pub secret_hash: [u8; 32],
+    /// Human label.
+    pub label: String,
+    /// When it was created.
+    pub created_at: Timestamp,
+}
+
 /// What a successful command did.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {
@@ -58,6 +71,11 @@ pub enum Outcome {
     AnchorAdded {
         /// Its Raft id.
         raft_id: u64,
+    },
+    /// An admin key was recorded.
+    AdminKeyAdded {
+        /// Its id.
+        key_id: String,
     },
     /// An anchor was forgotten.
     AnchorRemoved {
@@ -91,6 +109,12 @@ pub enum Reject {
         /// The version it is at.
         actual: u64,
     },
+    /// An admin key with that id exists.
+    #[error("admin key {key_id} already exists")]
+    AdminKeyExists {
+        /// The id.
+        key_id: String,
+    },
     /// No anchor with that Raft id.
     #[error("no anchor with raft id {raft_id}")]
     NoSuchAnchor {
@@ -109,6 +133,8 @@ pub enum RecordKey {
     Mesh(MeshId),
     /// An anchor, by Raft id.
     Anchor(u64),
+    /// An admin key, by id.
+    AdminKey(String),
 }
 
 /// One persisted record: the unit the storage layer writes.
@@ -118,6 +144,8 @@ pub enum Record {
     Mesh(Mesh),
     /// An anchor.
     Anchor(AnchorRecord),
+    /// An admin key.
+    AdminKey(AdminKey),
 }
 
 impl Record {
@@ -126,6 +154,7 @@ impl Record {
         match self {
             Self::Mesh(mesh) => RecordKey::Mesh(mesh.id.clone()),
             Self::Anchor(anchor) => RecordKey::Anchor(anchor.raft_id),
+            Self::AdminKey(key) => RecordKey::AdminKey(key.key_id.clone()),
         }
     }
 }
@@ -135,6 +164,7 @@ impl Record {
 pub struct Ledger {
     meshes: BTreeMap<MeshId, Mesh>,
     anchors: BTreeMap<u64, AnchorRecord>,
+    admin_keys: BTreeMap<String, AdminKey>,
     /// Keys changed since the last [`Ledger::take_changes`]; bookkeeping, not state.
     changed: BTreeSet<RecordKey>,
 }
@@ -156,6 +186,9 @@ impl Ledger {
                 Record::Anchor(anchor) => {
                     ledger.anchors.insert(anchor.raft_id, anchor);
                 }
+                Record::AdminKey(key) => {
+                    ledger.admin_keys.insert(key.key_id.clone(), key);
+                }
             }
         }
         ledger
@@ -168,6 +201,7 @@ impl Ledger {
             .cloned()
             .map(Record::Mesh)
             .chain(self.anchors.values().cloned().map(Record::Anchor))
+            .chain(self.admin_keys.values().cloned().map(Record::AdminKey))
     }
 
     /// The current record under `key`, if any.
@@ -175,6 +209,7 @@ impl Ledger {
         match key {
             RecordKey::Mesh(id) => self.meshes.get(id).cloned().map(Record::Mesh),
             RecordKey::Anchor(id) => self.anchors.get(id).cloned().map(Record::Anchor),
+            RecordKey::AdminKey(id) => self.admin_keys.get(id).cloned().map(Record::AdminKey),
         }
     }
 
@@ -202,6 +237,11 @@ impl Ledger {
     /// All recorded anchors, by Raft id.
     pub fn anchors(&self) -> impl Iterator<Item = &AnchorRecord> {
         self.anchors.values()
+    }
+
+    /// An admin key by id.
+    pub fn admin_key(&self, key_id: &str) -> Option<&AdminKey> {
+        self.admin_keys.get(key_id)
     }
 
     /// Applies one command. On `Err`, the state is exactly as before.
@@ -266,6 +306,35 @@ impl Ledger {
                 self.changed.insert(RecordKey::Anchor(anchor.raft_id));
                 Ok(Outcome::AnchorAdded {
                     raft_id: anchor.raft_id,
+                })
+            }
+            Command::AddAdminKey {
+                key_id,
+                secret_hash,
+                label,
+            } => {
+                if key_id.is_empty() || key_id.len() > 64 || label.len() > 256 {
+                    return Err(Reject::Invalid(
+                        "admin key id must be 1 to 64 bytes and its label at most 256".into(),
+                    ));
+                }
+                if self.admin_keys.contains_key(key_id) {
+                    return Err(Reject::AdminKeyExists {
+                        key_id: key_id.clone(),
+                    });
+                }
+                self.admin_keys.insert(
+                    key_id.clone(),
+                    AdminKey {
+                        key_id: key_id.clone(),
+                        secret_hash: *secret_hash,
+                        label: label.clone(),
+                        created_at: meta.timestamp,
+                    },
+                );
+                self.changed.insert(RecordKey::AdminKey(key_id.clone()));
+                Ok(Outcome::AdminKeyAdded {
+                    key_id: key_id.clone(),
                 })
             }
             Command::RemoveAnchor { raft_id } => {
@@ -416,6 +485,11 @@ mod tests {
                 }
             ),
             (0u64..3).prop_map(|raft_id| Command::RemoveAnchor { raft_id }),
+            (0u8..3).prop_map(|k| Command::AddAdminKey {
+                key_id: format!("k{k}"),
+                secret_hash: [k; 32],
+                label: String::new(),
+            }),
             (0u64..3).prop_map(|raft_id| Command::AddAnchor {
                 anchor: AnchorRecord {
                     raft_id,

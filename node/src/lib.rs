@@ -1,13 +1,20 @@
 //! The x0t node: everything the `x0t` binary does, as a library.
 //!
-//! Today it owns the node's identity on disk ([`identity`]) and the crypto benchmark
-//! ([`bench`]). The swarm, control plane and API arrive with later issues behind
-//! `node::run(config, shutdown)`, so tests and the testnet start nodes through the same code.
+//! [`run()`] starts a node from its data directory: identity ([`identity`]), libp2p swarm
+//! ([`p2p`]), control plane on openraft ([`control`]), HTTP API ([`api`]). Tests and the
+//! testnet start nodes through the same function, in-process or as `x0t up` processes.
 
+pub mod admin;
+pub mod api;
 pub mod bench;
+pub mod client;
+pub mod control;
 pub mod identity;
 pub mod p2p;
 mod raft_network;
+pub mod run;
+
+pub use run::{NodeConfig, NodeInfo, run};
 
 /// Everything that can go wrong in `x0t-node`'s library code. HTTP/gRPC status mapping will
 /// live next to the API, in this crate, and nowhere else.
@@ -17,6 +24,26 @@ pub enum NodeError {
     /// A cryptographic operation or key file failed.
     #[error(transparent)]
     Crypto(#[from] x0t_crypto::CryptoError),
+    /// The control plane failed.
+    #[error(transparent)]
+    Control(#[from] control::ControlError),
+    /// The network layer failed.
+    #[error(transparent)]
+    P2p(#[from] p2p::P2pError),
+    /// Bad configuration or local state (ports, files).
+    #[error("{0}")]
+    Config(String),
+    /// An API call could not be made.
+    #[error("API request failed: {0}")]
+    Client(String),
+    /// An API call was answered with an error.
+    #[error("API error {status}: {message}")]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// The server's explanation.
+        message: String,
+    },
     /// A benchmark was asked to do something impossible.
     #[error("invalid benchmark settings: {0}")]
     Bench(String),

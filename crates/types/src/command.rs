@@ -59,6 +59,15 @@ pub enum Command {
         /// The anchor.
         anchor: AnchorRecord,
     },
+    /// Records an admin API key by its id and the hash of its secret (never the secret).
+    AddAdminKey {
+        /// Public identifier (part of the token text).
+        key_id: String,
+        /// blake3-derived hash of the secret.
+        secret_hash: [u8; 32],
+        /// Human label, e.g. "bootstrap".
+        label: String,
+    },
     /// Forgets an anchor.
     RemoveAnchor {
         /// Its Raft node id.

@@ -26,6 +26,13 @@ pub enum ControlRequest {
     ClientWrite(Command),
     /// A follower asks the leader for a linearizable read index.
     ReadIndex,
+    /// A follower forwards "add this anchor" (learner, then voter) to the leader.
+    AddAnchor {
+        /// Raft id of the new anchor.
+        id: u64,
+        /// How to reach it.
+        node: AnchorNode,
+    },
 }
 
 /// The answer to a [`ControlRequest`].
@@ -41,6 +48,8 @@ pub enum ControlResponse {
     ClientWrite(Result<(LogId, Response), RaftError<u64, ClientWriteError<u64, AnchorNode>>>),
     /// Answer to ReadIndex: the log index a follower must have applied to read linearizably.
     ReadIndex(Result<Option<LogId>, RaftError<u64, CheckIsLeaderError<u64, AnchorNode>>>),
+    /// Answer to AddAnchor.
+    AddAnchor(Result<(), String>),
     /// The request was refused before reaching Raft (unauthorized peer, overload).
     Refused(String),
 }

@@ -1,0 +1,478 @@
+//! The control plane of one node: its openraft instance, the inbound control protocol, and
+//! the write/read paths the API uses (writes forwarded to the leader, linearizable reads).
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use libp2p::PeerId;
+use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use openraft::{ChangeMembers, ServerState, SnapshotPolicy};
+use serde::Serialize;
+use tokio::sync::{Semaphore, mpsc};
+use x0t_consensus::{AnchorNode, LogId, LogStore, Raft, Response, SledStorage, StateMachineStore};
+use x0t_ledger::{Ledger, Outcome, Reject};
+use x0t_types::{Command, Proposal, Timestamp};
+
+use crate::p2p::protocol::{ControlRequest, ControlResponse};
+use crate::p2p::{InboundRequest, P2p, P2pError};
+use crate::raft_network::{NetworkFactory, peer_of};
+
+/// How long a client write or read barrier waits for a leader before giving up.
+const LEADER_WAIT: Duration = Duration::from_secs(5);
+/// Inbound control requests handled at once.
+const MAX_INBOUND_IN_FLIGHT: usize = 256;
+
+/// Raft timing and log-compaction settings.
+#[derive(Clone, Debug)]
+pub struct RaftSettings {
+    /// Leader heartbeat period.
+    pub heartbeat_ms: u64,
+    /// Lower bound of the randomized election timeout.
+    pub election_timeout_min_ms: u64,
+    /// Upper bound of the randomized election timeout.
+    pub election_timeout_max_ms: u64,
+    /// Build a snapshot after this many log entries since the last one.
+    pub snapshot_every: u64,
+    /// Entries kept in the log after a snapshot (slow followers catch up from the log
+    /// instead of a snapshot while within this window).
+    pub keep_after_snapshot: u64,
+}
+
+impl Default for RaftSettings {
+    fn default() -> Self {
+        // Sub-second elections on a LAN or loopback, for the < 2 s failover promise.
+        Self {
+            heartbeat_ms: 100,
+            election_timeout_min_ms: 400,
+            election_timeout_max_ms: 800,
+            snapshot_every: 10_000,
+            keep_after_snapshot: 1_000,
+        }
+    }
+}
+
+/// Why a control-plane operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// No leader could be found in time (election in progress, or no quorum).
+    #[error("no leader available (cluster electing or without quorum): {0}")]
+    NoLeader(String),
+    /// The ledger refused the command.
+    #[error(transparent)]
+    Rejected(#[from] Reject),
+    /// Raft failed.
+    #[error("raft: {0}")]
+    Raft(String),
+    /// The leader could not be reached.
+    #[error(transparent)]
+    Network(#[from] P2pError),
+    /// Storage failed.
+    #[error("storage: {0}")]
+    Storage(String),
+}
+
+/// A snapshot of cluster state for `GET /api/v1/cluster`.
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+pub struct ClusterStatus {
+    /// This node's Raft id.
+    pub id: u64,
+    /// This node's role: leader, follower, candidate or learner.
+    pub state: String,
+    /// The current leader, if known.
+    pub leader: Option<u64>,
+    /// The current term.
+    pub term: u64,
+    /// Voting members with their addresses.
+    pub voters: BTreeMap<u64, AnchorNode>,
+    /// Non-voting members.
+    pub learners: BTreeMap<u64, AnchorNode>,
+    /// Index of the last log entry.
+    pub last_log_index: Option<u64>,
+    /// Index of the last applied entry.
+    pub last_applied_index: Option<u64>,
+}
+
+/// This node's control plane.
+#[derive(Clone)]
+pub struct ControlPlane {
+    raft: Raft,
+    state: StateMachineStore,
+    p2p: P2p,
+    id: u64,
+    node: AnchorNode,
+    /// Peers allowed to send Raft RPCs before they appear in our membership (while joining).
+    expected_peers: Arc<RwLock<HashSet<PeerId>>>,
+}
+
+impl ControlPlane {
+    /// Opens the stores in `storage` and starts Raft.
+    pub async fn start(
+        id: u64,
+        node: AnchorNode,
+        storage: &SledStorage,
+        p2p: P2p,
+        settings: &RaftSettings,
+    ) -> Result<Self, ControlError> {
+        let storage_error = |e: x0t_consensus::StoreError| ControlError::Storage(e.to_string());
+        let log = LogStore::new(storage.tree("raft-log").map_err(storage_error)?);
+        let state = StateMachineStore::open(
+            storage.tree("state").map_err(storage_error)?,
+            storage.tree("snapshot").map_err(storage_error)?,
+        )
+        .map_err(storage_error)?;
+        let config = openraft::Config {
+            cluster_name: "x0t".to_owned(),
+            heartbeat_interval: settings.heartbeat_ms,
+            election_timeout_min: settings.election_timeout_min_ms,
+            election_timeout_max: settings.election_timeout_max_ms,
+            install_snapshot_timeout: 5_000,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(settings.snapshot_every),
+            max_in_snapshot_log_to_keep: settings.keep_after_snapshot,
+            snapshot_max_chunk_size: 1024 * 1024,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| ControlError::Raft(e.to_string()))?;
+        let raft = Raft::new(
+            id,
+            Arc::new(config),
+            NetworkFactory { p2p: p2p.clone() },
+            log,
+            state.clone(),
+        )
+        .await
+        .map_err(|e| ControlError::Raft(e.to_string()))?;
+        Ok(Self {
+            raft,
+            state,
+            p2p,
+            id,
+            node,
+            expected_peers: Arc::default(),
+        })
+    }
+
+    /// This node's Raft id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// How this node is reached.
+    pub fn node(&self) -> &AnchorNode {
+        &self.node
+    }
+
+    /// The Raft handle (tests, admin operations).
+    pub fn raft(&self) -> &Raft {
+        &self.raft
+    }
+
+    /// Makes this node the single voter of a new cluster, unless it already belongs to one.
+    /// Returns whether it bootstrapped.
+    pub async fn bootstrap_if_uninitialized(&self) -> Result<bool, ControlError> {
+        let initialized = self
+            .raft
+            .is_initialized()
+            .await
+            .map_err(|e| ControlError::Raft(e.to_string()))?;
+        if initialized {
+            return Ok(false);
+        }
+        let members = BTreeMap::from([(self.id, self.node.clone())]);
+        self.raft
+            .initialize(members)
+            .await
+            .map_err(|e| ControlError::Raft(e.to_string()))?;
+        Ok(true)
+    }
+
+    /// Allows `peers` to send Raft RPCs before they are in our membership (joining).
+    pub fn expect_peers(&self, peers: impl IntoIterator<Item = PeerId>) {
+        let mut expected = self
+            .expected_peers
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        expected.extend(peers);
+    }
+
+    /// Read access to the applied state (not linearizable by itself; see [`Self::read_barrier`]).
+    pub fn read<R>(&self, f: impl FnOnce(&Ledger) -> R) -> R {
+        self.state.read(|state| f(&state.ledger))
+    }
+
+    /// The cluster as this node sees it.
+    pub fn status(&self) -> ClusterStatus {
+        let metrics = self.raft.metrics().borrow().clone();
+        let membership = metrics.membership_config.membership();
+        let voter_ids: HashSet<u64> = membership.voter_ids().collect();
+        let mut voters = BTreeMap::new();
+        let mut learners = BTreeMap::new();
+        for (id, node) in membership.nodes() {
+            if voter_ids.contains(id) {
+                voters.insert(*id, node.clone());
+            } else {
+                learners.insert(*id, node.clone());
+            }
+        }
+        let state = match metrics.state {
+            ServerState::Leader => "leader",
+            ServerState::Follower if voter_ids.contains(&self.id) => "follower",
+            ServerState::Follower => "learner",
+            ServerState::Candidate => "candidate",
+            ServerState::Learner => "learner",
+            ServerState::Shutdown => "shutdown",
+        };
+        ClusterStatus {
+            id: self.id,
+            state: state.to_owned(),
+            leader: metrics.current_leader,
+            term: metrics.current_term,
+            voters,
+            learners,
+            last_log_index: metrics.last_log_index,
+            last_applied_index: metrics.last_applied.map(|l| l.index),
+        }
+    }
+
+    fn leader(&self) -> Option<(u64, AnchorNode)> {
+        let metrics = self.raft.metrics().borrow().clone();
+        let leader = metrics.current_leader?;
+        let node = metrics
+            .membership_config
+            .membership()
+            .get_node(&leader)?
+            .clone();
+        Some((leader, node))
+    }
+
+    /// Proposes `command`; on a follower, forwards it to the leader. Waits (up to a few
+    /// seconds) for a leader during an election instead of failing at once.
+    pub async fn write(&self, command: Command) -> Result<(LogId, Outcome), ControlError> {
+        let (log_id, response) = self.write_raw(command).await?;
+        match response {
+            Response::Applied(outcome) => Ok((log_id, outcome)),
+            Response::Rejected(reject) => Err(ControlError::Rejected(reject)),
+            Response::Internal => Err(ControlError::Raft("write produced no outcome".into())),
+        }
+    }
+
+    async fn write_raw(&self, command: Command) -> Result<(LogId, Response), ControlError> {
+        let deadline = Instant::now() + LEADER_WAIT;
+        loop {
+            let last_error = match self.leader() {
+                Some((leader, _)) if leader == self.id => {
+                    match self.write_local(command.clone()).await {
+                        Ok(done) => return Ok(done),
+                        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                            format!("leadership moved to {:?}", f.leader_id)
+                        }
+                        Err(e) => return Err(ControlError::Raft(e.to_string())),
+                    }
+                }
+                Some((leader, node)) => {
+                    let (peer, addrs) = peer_of(&node).map_err(ControlError::Raft)?;
+                    match self
+                        .p2p
+                        .request(peer, addrs, ControlRequest::ClientWrite(command.clone()))
+                        .await
+                    {
+                        Ok(ControlResponse::ClientWrite(Ok(done))) => return Ok(done),
+                        Ok(ControlResponse::ClientWrite(Err(RaftError::APIError(
+                            ClientWriteError::ForwardToLeader(_),
+                        )))) => format!("{leader} is no longer leader"),
+                        Ok(ControlResponse::ClientWrite(Err(e))) => {
+                            return Err(ControlError::Raft(e.to_string()));
+                        }
+                        Ok(other) => format!("leader {leader} answered {other:?}"),
+                        Err(e) => format!("leader {leader} unreachable: {e}"),
+                    }
+                }
+                None => "no leader known".to_owned(),
+            };
+            if Instant::now() >= deadline {
+                return Err(ControlError::NoLeader(last_error));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn write_local(
+        &self,
+        command: Command,
+    ) -> Result<(LogId, Response), RaftError<u64, ClientWriteError<u64, AnchorNode>>> {
+        let proposal = Proposal {
+            command,
+            proposed_at: now(),
+        };
+        let written = self.raft.client_write(proposal).await?;
+        Ok((written.log_id, written.data))
+    }
+
+    /// Makes the next local read linearizable: confirms leadership (read index) with a quorum,
+    /// via the leader when this node is a follower, and waits until this node has applied up
+    /// to that index.
+    pub async fn read_barrier(&self) -> Result<(), ControlError> {
+        let deadline = Instant::now() + LEADER_WAIT;
+        loop {
+            let last_error = match self.leader() {
+                Some((leader, _)) if leader == self.id => {
+                    match self.raft.ensure_linearizable().await {
+                        Ok(_) => return Ok(()),
+                        Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_))) => {
+                            "leadership moved".to_owned()
+                        }
+                        Err(e) => format!("{e}"),
+                    }
+                }
+                Some((leader, node)) => {
+                    let (peer, addrs) = peer_of(&node).map_err(ControlError::Raft)?;
+                    match self
+                        .p2p
+                        .request(peer, addrs, ControlRequest::ReadIndex)
+                        .await
+                    {
+                        Ok(ControlResponse::ReadIndex(Ok(read_index))) => {
+                            let Some(read_index) = read_index else {
+                                return Ok(());
+                            };
+                            let remaining = deadline.saturating_duration_since(Instant::now());
+                            return self
+                                .raft
+                                .wait(Some(remaining))
+                                .applied_index_at_least(Some(read_index.index), "read barrier")
+                                .await
+                                .map(|_| ())
+                                .map_err(|e| {
+                                    ControlError::Raft(format!("catching up for a read: {e}"))
+                                });
+                        }
+                        Ok(other) => format!("leader {leader} answered {other:?}"),
+                        Err(e) => format!("leader {leader} unreachable: {e}"),
+                    }
+                }
+                None => "no leader known".to_owned(),
+            };
+            if Instant::now() >= deadline {
+                return Err(ControlError::NoLeader(last_error));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Adds a node as a learner, waits until it has caught up, then promotes it to voter.
+    /// On a follower, asks the leader to do it.
+    pub async fn add_anchor(&self, id: u64, node: AnchorNode) -> Result<(), ControlError> {
+        match self.leader() {
+            Some((leader, _)) if leader == self.id => self.add_anchor_local(id, node).await,
+            Some((leader, leader_node)) => {
+                let (peer, addrs) = peer_of(&leader_node).map_err(ControlError::Raft)?;
+                match self
+                    .p2p
+                    .request(peer, addrs, ControlRequest::AddAnchor { id, node })
+                    .await?
+                {
+                    ControlResponse::AddAnchor(result) => result.map_err(ControlError::Raft),
+                    other => Err(ControlError::Raft(format!(
+                        "leader {leader} answered {other:?}"
+                    ))),
+                }
+            }
+            None => Err(ControlError::NoLeader("no leader known".to_owned())),
+        }
+    }
+
+    async fn add_anchor_local(&self, id: u64, node: AnchorNode) -> Result<(), ControlError> {
+        let raft_error = |e: RaftError<u64, ClientWriteError<u64, AnchorNode>>| {
+            ControlError::Raft(e.to_string())
+        };
+        self.raft
+            .add_learner(id, node, true)
+            .await
+            .map_err(raft_error)?;
+        self.raft
+            .change_membership(ChangeMembers::AddVoterIds([id].into()), false)
+            .await
+            .map_err(raft_error)?;
+        Ok(())
+    }
+
+    fn is_member(&self, peer: &PeerId) -> bool {
+        let text = peer.to_string();
+        let metrics = self.raft.metrics().borrow().clone();
+        let in_membership = metrics
+            .membership_config
+            .membership()
+            .nodes()
+            .any(|(_, node)| node.peer_id == text);
+        in_membership
+            || self
+                .expected_peers
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(peer)
+    }
+
+    /// Answers inbound control requests until the stream ends; at most
+    /// [`MAX_INBOUND_IN_FLIGHT`] at a time.
+    pub fn serve(&self, mut inbound: mpsc::Receiver<InboundRequest>) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let permits = Arc::new(Semaphore::new(MAX_INBOUND_IN_FLIGHT));
+            while let Some(request) = inbound.recv().await {
+                let Ok(permit) = permits.clone().acquire_owned().await else {
+                    return;
+                };
+                let this = this.clone();
+                tokio::spawn(async move {
+                    let response = this.handle(request.peer, request.request).await;
+                    this.p2p.respond(request.channel, response).await;
+                    drop(permit);
+                });
+            }
+        });
+    }
+
+    async fn handle(&self, peer: PeerId, request: ControlRequest) -> ControlResponse {
+        if !self.is_member(&peer) {
+            tracing::warn!(%peer, "refusing control request from a peer that is not an anchor");
+            return ControlResponse::Refused("not an anchor of this cluster".to_owned());
+        }
+        match request {
+            ControlRequest::AppendEntries(rpc) => {
+                ControlResponse::AppendEntries(self.raft.append_entries(rpc).await)
+            }
+            ControlRequest::Vote(rpc) => ControlResponse::Vote(self.raft.vote(rpc).await),
+            ControlRequest::InstallSnapshot(rpc) => {
+                ControlResponse::InstallSnapshot(self.raft.install_snapshot(rpc).await)
+            }
+            ControlRequest::ClientWrite(command) => {
+                ControlResponse::ClientWrite(self.write_local(command).await)
+            }
+            ControlRequest::ReadIndex => {
+                ControlResponse::ReadIndex(self.raft.ensure_linearizable().await)
+            }
+            ControlRequest::AddAnchor { id, node } => ControlResponse::AddAnchor(
+                self.add_anchor_local(id, node)
+                    .await
+                    .map_err(|e| e.to_string()),
+            ),
+        }
+    }
+
+    /// Stops Raft.
+    pub async fn shutdown(&self) {
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!(%e, "raft shutdown");
+        }
+    }
+}
+
+/// The leader's clock, stamped into proposals.
+fn now() -> Timestamp {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    Timestamp(millis)
+}

@@ -1,0 +1,271 @@
+//! `node::run`: one node, from data directory to serving API and peers, until shutdown.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use libp2p::{Multiaddr, identity::Keypair};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use x0t_consensus::{AnchorNode, SledStorage};
+use x0t_crypto::SigAlgorithm;
+use x0t_crypto::keyfile::{read_secret_file, write_secret_file};
+use x0t_types::{AnchorRecord, Command, MeshId, MeshSettings};
+
+use crate::NodeError;
+use crate::admin::AdminToken;
+use crate::control::{ControlPlane, RaftSettings};
+use crate::identity::{generate_identity, identity_key_path, load_identity};
+use crate::p2p::{self, P2pConfig};
+
+/// File (in the data dir) holding the libp2p ed25519 key, protobuf-encoded, 0600.
+pub const LIBP2P_KEY_FILE: &str = "libp2p.key";
+/// File (in the data dir) holding the bootstrap admin key, 0600.
+pub const ADMIN_KEY_FILE: &str = "admin.key";
+/// File (in the data dir) describing the running node, for CLIs and the testnet.
+pub const NODE_INFO_FILE: &str = "node.json";
+/// The mesh created when a cluster is bootstrapped.
+pub const DEFAULT_MESH: &str = "default";
+
+/// How to start a node.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// Data directory (keys, database, runtime info).
+    pub data_dir: PathBuf,
+    /// Peer-to-peer listen addresses (TCP and QUIC multiaddrs; port 0 picks one).
+    pub p2p_listen: Vec<Multiaddr>,
+    /// API listen address (port 0 picks one).
+    pub api_listen: SocketAddr,
+    /// Join an existing cluster through this anchor's API instead of bootstrapping.
+    pub join: Option<JoinConfig>,
+    /// Raft timing.
+    pub raft: RaftSettings,
+}
+
+/// Joining an existing cluster.
+#[derive(Clone, Debug)]
+pub struct JoinConfig {
+    /// Base URL of any anchor's API.
+    pub api_url: String,
+    /// An admin key of that cluster, which authorizes adding an anchor.
+    pub admin_key: String,
+}
+
+/// What a running node writes to `node.json`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// Raft id.
+    pub raft_id: u64,
+    /// x0t node id.
+    pub node_id: String,
+    /// libp2p peer id.
+    pub peer_id: String,
+    /// Peer-to-peer addresses.
+    pub p2p_addrs: Vec<String>,
+    /// API base URL.
+    pub api_url: String,
+    /// Process id.
+    pub pid: u32,
+}
+
+impl NodeInfo {
+    /// Reads `node.json` from a data directory.
+    pub fn load(data_dir: &Path) -> Result<Self, NodeError> {
+        let path = data_dir.join(NODE_INFO_FILE);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| NodeError::Config(format!("reading {}: {e}", path.display())))?;
+        serde_json::from_str(&text)
+            .map_err(|e| NodeError::Config(format!("parsing {}: {e}", path.display())))
+    }
+}
+
+fn libp2p_keypair(data_dir: &Path) -> Result<Keypair, NodeError> {
+    let path = data_dir.join(LIBP2P_KEY_FILE);
+    if !path.exists() {
+        let keypair = Keypair::generate_ed25519();
+        let bytes = keypair
+            .to_protobuf_encoding()
+            .map_err(|e| NodeError::Config(format!("encoding libp2p key: {e}")))?;
+        write_secret_file(&path, &bytes, false)?;
+        return Ok(keypair);
+    }
+    let bytes = read_secret_file(&path, 4096)?;
+    Keypair::from_protobuf_encoding(&bytes)
+        .map_err(|e| NodeError::Config(format!("{} is not a libp2p key: {e}", path.display())))
+}
+
+/// A Raft id from the node id: its first 8 bytes. Collisions would need 2^32 anchors.
+pub fn raft_id_of(node_id: &x0t_types::NodeId) -> u64 {
+    let mut id = [0u8; 8];
+    id.copy_from_slice(&node_id.as_bytes()[..8]);
+    u64::from_be_bytes(id)
+}
+
+/// Runs a node until `shutdown` turns true.
+pub async fn run(config: NodeConfig, mut shutdown: watch::Receiver<bool>) -> Result<(), NodeError> {
+    let data_dir = &config.data_dir;
+    let identity = if identity_key_path(data_dir).exists() {
+        load_identity(data_dir)?
+    } else {
+        generate_identity(data_dir, SigAlgorithm::MlDsa65, false)?
+    };
+    let node_id = identity.node_id();
+    let raft_id = raft_id_of(&node_id);
+    let keypair = libp2p_keypair(data_dir)?;
+
+    let api_listener = tokio::net::TcpListener::bind(config.api_listen)
+        .await
+        .map_err(|e| NodeError::Config(format!("binding API to {}: {e}", config.api_listen)))?;
+    let api_addr = api_listener
+        .local_addr()
+        .map_err(|e| NodeError::Config(e.to_string()))?;
+    let api_url = format!("http://{api_addr}");
+
+    let (p2p, inbound) = p2p::spawn(
+        P2pConfig {
+            keypair,
+            listen: config.p2p_listen.clone(),
+            request_timeout: Duration::from_secs(10),
+        },
+        shutdown.clone(),
+    )
+    .await?;
+    let p2p_addrs: Vec<String> = p2p
+        .listen_addrs()
+        .await?
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    let anchor = AnchorNode {
+        peer_id: p2p.local_peer_id().to_string(),
+        addrs: p2p_addrs.clone(),
+        api_url: api_url.clone(),
+    };
+
+    let storage = SledStorage::open(&data_dir.join("db"))
+        .map_err(|e| NodeError::Config(format!("opening the database: {e}")))?;
+    let control =
+        ControlPlane::start(raft_id, anchor.clone(), &storage, p2p.clone(), &config.raft).await?;
+    control.serve(inbound);
+
+    let info = NodeInfo {
+        raft_id,
+        node_id: node_id.to_string(),
+        peer_id: anchor.peer_id.clone(),
+        p2p_addrs,
+        api_url: api_url.clone(),
+        pid: std::process::id(),
+    };
+
+    let server = axum::serve(api_listener, crate::api::router(control.clone()));
+    let mut server_shutdown = shutdown.clone();
+    let server = tokio::spawn(async move {
+        server
+            .with_graceful_shutdown(async move {
+                let _ = server_shutdown.wait_for(|stop| *stop).await;
+            })
+            .await
+    });
+
+    match &config.join {
+        None => {
+            if control.bootstrap_if_uninitialized().await? {
+                bootstrap_cluster(&control, data_dir, raft_id, node_id, &anchor).await?;
+            }
+        }
+        Some(join) => join_cluster(&control, join, raft_id, node_id, &anchor).await?,
+    }
+
+    let json = serde_json::to_vec_pretty(&info).map_err(|e| NodeError::Config(e.to_string()))?;
+    std::fs::write(data_dir.join(NODE_INFO_FILE), json)
+        .map_err(|e| NodeError::Config(format!("writing {NODE_INFO_FILE}: {e}")))?;
+    tracing::info!(%api_url, raft_id, node_id = %node_id.short(), "node ready");
+
+    let _ = shutdown.wait_for(|stop| *stop).await;
+    tracing::info!("shutting down");
+    control.shutdown().await;
+    let _ = server.await;
+    Ok(())
+}
+
+async fn bootstrap_cluster(
+    control: &ControlPlane,
+    data_dir: &Path,
+    raft_id: u64,
+    node_id: x0t_types::NodeId,
+    anchor: &AnchorNode,
+) -> Result<(), NodeError> {
+    tracing::info!("bootstrapping a new one-anchor cluster");
+    let token = AdminToken::generate();
+    let mesh = MeshId::new(DEFAULT_MESH).map_err(|e| NodeError::Config(e.to_string()))?;
+    for command in [
+        Command::AddAnchor {
+            anchor: anchor_record(raft_id, node_id, anchor),
+        },
+        Command::AddAdminKey {
+            key_id: token.key_id.clone(),
+            secret_hash: token.secret_hash(),
+            label: "bootstrap".to_owned(),
+        },
+        Command::CreateMesh {
+            mesh: mesh.clone(),
+            settings: MeshSettings {
+                description: "created at bootstrap".to_owned(),
+            },
+        },
+    ] {
+        control.write(command).await?;
+    }
+    write_secret_file(
+        &data_dir.join(ADMIN_KEY_FILE),
+        token.to_text().as_bytes(),
+        true,
+    )?;
+    Ok(())
+}
+
+fn anchor_record(raft_id: u64, node_id: x0t_types::NodeId, anchor: &AnchorNode) -> AnchorRecord {
+    AnchorRecord {
+        raft_id,
+        node_id,
+        peer_id: anchor.peer_id.clone(),
+        addrs: anchor.addrs.clone(),
+        api_url: anchor.api_url.clone(),
+    }
+}
+
+async fn join_cluster(
+    control: &ControlPlane,
+    join: &JoinConfig,
+    raft_id: u64,
+    node_id: x0t_types::NodeId,
+    anchor: &AnchorNode,
+) -> Result<(), NodeError> {
+    let already = control.status();
+    if already.voters.contains_key(&raft_id) {
+        tracing::info!("already a voter; not joining again");
+        return Ok(());
+    }
+    let client = crate::client::ApiClient::new(&join.api_url, Some(join.admin_key.clone()))?;
+    let cluster = client.cluster().await?;
+    // Accept Raft traffic from the current members before we are in their membership.
+    let peers = cluster
+        .voters
+        .values()
+        .chain(cluster.learners.values())
+        .filter_map(|n| n.peer_id.parse().ok());
+    control.expect_peers(peers);
+    tracing::info!(via = %join.api_url, "joining the cluster as a learner, then voter");
+    client
+        .add_anchor(&crate::api::AddAnchor {
+            raft_id,
+            node: anchor.clone(),
+        })
+        .await?;
+    control
+        .write(Command::AddAnchor {
+            anchor: anchor_record(raft_id, node_id, anchor),
+        })
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,162 @@
+//! Three anchors in one process on loopback: bootstrap, join, replicate, forward, authorize.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use x0t_node::api::{CreateMesh, UpdateSettings};
+use x0t_node::client::ApiClient;
+use x0t_node::control::RaftSettings;
+use x0t_node::run::{ADMIN_KEY_FILE, JoinConfig};
+use x0t_node::{NodeConfig, NodeError, NodeInfo};
+
+struct TestNode {
+    dir: PathBuf,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Result<(), NodeError>>,
+}
+
+fn config(dir: &Path, join: Option<JoinConfig>) -> NodeConfig {
+    NodeConfig {
+        data_dir: dir.to_path_buf(),
+        p2p_listen: vec![
+            "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
+            "/ip4/127.0.0.1/udp/0/quic-v1".parse().unwrap(),
+        ],
+        api_listen: "127.0.0.1:0".parse().unwrap(),
+        join,
+        raft: RaftSettings::default(),
+    }
+}
+
+async fn start(dir: &Path, join: Option<JoinConfig>) -> TestNode {
+    let _ = std::fs::remove_file(dir.join("node.json"));
+    let (stop, shutdown) = watch::channel(false);
+    let task = tokio::spawn(x0t_node::run(config(dir, join), shutdown));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while NodeInfo::load(dir).is_err() {
+        assert!(!task.is_finished(), "node exited early: {:?}", task.await);
+        assert!(Instant::now() < deadline, "node did not become ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    TestNode {
+        dir: dir.to_path_buf(),
+        stop,
+        task,
+    }
+}
+
+impl TestNode {
+    fn info(&self) -> NodeInfo {
+        NodeInfo::load(&self.dir).unwrap()
+    }
+
+    fn client(&self, key: Option<String>) -> ApiClient {
+        ApiClient::new(&self.info().api_url, key).unwrap()
+    }
+
+    async fn stop(self) {
+        self.stop.send(true).unwrap();
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_anchors_replicate_forward_and_authorize() {
+    let root = tempfile::tempdir().unwrap();
+    let a = start(&root.path().join("a"), None).await;
+    let admin_key = std::fs::read_to_string(a.dir.join(ADMIN_KEY_FILE)).unwrap();
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(a.dir.join(ADMIN_KEY_FILE))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+
+    let join = JoinConfig {
+        api_url: a.info().api_url,
+        admin_key: admin_key.clone(),
+    };
+    let b = start(&root.path().join("b"), Some(join.clone())).await;
+    let c = start(&root.path().join("c"), Some(join)).await;
+
+    let status = a.client(None).cluster().await.unwrap();
+    assert_eq!(status.voters.len(), 3, "{status:?}");
+    assert_eq!(status.leader, Some(a.info().raft_id));
+
+    // A write sent to a follower is forwarded to the leader and replicated everywhere.
+    let created = b
+        .client(Some(admin_key.clone()))
+        .create_mesh(&CreateMesh {
+            name: "factory".into(),
+            description: "robots".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(created.version, 1);
+    // A linearizable read on another follower sees it at once.
+    let read = c.client(None).mesh("factory", false).await.unwrap();
+    assert_eq!(read.description, "robots");
+
+    // Compare-and-set through a follower: the right version wins, a stale one is refused.
+    let updated = c
+        .client(Some(admin_key.clone()))
+        .update_settings(
+            "factory",
+            &UpdateSettings {
+                description: "v2".into(),
+                expected_version: Some(1),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated.version, 2);
+    let stale = c
+        .client(Some(admin_key.clone()))
+        .update_settings(
+            "factory",
+            &UpdateSettings {
+                description: "lost".into(),
+                expected_version: Some(1),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(stale, NodeError::Api { status: 409, .. }),
+        "{stale}"
+    );
+
+    // Mutating routes need an admin key.
+    let denied = b
+        .client(None)
+        .create_mesh(&CreateMesh {
+            name: "nope".into(),
+            description: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(denied, NodeError::Api { status: 401, .. }),
+        "{denied}"
+    );
+    let forged = b
+        .client(Some(
+            "x0tadm_aaaa_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".into(),
+        ))
+        .create_mesh(&CreateMesh {
+            name: "nope".into(),
+            description: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(forged, NodeError::Api { status: 401, .. }),
+        "{forged}"
+    );
+
+    c.stop().await;
+    b.stop().await;
+    a.stop().await;
+}
