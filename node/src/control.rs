@@ -272,11 +272,13 @@ impl ControlPlane {
                 }
                 Some((leader, node)) => {
                     let (peer, addrs) = peer_of(&node).map_err(ControlError::Raft)?;
-                    match self
-                        .p2p
-                        .request(peer, addrs, ControlRequest::ClientWrite(command.clone()))
-                        .await
-                    {
+                    let forwarded =
+                        self.p2p
+                            .request(peer, addrs, ControlRequest::ClientWrite(command.clone()));
+                    let Some(answer) = self.unless_leader_changes(leader, forwarded).await else {
+                        continue;
+                    };
+                    match answer {
                         Ok(ControlResponse::ClientWrite(Ok(done))) => return Ok(done),
                         Ok(ControlResponse::ClientWrite(Err(RaftError::APIError(
                             ClientWriteError::ForwardToLeader(_),
@@ -294,6 +296,24 @@ impl ControlPlane {
                 return Err(ControlError::NoLeader(last_error));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Runs `request` (sent to `leader`) unless this node learns of another leader first:
+    /// a request to a leader that died without closing its connections would otherwise hang
+    /// until the transport times out, long after a new leader was elected.
+    async fn unless_leader_changes<T>(
+        &self,
+        leader: u64,
+        request: impl std::future::Future<Output = T>,
+    ) -> Option<T> {
+        let mut metrics = self.raft.metrics();
+        tokio::select! {
+            answer = request => Some(answer),
+            _ = metrics.wait_for(|m| m.current_leader != Some(leader)) => {
+                tracing::debug!(old_leader = leader, "leader changed while waiting for it; retrying");
+                None
+            }
         }
     }
 
@@ -327,11 +347,11 @@ impl ControlPlane {
                 }
                 Some((leader, node)) => {
                     let (peer, addrs) = peer_of(&node).map_err(ControlError::Raft)?;
-                    match self
-                        .p2p
-                        .request(peer, addrs, ControlRequest::ReadIndex)
-                        .await
-                    {
+                    let asked = self.p2p.request(peer, addrs, ControlRequest::ReadIndex);
+                    let Some(answer) = self.unless_leader_changes(leader, asked).await else {
+                        continue;
+                    };
+                    match answer {
                         Ok(ControlResponse::ReadIndex(Ok(read_index))) => {
                             let Some(read_index) = read_index else {
                                 return Ok(());

@@ -13,6 +13,7 @@ pub mod identity;
 pub mod p2p;
 mod raft_network;
 pub mod run;
+pub mod testnet;
 
 pub use run::{NodeConfig, NodeInfo, run};
 

@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use x0t_crypto::{SigAlgorithm, fingerprint};
-use x0t_node::{bench, identity};
+use x0t_node::client::ApiClient;
+use x0t_node::run::{ADMIN_KEY_FILE, JoinConfig, NodeInfo};
+use x0t_node::{bench, identity, testnet};
 
 /// x0t mesh: a zero-trust, post-quantum, self-healing overlay network.
 #[derive(Debug, Parser)]
@@ -83,10 +85,153 @@ enum Command {
     },
     /// Print version and build information.
     Version,
+    /// Start a node: bootstraps a one-anchor cluster on first start, or joins one (--join).
+    Up {
+        #[command(flatten)]
+        dir: DirArg,
+        /// API (HTTP) listen address.
+        #[arg(long, default_value = "127.0.0.1:7410")]
+        api_listen: std::net::SocketAddr,
+        /// Peer-to-peer port (TCP and QUIC/UDP); 0 picks a free one.
+        #[arg(long, default_value_t = 7411)]
+        p2p_port: u16,
+        /// Peer-to-peer listen IP.
+        #[arg(long, default_value = "127.0.0.1")]
+        p2p_ip: std::net::IpAddr,
+        /// Join the cluster of the anchor whose API is at this URL (needs its admin key in
+        /// --key / X0T_KEY), as a learner first, then a voter.
+        #[arg(long)]
+        join: Option<String>,
+        /// Admin key of the cluster to join.
+        #[arg(long, env = "X0T_KEY", hide_env_values = true)]
+        key: Option<String>,
+    },
+    /// Control-plane cluster commands.
+    Cluster {
+        #[command(subcommand)]
+        which: ClusterCommand,
+    },
+    /// Mesh commands.
+    Mesh {
+        #[command(subcommand)]
+        which: MeshCommand,
+    },
+    /// A local testnet of anchor processes on loopback.
+    Testnet {
+        #[command(subcommand)]
+        which: TestnetCommand,
+    },
     /// Measure performance.
     Bench {
         #[command(subcommand)]
         which: BenchCommand,
+    },
+}
+
+/// How client commands find a node and authenticate.
+#[derive(Debug, clap::Args)]
+struct ClientArgs {
+    /// Node API URL [default: $X0T_API, else the node in the data dir]
+    #[arg(long, env = "X0T_API")]
+    api: Option<String>,
+    /// Admin key [default: $X0T_KEY, else <data dir>/admin.key]
+    #[arg(long, env = "X0T_KEY", hide_env_values = true)]
+    key: Option<String>,
+    #[command(flatten)]
+    dir: DirArg,
+}
+
+impl ClientArgs {
+    fn client(&self) -> anyhow::Result<ApiClient> {
+        let dir = self.dir.resolve();
+        let api = match &self.api {
+            Some(api) => api.clone(),
+            None => NodeInfo::load(&dir)
+                .map(|info| info.api_url)
+                .context("no --api / X0T_API given and no running node in the data dir")?,
+        };
+        let key = self
+            .key
+            .clone()
+            .or_else(|| std::fs::read_to_string(dir.join(ADMIN_KEY_FILE)).ok());
+        Ok(ApiClient::new(&api, key)?)
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum ClusterCommand {
+    /// Leader, term, voters, learners, log and applied indices.
+    Status {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum MeshCommand {
+    /// Create a mesh.
+    Create {
+        /// Its name.
+        name: String,
+        /// Its description.
+        #[arg(long, default_value = "")]
+        description: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Show a mesh (linearizable read unless --stale).
+    Get {
+        /// Its name.
+        name: String,
+        /// Allow a possibly stale local read.
+        #[arg(long)]
+        stale: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Replace a mesh's settings, optionally only at a given version.
+    Set {
+        /// Its name.
+        name: String,
+        /// New description.
+        #[arg(long)]
+        description: String,
+        /// Compare-and-set: apply only if the mesh is at this version.
+        #[arg(long)]
+        expected_version: Option<u64>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TestnetCommand {
+    /// Start N anchor processes and wait until they form one cluster.
+    Up {
+        /// Number of anchors (1 to 7).
+        #[arg(long, default_value_t = 3)]
+        anchors: usize,
+        /// Testnet directory (data dirs and logs).
+        #[arg(long, default_value = ".testnet")]
+        dir: PathBuf,
+        /// First port; node K uses base + 10(K-1) for its API and the next for peers.
+        #[arg(long, default_value_t = 7400)]
+        base_port: u16,
+    },
+    /// Stop the testnet's processes.
+    Down {
+        /// Testnet directory.
+        #[arg(long, default_value = ".testnet")]
+        dir: PathBuf,
+    },
+    /// Print `export` lines pointing client commands at the testnet.
+    Env {
+        /// Testnet directory.
+        #[arg(long, default_value = ".testnet")]
+        dir: PathBuf,
     },
 }
 
@@ -118,10 +263,11 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-fn main() -> ExitCode {
+#[tokio::main]
+async fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
-    match run(cli.command) {
+    match run(cli.command).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
@@ -130,7 +276,55 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(command: Command) -> anyhow::Result<()> {
+async fn shutdown_signal() -> tokio::sync::watch::Receiver<bool> {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+        }
+        let _ = tx.send(true);
+    });
+    rx
+}
+
+fn print_status(status: &x0t_node::control::ClusterStatus) {
+    println!(
+        "node {} ({}), leader {}, term {}, last log {}, applied {}",
+        status.id,
+        status.state,
+        status
+            .leader
+            .map(|l| l.to_string())
+            .unwrap_or_else(|| "none".into()),
+        status.term,
+        status
+            .last_log_index
+            .map(|i| i.to_string())
+            .unwrap_or_else(|| "-".into()),
+        status
+            .last_applied_index
+            .map(|i| i.to_string())
+            .unwrap_or_else(|| "-".into()),
+    );
+    for (role, members) in [("voter", &status.voters), ("learner", &status.learners)] {
+        for (id, node) in members {
+            let mark = if Some(*id) == status.leader {
+                " (leader)"
+            } else {
+                ""
+            };
+            println!(
+                "  {role:<8} {id:<20} {}  {}{mark}",
+                node.api_url, node.peer_id
+            );
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Keygen {
             dir,
@@ -185,6 +379,146 @@ fn run(command: Command) -> anyhow::Result<()> {
             println!("hashing:   blake3");
             Ok(())
         }
+        Command::Up {
+            dir,
+            api_listen,
+            p2p_port,
+            p2p_ip,
+            join,
+            key,
+        } => {
+            let data_dir = dir.resolve();
+            let ip = match p2p_ip {
+                std::net::IpAddr::V4(ip) => format!("/ip4/{ip}"),
+                std::net::IpAddr::V6(ip) => format!("/ip6/{ip}"),
+            };
+            let join = match join {
+                Some(api_url) => Some(JoinConfig {
+                    api_url,
+                    admin_key: key
+                        .context("--join needs the cluster's admin key (--key or X0T_KEY)")?,
+                }),
+                None => None,
+            };
+            let config = x0t_node::NodeConfig {
+                data_dir: data_dir.clone(),
+                p2p_listen: vec![
+                    format!("{ip}/tcp/{p2p_port}").parse()?,
+                    format!("{ip}/udp/{p2p_port}/quic-v1").parse()?,
+                ],
+                api_listen,
+                join,
+                raft: x0t_node::control::RaftSettings::default(),
+            };
+            let shutdown = shutdown_signal().await;
+            let node = tokio::spawn(x0t_node::run(config, shutdown));
+            // Announce once the node is serving.
+            while !node.is_finished() {
+                if let Ok(info) = NodeInfo::load(&data_dir)
+                    && info.pid == std::process::id()
+                {
+                    println!("x0t node {} is up", info.raft_id);
+                    println!("  API and UI: {}", info.api_url);
+                    println!("  peers:      {}", info.p2p_addrs.join(" "));
+                    if data_dir.join(ADMIN_KEY_FILE).exists() {
+                        println!("  admin key:  {}", data_dir.join(ADMIN_KEY_FILE).display());
+                    }
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            node.await.context("node task failed")??;
+            Ok(())
+        }
+        Command::Cluster {
+            which: ClusterCommand::Status { client, json },
+        } => {
+            let status = client.client()?.cluster().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                print_status(&status);
+            }
+            Ok(())
+        }
+        Command::Mesh { which } => {
+            let view = match which {
+                MeshCommand::Create {
+                    name,
+                    description,
+                    client,
+                } => {
+                    client
+                        .client()?
+                        .create_mesh(&x0t_node::api::CreateMesh { name, description })
+                        .await?
+                }
+                MeshCommand::Get {
+                    name,
+                    stale,
+                    client,
+                } => client.client()?.mesh(&name, stale).await?,
+                MeshCommand::Set {
+                    name,
+                    description,
+                    expected_version,
+                    client,
+                } => {
+                    client
+                        .client()?
+                        .update_settings(
+                            &name,
+                            &x0t_node::api::UpdateSettings {
+                                description,
+                                expected_version,
+                            },
+                        )
+                        .await?
+                }
+            };
+            println!("{}", serde_json::to_string_pretty(&view)?);
+            Ok(())
+        }
+        Command::Testnet { which } => match which {
+            TestnetCommand::Up {
+                anchors,
+                dir,
+                base_port,
+            } => {
+                let exe = std::env::current_exe()?;
+                std::fs::create_dir_all(&dir)?;
+                let dir = dir.canonicalize()?;
+                eprintln!("starting {anchors} anchors in {} …", dir.display());
+                let infos = testnet::up(&exe, &dir, anchors, base_port).await?;
+                println!("{:<6} {:<20} {:<24} peer id", "node", "raft id", "api");
+                for (i, info) in infos.iter().enumerate() {
+                    println!(
+                        "node{:<2} {:<20} {:<24} {}",
+                        i + 1,
+                        info.raft_id,
+                        info.api_url,
+                        info.peer_id
+                    );
+                }
+                println!("\nlogs: {}/node*/x0t.log", dir.display());
+                println!("use:  eval \"$(x0t testnet env --dir {})\"", dir.display());
+                Ok(())
+            }
+            TestnetCommand::Down { dir } => {
+                let stopped = testnet::down(&dir).await?;
+                println!("stopped {stopped} node(s)");
+                Ok(())
+            }
+            TestnetCommand::Env { dir } => {
+                let first = testnet::node_dir(&dir, 1);
+                let info = NodeInfo::load(&first)?;
+                let key = std::fs::read_to_string(first.join(ADMIN_KEY_FILE))
+                    .context("reading node1's admin key")?;
+                println!("export X0T_API={}", info.api_url);
+                println!("export X0T_KEY={}", key.trim());
+                Ok(())
+            }
+        },
         Command::Bench {
             which:
                 BenchCommand::Crypto {

@@ -166,7 +166,13 @@ pub async fn spawn(
             yamux::Config::default,
         )
         .map_err(|e| setup(&e))?
-        .with_quic()
+        // A peer that vanishes without closing (power loss, partition) must be noticed in
+        // about a second, not after QUIC's default 10 s idle timeout.
+        .with_quic_config(|mut quic| {
+            quic.max_idle_timeout = 2_000;
+            quic.keep_alive_interval = Duration::from_millis(500);
+            quic
+        })
         .with_behaviour(|key| Behaviour {
             identify: identify::Behaviour::new(identify::Config::new(
                 "/x0t/1.0.0".to_owned(),

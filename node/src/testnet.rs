@@ -1,0 +1,171 @@
+//! A local testnet: N `x0t up` processes on loopback ports, each with its own data directory
+//! and log file under one testnet directory.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::NodeError;
+use crate::client::ApiClient;
+use crate::run::{ADMIN_KEY_FILE, NODE_INFO_FILE, NodeInfo};
+
+/// Where node `index` (1-based) of a testnet keeps its data.
+pub fn node_dir(testnet_dir: &Path, index: usize) -> PathBuf {
+    testnet_dir.join(format!("node{index}"))
+}
+
+/// Ports of node `index`: API, then peer-to-peer (TCP and UDP/QUIC share the number).
+pub fn ports(base_port: u16, index: usize) -> (u16, u16) {
+    let offset = (index as u16 - 1) * 10;
+    (base_port + offset, base_port + offset + 1)
+}
+
+fn pid_alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+        && std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| !s.contains(") Z "))
+            .unwrap_or(false)
+}
+
+/// Starts one `x0t up` process for node `index`, detached, logging to `<dir>/x0t.log`.
+pub fn spawn_node(
+    exe: &Path,
+    testnet_dir: &Path,
+    index: usize,
+    base_port: u16,
+    join: Option<(&str, &str)>,
+) -> Result<u32, NodeError> {
+    let dir = node_dir(testnet_dir, index);
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| NodeError::Config(format!("{}: {e}", dir.display())))?;
+    let _ = std::fs::remove_file(dir.join(NODE_INFO_FILE));
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("x0t.log"))
+        .map_err(|e| NodeError::Config(format!("log file: {e}")))?;
+    let log_err = log
+        .try_clone()
+        .map_err(|e| NodeError::Config(e.to_string()))?;
+    let (api, p2p) = ports(base_port, index);
+    let mut command = Command::new(exe);
+    command
+        .arg("up")
+        .arg("--dir")
+        .arg(&dir)
+        .arg("--api-listen")
+        .arg(format!("127.0.0.1:{api}"))
+        .arg("--p2p-port")
+        .arg(p2p.to_string())
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err);
+    if let Some((url, key)) = join {
+        command.arg("--join").arg(url).env("X0T_KEY", key);
+    }
+    let child = command
+        .spawn()
+        .map_err(|e| NodeError::Config(format!("starting {}: {e}", exe.display())))?;
+    Ok(child.id())
+}
+
+/// Waits until node `index` has written `node.json` (it is serving), or fails with its log tail.
+pub async fn wait_ready(
+    testnet_dir: &Path,
+    index: usize,
+    pid: u32,
+    timeout: Duration,
+) -> Result<NodeInfo, NodeError> {
+    let dir = node_dir(testnet_dir, index);
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(info) = NodeInfo::load(&dir)
+            && info.pid == pid
+        {
+            return Ok(info);
+        }
+        if !pid_alive(pid) || Instant::now() > deadline {
+            let log = std::fs::read_to_string(dir.join("x0t.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(15).collect();
+            return Err(NodeError::Config(format!(
+                "node{index} did not become ready; last log lines:\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Starts `anchors` nodes (node1 bootstraps, the others join it) and waits for one cluster.
+pub async fn up(
+    exe: &Path,
+    testnet_dir: &Path,
+    anchors: usize,
+    base_port: u16,
+) -> Result<Vec<NodeInfo>, NodeError> {
+    if anchors == 0 || anchors > 7 {
+        return Err(NodeError::Config("a testnet has 1 to 7 anchors".into()));
+    }
+    let mut infos = Vec::new();
+    let first = spawn_node(exe, testnet_dir, 1, base_port, None)?;
+    infos.push(wait_ready(testnet_dir, 1, first, Duration::from_secs(60)).await?);
+    let key = std::fs::read_to_string(node_dir(testnet_dir, 1).join(ADMIN_KEY_FILE))
+        .map_err(|e| NodeError::Config(format!("reading node1's admin key: {e}")))?;
+    for index in 2..=anchors {
+        let pid = spawn_node(
+            exe,
+            testnet_dir,
+            index,
+            base_port,
+            Some((&infos[0].api_url, key.trim())),
+        )?;
+        infos.push(wait_ready(testnet_dir, index, pid, Duration::from_secs(60)).await?);
+    }
+    let client = ApiClient::new(&infos[0].api_url, None)?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = client.cluster().await?;
+        if status.voters.len() == anchors && status.leader.is_some() {
+            return Ok(infos);
+        }
+        if Instant::now() > deadline {
+            return Err(NodeError::Config(format!(
+                "cluster did not form: {status:?}"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Stops every node of the testnet (SIGTERM, then SIGKILL after 10 s). Returns how many ran.
+pub async fn down(testnet_dir: &Path) -> Result<usize, NodeError> {
+    let mut stopped = 0;
+    for index in 1..=7 {
+        let Ok(info) = NodeInfo::load(&node_dir(testnet_dir, index)) else {
+            continue;
+        };
+        if !pid_alive(info.pid) {
+            continue;
+        }
+        signal(info.pid, "TERM");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while pid_alive(info.pid) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if pid_alive(info.pid) {
+            signal(info.pid, "KILL");
+        }
+        stopped += 1;
+    }
+    Ok(stopped)
+}
+
+/// Sends a signal with kill(1): this crate forbids unsafe code, so no libc call.
+pub fn signal(pid: u32, name: &str) {
+    let _ = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
