@@ -91,6 +91,10 @@ pub struct ClusterStatus {
     pub last_log_index: Option<u64>,
     /// Index of the last applied entry.
     pub last_applied_index: Option<u64>,
+    /// Index of the last entry covered by this node's snapshot.
+    pub snapshot_index: Option<u64>,
+    /// Index up to which this node's log has been purged (covered by a snapshot).
+    pub purged_index: Option<u64>,
 }
 
 /// This node's control plane.
@@ -232,6 +236,8 @@ impl ControlPlane {
             learners,
             last_log_index: metrics.last_log_index,
             last_applied_index: metrics.last_applied.map(|l| l.index),
+            snapshot_index: metrics.snapshot.map(|l| l.index),
+            purged_index: metrics.purged.map(|l| l.index),
         }
     }
 

@@ -105,6 +105,12 @@ enum Command {
         /// Admin key of the cluster to join.
         #[arg(long, env = "X0T_KEY", hide_env_values = true)]
         key: Option<String>,
+        /// Build a Raft snapshot every N log entries.
+        #[arg(long, default_value_t = 10_000, hide = true)]
+        snapshot_every: u64,
+        /// Log entries kept after a snapshot.
+        #[arg(long, default_value_t = 1_000, hide = true)]
+        keep_after_snapshot: u64,
     },
     /// Control-plane cluster commands.
     Cluster {
@@ -386,6 +392,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             p2p_ip,
             join,
             key,
+            snapshot_every,
+            keep_after_snapshot,
         } => {
             let data_dir = dir.resolve();
             let ip = match p2p_ip {
@@ -408,7 +416,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 ],
                 api_listen,
                 join,
-                raft: x0t_node::control::RaftSettings::default(),
+                raft: x0t_node::control::RaftSettings {
+                    snapshot_every,
+                    keep_after_snapshot,
+                    ..Default::default()
+                },
             };
             let shutdown = shutdown_signal().await;
             let node = tokio::spawn(x0t_node::run(config, shutdown));
@@ -489,7 +501,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 std::fs::create_dir_all(&dir)?;
                 let dir = dir.canonicalize()?;
                 eprintln!("starting {anchors} anchors in {} …", dir.display());
-                let infos = testnet::up(&exe, &dir, anchors, base_port).await?;
+                let infos = testnet::up(&exe, &dir, anchors, base_port, &[]).await?;
                 println!("{:<6} {:<20} {:<24} peer id", "node", "raft id", "api");
                 for (i, info) in infos.iter().enumerate() {
                     println!(

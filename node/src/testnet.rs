@@ -34,6 +34,7 @@ pub fn spawn_node(
     index: usize,
     base_port: u16,
     join: Option<(&str, &str)>,
+    extra_args: &[String],
 ) -> Result<u32, NodeError> {
     let dir = node_dir(testnet_dir, index);
     std::fs::create_dir_all(&dir)
@@ -57,6 +58,7 @@ pub fn spawn_node(
         .arg(format!("127.0.0.1:{api}"))
         .arg("--p2p-port")
         .arg(p2p.to_string())
+        .args(extra_args)
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log_err);
@@ -102,12 +104,13 @@ pub async fn up(
     testnet_dir: &Path,
     anchors: usize,
     base_port: u16,
+    extra_args: &[String],
 ) -> Result<Vec<NodeInfo>, NodeError> {
     if anchors == 0 || anchors > 7 {
         return Err(NodeError::Config("a testnet has 1 to 7 anchors".into()));
     }
     let mut infos = Vec::new();
-    let first = spawn_node(exe, testnet_dir, 1, base_port, None)?;
+    let first = spawn_node(exe, testnet_dir, 1, base_port, None, extra_args)?;
     infos.push(wait_ready(testnet_dir, 1, first, Duration::from_secs(60)).await?);
     let key = std::fs::read_to_string(node_dir(testnet_dir, 1).join(ADMIN_KEY_FILE))
         .map_err(|e| NodeError::Config(format!("reading node1's admin key: {e}")))?;
@@ -118,6 +121,7 @@ pub async fn up(
             index,
             base_port,
             Some((&infos[0].api_url, key.trim())),
+            extra_args,
         )?;
         infos.push(wait_ready(testnet_dir, index, pid, Duration::from_secs(60)).await?);
     }

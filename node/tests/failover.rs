@@ -1,0 +1,193 @@
+//! Anchors as real processes: kill -9 the leader, elect a new one, restart the dead one from
+//! its sled files, and catch a far-behind follower up through a snapshot.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+use std::net::{TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use x0t_node::api::{CreateMesh, UpdateSettings};
+use x0t_node::client::ApiClient;
+use x0t_node::run::{ADMIN_KEY_FILE, NodeInfo};
+use x0t_node::testnet;
+
+/// Kills every node of the testnet when the test ends, pass or fail.
+struct Cleanup(PathBuf);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for index in 1..=7 {
+            if let Ok(info) = NodeInfo::load(&testnet::node_dir(&self.0, index)) {
+                testnet::signal(info.pid, "KILL");
+            }
+        }
+    }
+}
+
+/// A base port whose API and peer ports (TCP and UDP) are free for 3 nodes.
+fn free_base_port() -> u16 {
+    let seed = std::process::id() as u16;
+    for attempt in 0..200u16 {
+        let base = 20_000 + (seed.wrapping_add(attempt * 97) % 4_000) * 10;
+        let free = (1..=3).all(|i| {
+            let (api, p2p) = testnet::ports(base, i);
+            TcpListener::bind(("127.0.0.1", api)).is_ok()
+                && TcpListener::bind(("127.0.0.1", p2p)).is_ok()
+                && UdpSocket::bind(("127.0.0.1", p2p)).is_ok()
+        });
+        if free {
+            return base;
+        }
+    }
+    panic!("no free ports");
+}
+
+async fn eventually<T>(
+    what: &str,
+    timeout: Duration,
+    mut check: impl AsyncFnMut() -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn info(dir: &Path, index: usize) -> NodeInfo {
+    NodeInfo::load(&testnet::node_dir(dir, index)).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_kill_restart_and_snapshot_catch_up() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().to_path_buf();
+    let _cleanup = Cleanup(dir.clone());
+    let exe = Path::new(env!("CARGO_BIN_EXE_x0t"));
+    let base = free_base_port();
+    let args: Vec<String> = ["--snapshot-every", "20", "--keep-after-snapshot", "5"]
+        .map(String::from)
+        .to_vec();
+    testnet::up(exe, &dir, 3, base, &args).await.unwrap();
+    let key = std::fs::read_to_string(testnet::node_dir(&dir, 1).join(ADMIN_KEY_FILE)).unwrap();
+    let client =
+        |index: usize| ApiClient::new(&info(&dir, index).api_url, Some(key.clone())).unwrap();
+
+    client(1)
+        .create_mesh(&CreateMesh {
+            name: "m".into(),
+            description: "0".into(),
+        })
+        .await
+        .unwrap();
+
+    // kill -9 the leader; the others elect a new one and accept writes again.
+    let leader_id = client(1).cluster().await.unwrap().leader.unwrap();
+    let leader = (1..=3)
+        .find(|&i| info(&dir, i).raft_id == leader_id)
+        .unwrap();
+    let survivor = (1..=3).find(|&i| i != leader).unwrap();
+    testnet::signal(info(&dir, leader).pid, "KILL");
+    let killed_at = Instant::now();
+    let acked = eventually(
+        "a write after the leader died",
+        Duration::from_secs(15),
+        async || {
+            client(survivor)
+                .update_settings(
+                    "m",
+                    &UpdateSettings {
+                        description: "after failover".into(),
+                        expected_version: None,
+                    },
+                )
+                .await
+                .ok()
+        },
+    )
+    .await;
+    eprintln!(
+        "write accepted {:?} after kill -9 of the leader",
+        killed_at.elapsed()
+    );
+    let status = client(survivor).cluster().await.unwrap();
+    assert_ne!(status.leader, Some(leader_id));
+
+    // The killed node restarts from its files and catches up, acknowledged write included.
+    let pid = testnet::spawn_node(exe, &dir, leader, base, None, &args).unwrap();
+    testnet::wait_ready(&dir, leader, pid, Duration::from_secs(30))
+        .await
+        .unwrap();
+    eventually(
+        "the restarted node to catch up",
+        Duration::from_secs(15),
+        async || {
+            let view = client(leader).mesh("m", true).await.ok()?;
+            (view.version == acked.version).then_some(())
+        },
+    )
+    .await;
+
+    // A follower that falls far behind (the leader purged the entries it lacks) catches up
+    // by installing a snapshot.
+    let leader_id = client(survivor).cluster().await.unwrap().leader.unwrap();
+    let follower = (1..=3)
+        .find(|&i| info(&dir, i).raft_id != leader_id)
+        .unwrap();
+    let leader = (1..=3)
+        .find(|&i| info(&dir, i).raft_id == leader_id)
+        .unwrap();
+    let behind_at = client(follower)
+        .cluster()
+        .await
+        .unwrap()
+        .last_applied_index
+        .unwrap();
+    testnet::signal(info(&dir, follower).pid, "KILL");
+    let mut last = None;
+    for i in 0..100 {
+        last = Some(
+            client(leader)
+                .update_settings(
+                    "m",
+                    &UpdateSettings {
+                        description: format!("write {i}"),
+                        expected_version: None,
+                    },
+                )
+                .await
+                .unwrap(),
+        );
+    }
+    let last = last.unwrap();
+    let purged = client(leader)
+        .cluster()
+        .await
+        .unwrap()
+        .purged_index
+        .unwrap_or(0);
+    assert!(
+        purged > behind_at,
+        "leader purged to {purged}, follower was at {behind_at}"
+    );
+    let pid = testnet::spawn_node(exe, &dir, follower, base, None, &args).unwrap();
+    testnet::wait_ready(&dir, follower, pid, Duration::from_secs(30))
+        .await
+        .unwrap();
+    eventually(
+        "the far-behind follower to install a snapshot",
+        Duration::from_secs(20),
+        async || {
+            let view = client(follower).mesh("m", true).await.ok()?;
+            (view.version == last.version && view.description == "write 99").then_some(())
+        },
+    )
+    .await;
+    let status = client(follower).cluster().await.unwrap();
+    assert!(status.snapshot_index.unwrap_or(0) > behind_at, "{status:?}");
+
+    assert_eq!(testnet::down(&dir).await.unwrap(), 3);
+}
