@@ -164,6 +164,15 @@ pub async fn down(testnet_dir: &Path) -> Result<usize, NodeError> {
     Ok(stopped)
 }
 
+/// SIGKILLs `pid` and waits (up to 5 s) until it is gone, so its ports and files are free.
+pub async fn kill_and_wait(pid: u32) {
+    signal(pid, "KILL");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while pid_alive(pid) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Sends a signal with kill(1): this crate forbids unsafe code, so no libc call.
 pub fn signal(pid: u32, name: &str) {
     let _ = Command::new("kill")

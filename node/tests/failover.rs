@@ -146,7 +146,7 @@ async fn leader_kill_restart_and_snapshot_catch_up() {
         .unwrap()
         .last_applied_index
         .unwrap();
-    testnet::signal(info(&dir, follower).pid, "KILL");
+    testnet::kill_and_wait(info(&dir, follower).pid).await;
     let mut last = None;
     for i in 0..100 {
         last = Some(
@@ -190,4 +190,58 @@ async fn leader_kill_restart_and_snapshot_catch_up() {
     assert!(status.snapshot_index.unwrap_or(0) > behind_at, "{status:?}");
 
     assert_eq!(testnet::down(&dir).await.unwrap(), 3);
+}
+
+/// A write acknowledged just before kill -9 is there after restart. `X0T_DURABILITY_ROUNDS`
+/// sets how many kill/restart rounds (the `fault` nextest profile runs many).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn durability_acknowledged_write_survives_kill_9() {
+    let rounds: usize = std::env::var("X0T_DURABILITY_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().to_path_buf();
+    let _cleanup = Cleanup(dir.clone());
+    let exe = Path::new(env!("CARGO_BIN_EXE_x0t"));
+    let base = free_base_port();
+    testnet::up(exe, &dir, 1, base, &[]).await.unwrap();
+    let key = std::fs::read_to_string(testnet::node_dir(&dir, 1).join(ADMIN_KEY_FILE)).unwrap();
+    let client = || ApiClient::new(&info(&dir, 1).api_url, Some(key.clone())).unwrap();
+    client()
+        .create_mesh(&CreateMesh {
+            name: "d".into(),
+            description: String::new(),
+        })
+        .await
+        .unwrap();
+    for round in 0..rounds {
+        let acked = client()
+            .update_settings(
+                "d",
+                &UpdateSettings {
+                    description: format!("round {round}"),
+                    expected_version: None,
+                },
+            )
+            .await
+            .unwrap();
+        // No grace period: the ack is the only promise.
+        testnet::kill_and_wait(info(&dir, 1).pid).await;
+        let pid = testnet::spawn_node(exe, &dir, 1, base, None, &[]).unwrap();
+        testnet::wait_ready(&dir, 1, pid, Duration::from_secs(30))
+            .await
+            .unwrap();
+        let view = eventually(
+            "the restarted node to answer",
+            Duration::from_secs(15),
+            async || client().mesh("d", false).await.ok(),
+        )
+        .await;
+        assert_eq!(
+            (view.version, view.description.as_str()),
+            (acked.version, acked.description.as_str()),
+            "round {round}: acknowledged write lost"
+        );
+    }
 }
