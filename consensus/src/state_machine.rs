@@ -274,6 +274,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                     let meta = ApplyMeta {
                         index: entry.log_id.index,
                         timestamp: proposal.proposed_at,
+                        request_id: proposal.request_id,
                     };
                     match state.ledger.apply(&proposal.command, meta) {
                         Ok(outcome) => Response::Applied(outcome),

@@ -46,6 +46,7 @@ fn create_mesh(index: u64, name: &str) -> Entry<TypeConfig> {
                 settings: MeshSettings::default(),
             },
             proposed_at: Timestamp(index * 1000),
+            request_id: None,
         }),
     }
 }

@@ -22,6 +22,23 @@ pub struct ApplyMeta {
     pub index: u64,
     /// The leader's timestamp from the proposal.
     pub timestamp: Timestamp,
+    /// The client's request id, for applying a retried write once.
+    pub request_id: Option<u128>,
+}
+
+/// How many recent request ids the ledger remembers for deduplication. A client retries for
+/// seconds, during which far fewer writes than this are committed.
+pub const REMEMBERED_REQUESTS: usize = 4096;
+
+/// The remembered result of a request, for answering its retries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestRecord {
+    /// The request id.
+    pub request_id: u128,
+    /// Log index it was first applied at (orders eviction).
+    pub index: u64,
+    /// What applying it returned.
+    pub result: Result<Outcome, Reject>,
 }
 
 /// A mesh: a tenant's network.
@@ -135,6 +152,8 @@ pub enum RecordKey {
     Anchor(u64),
     /// An admin key, by id.
     AdminKey(String),
+    /// A remembered request result, by request id.
+    Request(u128),
 }
 
 /// One persisted record: the unit the storage layer writes.
@@ -146,6 +165,8 @@ pub enum Record {
     Anchor(AnchorRecord),
     /// An admin key.
     AdminKey(AdminKey),
+    /// A remembered request result.
+    Request(RequestRecord),
 }
 
 impl Record {
@@ -155,6 +176,7 @@ impl Record {
             Self::Mesh(mesh) => RecordKey::Mesh(mesh.id.clone()),
             Self::Anchor(anchor) => RecordKey::Anchor(anchor.raft_id),
             Self::AdminKey(key) => RecordKey::AdminKey(key.key_id.clone()),
+            Self::Request(request) => RecordKey::Request(request.request_id),
         }
     }
 }
@@ -165,6 +187,9 @@ pub struct Ledger {
     meshes: BTreeMap<MeshId, Mesh>,
     anchors: BTreeMap<u64, AnchorRecord>,
     admin_keys: BTreeMap<String, AdminKey>,
+    requests: BTreeMap<u128, RequestRecord>,
+    /// Remembered request ids by the index they were applied at, for oldest-first eviction.
+    requests_by_index: BTreeMap<u64, u128>,
     /// Keys changed since the last [`Ledger::take_changes`]; bookkeeping, not state.
     changed: BTreeSet<RecordKey>,
 }
@@ -189,6 +214,12 @@ impl Ledger {
                 Record::AdminKey(key) => {
                     ledger.admin_keys.insert(key.key_id.clone(), key);
                 }
+                Record::Request(request) => {
+                    ledger
+                        .requests_by_index
+                        .insert(request.index, request.request_id);
+                    ledger.requests.insert(request.request_id, request);
+                }
             }
         }
         ledger
@@ -202,6 +233,7 @@ impl Ledger {
             .map(Record::Mesh)
             .chain(self.anchors.values().cloned().map(Record::Anchor))
             .chain(self.admin_keys.values().cloned().map(Record::AdminKey))
+            .chain(self.requests.values().cloned().map(Record::Request))
     }
 
     /// The current record under `key`, if any.
@@ -210,6 +242,7 @@ impl Ledger {
             RecordKey::Mesh(id) => self.meshes.get(id).cloned().map(Record::Mesh),
             RecordKey::Anchor(id) => self.anchors.get(id).cloned().map(Record::Anchor),
             RecordKey::AdminKey(id) => self.admin_keys.get(id).cloned().map(Record::AdminKey),
+            RecordKey::Request(id) => self.requests.get(id).cloned().map(Record::Request),
         }
     }
 
@@ -244,8 +277,38 @@ impl Ledger {
         self.admin_keys.get(key_id)
     }
 
-    /// Applies one command. On `Err`, the state is exactly as before.
+    /// Applies one command. On `Err`, the state is exactly as before (except that the result
+    /// of a command with a request id is remembered). A command whose request id was already
+    /// applied is not applied again: its first result is returned.
     pub fn apply(&mut self, command: &Command, meta: ApplyMeta) -> Result<Outcome, Reject> {
+        let Some(request_id) = meta.request_id else {
+            return self.apply_command(command, meta);
+        };
+        if let Some(seen) = self.requests.get(&request_id) {
+            return seen.result.clone();
+        }
+        let result = self.apply_command(command, meta);
+        self.requests.insert(
+            request_id,
+            RequestRecord {
+                request_id,
+                index: meta.index,
+                result: result.clone(),
+            },
+        );
+        self.requests_by_index.insert(meta.index, request_id);
+        self.changed.insert(RecordKey::Request(request_id));
+        while self.requests.len() > REMEMBERED_REQUESTS {
+            let Some((_, oldest)) = self.requests_by_index.pop_first() else {
+                break;
+            };
+            self.requests.remove(&oldest);
+            self.changed.insert(RecordKey::Request(oldest));
+        }
+        result
+    }
+
+    fn apply_command(&mut self, command: &Command, meta: ApplyMeta) -> Result<Outcome, Reject> {
         match command {
             Command::CreateMesh { mesh, settings } => {
                 validate_settings(settings)?;
@@ -368,6 +431,7 @@ mod tests {
         ApplyMeta {
             index,
             timestamp: Timestamp(1_000 * index),
+            request_id: None,
         }
     }
 
@@ -432,6 +496,46 @@ mod tests {
             ledger.apply(&huge, meta(7)),
             Err(Reject::Invalid(_))
         ));
+    }
+
+    #[test]
+    fn retried_requests_apply_once_and_are_forgotten_oldest_first() {
+        let mut ledger = Ledger::new();
+        let with_id = |index, id| ApplyMeta {
+            request_id: Some(id),
+            ..meta(index)
+        };
+        let create = Command::CreateMesh {
+            mesh: mesh("m"),
+            settings: settings(""),
+        };
+        let first = ledger.apply(&create, with_id(1, 7)).unwrap();
+        // The retry gets the first result, not MeshExists, and changes nothing.
+        assert_eq!(ledger.apply(&create, with_id(2, 7)).unwrap(), first);
+        let bump = Command::UpdateMeshSettings {
+            mesh: mesh("m"),
+            expected_version: None,
+            settings: settings("x"),
+        };
+        ledger.apply(&bump, with_id(3, 8)).unwrap();
+        ledger.apply(&bump, with_id(4, 8)).unwrap();
+        assert_eq!(ledger.mesh(&mesh("m")).unwrap().version, 2, "applied once");
+        // A rejected request's rejection is remembered too.
+        let cas = Command::UpdateMeshSettings {
+            mesh: mesh("m"),
+            expected_version: Some(1),
+            settings: settings("y"),
+        };
+        let rejected = ledger.apply(&cas, with_id(5, 9)).unwrap_err();
+        assert_eq!(ledger.apply(&cas, with_id(6, 9)).unwrap_err(), rejected);
+        // Bounded memory: the oldest ids are evicted.
+        for i in 0..REMEMBERED_REQUESTS as u64 {
+            let _ = ledger.apply(&bump, with_id(10 + i, 1_000 + u128::from(i)));
+        }
+        assert_eq!(ledger.requests.len(), REMEMBERED_REQUESTS);
+        assert!(!ledger.requests.contains_key(&7));
+        ledger.take_changes();
+        assert!(Ledger::from_records(ledger.records()) == ledger, "records rebuild the ledger");
     }
 
     #[test]
@@ -512,8 +616,9 @@ mod tests {
             let mut persisted: BTreeMap<RecordKey, Record> = BTreeMap::new();
             for (i, command) in commands.iter().enumerate() {
                 let before = a.clone();
-                let result = a.apply(command, meta(i as u64 + 1));
-                prop_assert_eq!(&result, &b.apply(command, meta(i as u64 + 1)));
+                let m = meta(i as u64 + 1);
+                let result = a.apply(command, m);
+                prop_assert_eq!(&result, &b.apply(command, m));
                 if result.is_err() {
                     prop_assert_eq!(&a, &before);
                 }

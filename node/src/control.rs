@@ -255,7 +255,10 @@ impl ControlPlane {
     /// Proposes `command`; on a follower, forwards it to the leader. Waits (up to a few
     /// seconds) for a leader during an election instead of failing at once.
     pub async fn write(&self, command: Command) -> Result<(LogId, Outcome), ControlError> {
-        let (log_id, response) = self.write_raw(command).await?;
+        // One id for every attempt of this write: the ledger applies it once.
+        let mut id = [0u8; 16];
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut id);
+        let (log_id, response) = self.write_raw(command, u128::from_be_bytes(id)).await?;
         match response {
             Response::Applied(outcome) => Ok((log_id, outcome)),
             Response::Rejected(reject) => Err(ControlError::Rejected(reject)),
@@ -263,12 +266,16 @@ impl ControlPlane {
         }
     }
 
-    async fn write_raw(&self, command: Command) -> Result<(LogId, Response), ControlError> {
+    async fn write_raw(
+        &self,
+        command: Command,
+        request_id: u128,
+    ) -> Result<(LogId, Response), ControlError> {
         let deadline = Instant::now() + LEADER_WAIT;
         loop {
             let last_error = match self.leader() {
                 Some((leader, _)) if leader == self.id => {
-                    match self.write_local(command.clone()).await {
+                    match self.write_local(command.clone(), request_id).await {
                         Ok(done) => return Ok(done),
                         Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
                             format!("leadership moved to {:?}", f.leader_id)
@@ -278,9 +285,14 @@ impl ControlPlane {
                 }
                 Some((leader, node)) => {
                     let (peer, addrs) = peer_of(&node).map_err(ControlError::Raft)?;
-                    let forwarded =
-                        self.p2p
-                            .request(peer, addrs, ControlRequest::ClientWrite(command.clone()));
+                    let forwarded = self.p2p.request(
+                        peer,
+                        addrs,
+                        ControlRequest::ClientWrite {
+                            command: command.clone(),
+                            request_id,
+                        },
+                    );
                     let Some(answer) = self.unless_leader_changes(leader, forwarded).await else {
                         continue;
                     };
@@ -326,10 +338,12 @@ impl ControlPlane {
     async fn write_local(
         &self,
         command: Command,
+        request_id: u128,
     ) -> Result<(LogId, Response), RaftError<u64, ClientWriteError<u64, AnchorNode>>> {
         let proposal = Proposal {
             command,
             proposed_at: now(),
+            request_id: Some(request_id),
         };
         let written = self.raft.client_write(proposal).await?;
         Ok((written.log_id, written.data))
@@ -472,9 +486,10 @@ impl ControlPlane {
             ControlRequest::InstallSnapshot(rpc) => {
                 ControlResponse::InstallSnapshot(self.raft.install_snapshot(rpc).await)
             }
-            ControlRequest::ClientWrite(command) => {
-                ControlResponse::ClientWrite(self.write_local(command).await)
-            }
+            ControlRequest::ClientWrite {
+                command,
+                request_id,
+            } => ControlResponse::ClientWrite(self.write_local(command, request_id).await),
             ControlRequest::ReadIndex => {
                 ControlResponse::ReadIndex(self.raft.ensure_linearizable().await)
             }

@@ -82,4 +82,7 @@ pub struct Proposal {
     pub command: Command,
     /// The leader's clock when it proposed the command; the only time `apply` ever sees.
     pub proposed_at: Timestamp,
+    /// Identifies the client's logical write across retries: a write retried after a leader
+    /// change is applied once, and the retry gets the first attempt's result.
+    pub request_id: Option<u128>,
 }

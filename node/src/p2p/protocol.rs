@@ -22,8 +22,14 @@ pub enum ControlRequest {
     Vote(VoteRequest<u64>),
     /// One chunk of a Raft snapshot.
     InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
-    /// A client write a follower forwards to the leader; the leader stamps the time.
-    ClientWrite(Command),
+    /// A client write a follower forwards to the leader; the leader stamps the time. The
+    /// request id makes retries (after a leader change) apply once.
+    ClientWrite {
+        /// The command.
+        command: Command,
+        /// The client's id for this logical write.
+        request_id: u128,
+    },
     /// A follower asks the leader for a linearizable read index.
     ReadIndex,
     /// A follower forwards "add this anchor" (learner, then voter) to the leader.
