@@ -535,7 +535,10 @@ mod tests {
         assert_eq!(ledger.requests.len(), REMEMBERED_REQUESTS);
         assert!(!ledger.requests.contains_key(&7));
         ledger.take_changes();
-        assert!(Ledger::from_records(ledger.records()) == ledger, "records rebuild the ledger");
+        assert!(
+            Ledger::from_records(ledger.records()) == ledger,
+            "records rebuild the ledger"
+        );
     }
 
     #[test]
