@@ -21,46 +21,34 @@ pub(crate) fn decode<T: DeserializeOwned>(
     what: &'static str,
     bytes: &[u8],
 ) -> Result<T, StoreError> {
-    if bytes.len() > MAX_RECORD_LEN {
-        return Err(StoreError::Corrupt {
-            what,
-            detail: format!(
-                "{} bytes exceeds the {MAX_RECORD_LEN}-byte limit",
-                bytes.len()
-            ),
-        });
-    }
-    let (value, used) =
-        bincode::serde::decode_from_slice(bytes, config()).map_err(|e| StoreError::Corrupt {
-            what,
-            detail: e.to_string(),
-        })?;
-    if used != bytes.len() {
-        return Err(StoreError::Corrupt {
-            what,
-            detail: format!("{} trailing bytes", bytes.len() - used),
-        });
-    }
-    Ok(value)
+    decode_limited::<T, MAX_RECORD_LEN>(what, bytes)
 }
 
-/// Like [`decode`] with a larger, caller-chosen limit (snapshots).
+/// Like [`decode`] with the snapshot limit (1 GiB).
 pub(crate) fn decode_large<T: DeserializeOwned>(
     what: &'static str,
     bytes: &[u8],
 ) -> Result<T, StoreError> {
-    const MAX_SNAPSHOT_LEN: usize = 1 << 30;
-    let config = bincode::config::standard().with_limit::<MAX_SNAPSHOT_LEN>();
+    decode_limited::<T, { 1 << 30 }>(what, bytes)
+}
+
+/// Decodes exactly `bytes` (no trailing bytes) with at most `LIMIT` bytes of input.
+fn decode_limited<T: DeserializeOwned, const LIMIT: usize>(
+    what: &'static str,
+    bytes: &[u8],
+) -> Result<T, StoreError> {
+    let corrupt = |detail: String| StoreError::Corrupt { what, detail };
+    if bytes.len() > LIMIT {
+        return Err(corrupt(format!(
+            "{} bytes exceeds the {LIMIT}-byte limit",
+            bytes.len()
+        )));
+    }
+    let config = bincode::config::standard().with_limit::<LIMIT>();
     let (value, used) =
-        bincode::serde::decode_from_slice(bytes, config).map_err(|e| StoreError::Corrupt {
-            what,
-            detail: e.to_string(),
-        })?;
+        bincode::serde::decode_from_slice(bytes, config).map_err(|e| corrupt(e.to_string()))?;
     if used != bytes.len() {
-        return Err(StoreError::Corrupt {
-            what,
-            detail: format!("{} trailing bytes", bytes.len() - used),
-        });
+        return Err(corrupt(format!("{} trailing bytes", bytes.len() - used)));
     }
     Ok(value)
 }
