@@ -23,6 +23,14 @@ const LEADER_WAIT: Duration = Duration::from_secs(5);
 /// Inbound control requests handled at once.
 const MAX_INBOUND_IN_FLIGHT: usize = 256;
 
+/// One try of an operation that must run on the leader.
+enum Attempt<T> {
+    /// Finished, successfully or not: stop.
+    Done(Result<T, ControlError>),
+    /// Worth retrying (no leader yet, leadership moved); the reason is reported on timeout.
+    Retry(String),
+}
+
 /// Raft timing and log-compaction settings.
 #[derive(Clone, Debug)]
 pub struct RaftSettings {
@@ -271,49 +279,69 @@ impl ControlPlane {
         command: Command,
         request_id: u128,
     ) -> Result<(LogId, Response), ControlError> {
+        self.via_leader(
+            || async {
+                match self.write_local(command.clone(), request_id).await {
+                    Ok(done) => Attempt::Done(Ok(done)),
+                    Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                        Attempt::Retry(format!("leadership moved to {:?}", f.leader_id))
+                    }
+                    Err(e) => Attempt::Done(Err(ControlError::Raft(e.to_string()))),
+                }
+            },
+            |leader, answer| match answer {
+                ControlResponse::ClientWrite(Ok(done)) => Attempt::Done(Ok(done)),
+                ControlResponse::ClientWrite(Err(RaftError::APIError(
+                    ClientWriteError::ForwardToLeader(_),
+                ))) => Attempt::Retry(format!("{leader} is no longer leader")),
+                ControlResponse::ClientWrite(Err(e)) => {
+                    Attempt::Done(Err(ControlError::Raft(e.to_string())))
+                }
+                other => Attempt::Retry(format!("leader {leader} answered {other:?}")),
+            },
+            || ControlRequest::ClientWrite {
+                command: command.clone(),
+                request_id,
+            },
+        )
+        .await
+    }
+
+    /// The retry loop shared by writes and read barriers: do it locally when this node leads,
+    /// else send `request()` to the leader and judge its `answer`; on a retryable failure
+    /// (no leader yet, leadership moved, leader unreachable) wait briefly and try again, up
+    /// to [`LEADER_WAIT`].
+    async fn via_leader<T, L>(
+        &self,
+        local: impl Fn() -> L,
+        answer: impl Fn(u64, ControlResponse) -> Attempt<T>,
+        request: impl Fn() -> ControlRequest,
+    ) -> Result<T, ControlError>
+    where
+        L: std::future::Future<Output = Attempt<T>>,
+    {
         let deadline = Instant::now() + LEADER_WAIT;
         loop {
-            let last_error = match self.leader() {
-                Some((leader, _)) if leader == self.id => {
-                    match self.write_local(command.clone(), request_id).await {
-                        Ok(done) => return Ok(done),
-                        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                            format!("leadership moved to {:?}", f.leader_id)
-                        }
-                        Err(e) => return Err(ControlError::Raft(e.to_string())),
-                    }
-                }
+            let attempt = match self.leader() {
+                Some((leader, _)) if leader == self.id => local().await,
                 Some((leader, node)) => {
                     let (peer, addrs) = peer_of(&node).map_err(ControlError::Raft)?;
-                    let forwarded = self.p2p.request(
-                        peer,
-                        addrs,
-                        ControlRequest::ClientWrite {
-                            command: command.clone(),
-                            request_id,
-                        },
-                    );
-                    let Some(answer) = self.unless_leader_changes(leader, forwarded).await else {
-                        continue;
-                    };
-                    match answer {
-                        Ok(ControlResponse::ClientWrite(Ok(done))) => return Ok(done),
-                        Ok(ControlResponse::ClientWrite(Err(RaftError::APIError(
-                            ClientWriteError::ForwardToLeader(_),
-                        )))) => format!("{leader} is no longer leader"),
-                        Ok(ControlResponse::ClientWrite(Err(e))) => {
-                            return Err(ControlError::Raft(e.to_string()));
-                        }
-                        Ok(other) => format!("leader {leader} answered {other:?}"),
-                        Err(e) => format!("leader {leader} unreachable: {e}"),
+                    let sent = self.p2p.request(peer, addrs, request());
+                    match self.unless_leader_changes(leader, sent).await {
+                        None => continue,
+                        Some(Ok(response)) => answer(leader, response),
+                        Some(Err(e)) => Attempt::Retry(format!("leader {leader} unreachable: {e}")),
                     }
                 }
-                None => "no leader known".to_owned(),
+                None => Attempt::Retry("no leader known".to_owned()),
             };
-            if Instant::now() >= deadline {
-                return Err(ControlError::NoLeader(last_error));
+            match attempt {
+                Attempt::Done(result) => return result,
+                Attempt::Retry(reason) if Instant::now() >= deadline => {
+                    return Err(ControlError::NoLeader(reason));
+                }
+                Attempt::Retry(_) => tokio::time::sleep(Duration::from_millis(50)).await,
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
@@ -353,51 +381,34 @@ impl ControlPlane {
     /// via the leader when this node is a follower, and waits until this node has applied up
     /// to that index.
     pub async fn read_barrier(&self) -> Result<(), ControlError> {
-        let deadline = Instant::now() + LEADER_WAIT;
-        loop {
-            let last_error = match self.leader() {
-                Some((leader, _)) if leader == self.id => {
+        let read_index = self
+            .via_leader(
+                || async {
                     match self.raft.ensure_linearizable().await {
-                        Ok(_) => return Ok(()),
+                        // The leader's ensure_linearizable already waited for its own apply.
+                        Ok(_) => Attempt::Done(Ok(None)),
                         Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_))) => {
-                            "leadership moved".to_owned()
+                            Attempt::Retry("leadership moved".to_owned())
                         }
-                        Err(e) => format!("{e}"),
+                        Err(e) => Attempt::Retry(e.to_string()),
                     }
-                }
-                Some((leader, node)) => {
-                    let (peer, addrs) = peer_of(&node).map_err(ControlError::Raft)?;
-                    let asked = self.p2p.request(peer, addrs, ControlRequest::ReadIndex);
-                    let Some(answer) = self.unless_leader_changes(leader, asked).await else {
-                        continue;
-                    };
-                    match answer {
-                        Ok(ControlResponse::ReadIndex(Ok(read_index))) => {
-                            let Some(read_index) = read_index else {
-                                return Ok(());
-                            };
-                            let remaining = deadline.saturating_duration_since(Instant::now());
-                            return self
-                                .raft
-                                .wait(Some(remaining))
-                                .applied_index_at_least(Some(read_index.index), "read barrier")
-                                .await
-                                .map(|_| ())
-                                .map_err(|e| {
-                                    ControlError::Raft(format!("catching up for a read: {e}"))
-                                });
-                        }
-                        Ok(other) => format!("leader {leader} answered {other:?}"),
-                        Err(e) => format!("leader {leader} unreachable: {e}"),
-                    }
-                }
-                None => "no leader known".to_owned(),
-            };
-            if Instant::now() >= deadline {
-                return Err(ControlError::NoLeader(last_error));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+                },
+                |leader, answer| match answer {
+                    ControlResponse::ReadIndex(Ok(read_index)) => Attempt::Done(Ok(read_index)),
+                    other => Attempt::Retry(format!("leader {leader} answered {other:?}")),
+                },
+                || ControlRequest::ReadIndex,
+            )
+            .await?;
+        let Some(read_index) = read_index else {
+            return Ok(());
+        };
+        self.raft
+            .wait(Some(LEADER_WAIT))
+            .applied_index_at_least(Some(read_index.index), "read barrier")
+            .await
+            .map(|_| ())
+            .map_err(|e| ControlError::Raft(format!("catching up for a read: {e}")))
     }
 
     /// Adds a node as a learner, waits until it has caught up, then promotes it to voter.
