@@ -113,6 +113,24 @@ where
     }
 }
 
+/// Query-string extractor whose rejections are our typed errors.
+struct QueryParams<T>(T);
+
+impl<S, T> FromRequestParts<S> for QueryParams<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(value)| Self(value))
+            .map_err(|rejection| ApiError::bad_request(rejection.body_text()))
+    }
+}
+
 /// Proof that the request carries a valid admin key.
 struct Admin;
 
@@ -235,7 +253,7 @@ async fn cluster(State(control): State<ControlPlane>) -> Json<ClusterStatus> {
 
 async fn list_meshes(
     State(control): State<ControlPlane>,
-    Query(options): Query<ReadOptions>,
+    QueryParams(options): QueryParams<ReadOptions>,
 ) -> Result<Json<Vec<MeshView>>, ApiError> {
     read_barrier(&control, &options).await?;
     Ok(Json(
@@ -246,7 +264,7 @@ async fn list_meshes(
 async fn get_mesh(
     State(control): State<ControlPlane>,
     Path(mesh): Path<String>,
-    Query(options): Query<ReadOptions>,
+    QueryParams(options): QueryParams<ReadOptions>,
 ) -> Result<Json<MeshView>, ApiError> {
     let mesh = mesh_id(&mesh)?;
     read_barrier(&control, &options).await?;

@@ -182,3 +182,18 @@ pub fn signal(pid: u32, name: &str) {
         .stderr(Stdio::null())
         .status();
 }
+
+/// SIGKILLs every node of a testnet when dropped: tests and benchmarks hold one so a panic or
+/// an early return never leaves anchor processes running.
+#[derive(Debug)]
+pub struct KillOnDrop(pub PathBuf);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        for index in 1..=7 {
+            if let Ok(info) = NodeInfo::load(&node_dir(&self.0, index)) {
+                signal(info.pid, "KILL");
+            }
+        }
+    }
+}

@@ -156,6 +156,17 @@ async fn three_anchors_replicate_forward_and_authorize() {
         "{forged}"
     );
 
+    // Bad query strings get a typed JSON 400, not a plain-text rejection.
+    let response = reqwest::get(format!(
+        "{}/api/v1/meshes/factory?stale=maybe",
+        c.info().api_url
+    ))
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: x0t_node::api::ErrorBody = response.json().await.unwrap();
+    assert_eq!(body.error.code, "bad_request");
+
     c.stop().await;
     b.stop().await;
     a.stop().await;

@@ -3,26 +3,13 @@
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use std::net::{TcpListener, UdpSocket};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use x0t_node::api::{CreateMesh, UpdateSettings};
 use x0t_node::client::ApiClient;
 use x0t_node::run::{ADMIN_KEY_FILE, NodeInfo};
 use x0t_node::testnet;
-
-/// Kills every node of the testnet when the test ends, pass or fail.
-struct Cleanup(PathBuf);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        for index in 1..=7 {
-            if let Ok(info) = NodeInfo::load(&testnet::node_dir(&self.0, index)) {
-                testnet::signal(info.pid, "KILL");
-            }
-        }
-    }
-}
 
 /// A base port whose API and peer ports (TCP and UDP) are free for 3 nodes.
 fn free_base_port() -> u16 {
@@ -65,7 +52,7 @@ fn info(dir: &Path, index: usize) -> NodeInfo {
 async fn leader_kill_restart_and_snapshot_catch_up() {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().to_path_buf();
-    let _cleanup = Cleanup(dir.clone());
+    let _cleanup = testnet::KillOnDrop(dir.clone());
     let exe = Path::new(env!("CARGO_BIN_EXE_x0t"));
     let base = free_base_port();
     let args: Vec<String> = ["--snapshot-every", "20", "--keep-after-snapshot", "5"]
@@ -202,7 +189,7 @@ async fn durability_acknowledged_write_survives_kill_9() {
         .unwrap_or(3);
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().to_path_buf();
-    let _cleanup = Cleanup(dir.clone());
+    let _cleanup = testnet::KillOnDrop(dir.clone());
     let exe = Path::new(env!("CARGO_BIN_EXE_x0t"));
     let base = free_base_port();
     testnet::up(exe, &dir, 1, base, &[]).await.unwrap();

@@ -56,18 +56,6 @@ impl SequentialSpec for Settings {
     }
 }
 
-struct Cleanup(std::path::PathBuf);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        for index in 1..=3 {
-            if let Ok(info) = NodeInfo::load(&testnet::node_dir(&self.0, index)) {
-                testnet::signal(info.pid, "KILL");
-            }
-        }
-    }
-}
-
 /// A small deterministic generator per client (no extra dependency).
 struct XorShift(u64);
 
@@ -86,7 +74,7 @@ async fn mesh_settings_are_linearizable_across_leader_kills() {
     const OPS_PER_CLIENT: usize = 40;
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().to_path_buf();
-    let _cleanup = Cleanup(dir.clone());
+    let _cleanup = testnet::KillOnDrop(dir.clone());
     let exe = Path::new(env!("CARGO_BIN_EXE_x0t"));
     let base = 30_000 + (std::process::id() % 2_000) as u16 * 10;
     testnet::up(exe, &dir, 3, base, &[]).await.unwrap();

@@ -339,7 +339,7 @@ async fn control_plane(
     let base = 27_400;
     eprintln!("starting 3 x0t anchors …");
     let infos = testnet::up(&x0t, &ours_dir, 3, base, &[]).await?;
-    let guard = KillOnDrop(ours_dir.clone());
+    let guard = testnet::KillOnDrop(ours_dir.clone());
     let key = std::fs::read_to_string(testnet::node_dir(&ours_dir, 1).join(ADMIN_KEY_FILE))?
         .trim()
         .to_owned();
@@ -436,18 +436,6 @@ async fn control_plane(
     drop(guard);
     drop(etcd_cluster);
     Ok(())
-}
-
-struct KillOnDrop(PathBuf);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        for index in 1..=3 {
-            if let Ok(info) = NodeInfo::load(&testnet::node_dir(&self.0, index)) {
-                testnet::signal(info.pid, "KILL");
-            }
-        }
-    }
 }
 
 #[tokio::main]
