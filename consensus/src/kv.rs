@@ -21,7 +21,25 @@ pub enum StoreError {
     /// A value could not be encoded.
     #[error("cannot encode: {0}")]
     Encode(String),
+    /// The database was written in a layout this build does not read.
+    #[error(
+        "storage format {found} in {dir}, this build reads format {STORAGE_FORMAT_VERSION}: \
+         move the data dir aside and start afresh (or rejoin the cluster)"
+    )]
+    IncompatibleFormat {
+        /// The format found (1: unmarked, written by early development builds).
+        found: u32,
+        /// The database directory.
+        dir: String,
+    },
 }
+
+/// Version of the on-disk layout (trees, keys and encodings of log entries, state records
+/// and snapshots) this build reads and writes; kept under [`FORMAT_KEY`] in sled's default
+/// tree. Format 2 introduced batched proposals; format 1 databases carry no marker.
+pub const STORAGE_FORMAT_VERSION: u32 = 2;
+/// Where the format version is kept.
+const FORMAT_KEY: &[u8] = b"x0t/storage-format";
 
 /// Writes applied atomically by [`KeyValueTree::apply`]: all or none after a crash.
 #[derive(Debug, Default)]
@@ -90,12 +108,48 @@ impl SledStorage {
             .flush_every_ms(Some(1_000))
             .open()
             .map_err(engine)?;
+        check_format(&db, dir)?;
         Ok(Self { db })
     }
 
     /// A named tree of this database.
     pub fn tree(&self, name: &str) -> Result<Arc<dyn KeyValueTree>, StoreError> {
         Ok(Arc::new(SledTree(self.db.open_tree(name).map_err(engine)?)))
+    }
+}
+
+/// Refuses a database of another format; marks a new one with ours.
+fn check_format(db: &sled::Db, dir: &Path) -> Result<(), StoreError> {
+    let incompatible = |found| StoreError::IncompatibleFormat {
+        found,
+        dir: dir.display().to_string(),
+    };
+    match db.get(FORMAT_KEY).map_err(engine)? {
+        Some(bytes) => {
+            let found = <[u8; 4]>::try_from(bytes.as_ref())
+                .map(u32::from_be_bytes)
+                .map_err(|_| StoreError::Corrupt {
+                    what: "storage format marker",
+                    detail: format!("{} bytes", bytes.len()),
+                })?;
+            if found == STORAGE_FORMAT_VERSION {
+                Ok(())
+            } else {
+                Err(incompatible(found))
+            }
+        }
+        None => {
+            // Without a marker, any data at all means an early (format 1) database.
+            for name in db.tree_names() {
+                if !db.open_tree(&name).map_err(engine)?.is_empty() {
+                    return Err(incompatible(1));
+                }
+            }
+            db.insert(FORMAT_KEY, &STORAGE_FORMAT_VERSION.to_be_bytes())
+                .map_err(engine)?;
+            db.flush().map_err(engine)?;
+            Ok(())
+        }
     }
 }
 

@@ -7,9 +7,10 @@
 //!
 //! **Architecture Invariant:** openraft is told an appended entry is durable only after the
 //! tree holding it has been flushed (fsync) — sled's background flush is not relied upon.
-//! **Architecture Invariant:** the state machine writes the records a batch of entries changed
-//! and its `last_applied` in one atomic batch, so a crash never leaves state and `last_applied`
-//! disagreeing.
+//! **Architecture Invariant:** the state machine writes applied state in checkpoints, each
+//! the records changed since the previous one together with the matching `last_applied`, in
+//! one atomic batch, so a crash never leaves state and `last_applied` disagreeing; what a
+//! checkpoint lacks is still in the (flushed) Raft log and is re-applied on restart.
 
 mod codec;
 mod kv;
@@ -22,9 +23,11 @@ use serde::{Deserialize, Serialize};
 use x0t_ledger::{Outcome, Reject};
 use x0t_types::Proposal;
 
-pub use kv::{Batch, KeyValue, KeyValueTree, SledStorage, StoreError};
+pub use kv::{Batch, KeyValue, KeyValueTree, STORAGE_FORMAT_VERSION, SledStorage, StoreError};
 pub use log_store::LogStore;
-pub use state_machine::{SNAPSHOT_FORMAT_VERSION, StateMachineStore};
+pub use state_machine::{
+    PERSIST_AFTER_RECORDS, PERSIST_INTERVAL, SNAPSHOT_FORMAT_VERSION, StateMachineStore,
+};
 
 /// Where a Raft member can be reached; stored in openraft's membership config.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,10 +43,9 @@ pub struct AnchorNode {
 /// What applying one log entry produced.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Response {
-    /// A client command succeeded.
-    Applied(Outcome),
-    /// A client command was refused by the ledger; nothing changed.
-    Rejected(Reject),
+    /// What each command of the entry's [`Proposal`] did, in order: the outcome, or why the
+    /// ledger refused it (a refused command changed nothing).
+    Commands(Vec<Result<Outcome, Reject>>),
     /// A blank or membership entry: no client command.
     Internal,
 }

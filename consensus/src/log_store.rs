@@ -5,13 +5,14 @@
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{
     AnyError, Entry, ErrorSubject, ErrorVerb, OptionalSend, RaftLogReader, StorageError,
     StorageIOError, Vote,
 };
+use tokio::sync::mpsc;
 
 use crate::codec::{decode, encode};
 use crate::kv::{Batch, KeyValueTree, StoreError};
@@ -43,6 +44,34 @@ fn write_logs(error: StoreError) -> StorageError<u64> {
     io_error(ErrorSubject::Logs, ErrorVerb::Write, error)
 }
 
+/// Group commit: flushes once for every append that is waiting, then tells each of them.
+/// Appends that arrive during a flush share the next one, so under load the log costs one
+/// fsync per burst of appends, not one per append.
+fn group_commit(
+    tree: &Weak<dyn KeyValueTree>,
+    mut waiting: mpsc::Receiver<LogFlushed<TypeConfig>>,
+) {
+    let mut group = Vec::new();
+    while let Some(first) = waiting.blocking_recv() {
+        group.push(first);
+        while let Ok(next) = waiting.try_recv() {
+            group.push(next);
+        }
+        // Every append in `group` wrote its entries before sending its callback, so this
+        // flush, which starts after all of them were received, covers them all.
+        let result = match tree.upgrade() {
+            Some(tree) => tree.flush(),
+            None => Err(StoreError::Engine("the log store was closed".to_owned())),
+        };
+        for callback in group.drain(..) {
+            callback.log_io_completed(match &result {
+                Ok(()) => Ok(()),
+                Err(e) => Err(std::io::Error::other(e.to_string())),
+            });
+        }
+    }
+}
+
 /// Runs a blocking flush off the async runtime's worker threads.
 async fn flush(tree: &Arc<dyn KeyValueTree>) -> Result<(), StoreError> {
     let tree = tree.clone();
@@ -51,16 +80,29 @@ async fn flush(tree: &Arc<dyn KeyValueTree>) -> Result<(), StoreError> {
         .map_err(|e| StoreError::Engine(format!("flush task failed: {e}")))?
 }
 
-/// The Raft log store. Cheap to clone: clones share the tree.
+/// Appends waiting for their flush at once; beyond this, `append` waits (back-pressure).
+const MAX_WAITING_FLUSHES: usize = 1024;
+
+/// The Raft log store. Cheap to clone: clones share the tree and its flusher.
 #[derive(Clone)]
 pub struct LogStore {
     tree: Arc<dyn KeyValueTree>,
+    flushes: mpsc::Sender<LogFlushed<TypeConfig>>,
 }
 
 impl LogStore {
-    /// Wraps a tree (see [`crate::SledStorage::tree`]).
-    pub fn new(tree: Arc<dyn KeyValueTree>) -> Self {
-        Self { tree }
+    /// Wraps a tree (see [`crate::SledStorage::tree`]) and starts its flusher thread, which
+    /// ends when the last clone of this store is dropped.
+    pub fn new(tree: Arc<dyn KeyValueTree>) -> Result<Self, StoreError> {
+        let (flushes, waiting) = mpsc::channel(MAX_WAITING_FLUSHES);
+        // The flusher holds the tree weakly, so dropping the store releases the database
+        // (and its file lock) at once, not whenever the thread notices.
+        let flushed = Arc::downgrade(&tree);
+        std::thread::Builder::new()
+            .name("x0t-log-flush".to_owned())
+            .spawn(move || group_commit(&flushed, waiting))
+            .map_err(|e| StoreError::Engine(format!("starting the log flusher: {e}")))?;
+        Ok(Self { tree, flushes })
     }
 
     fn get_meta<T: serde::de::DeserializeOwned>(
@@ -170,14 +212,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             );
         }
         self.tree.apply(batch).map_err(write_logs)?;
-        // openraft learns the entries are durable only once the fsync is done; the flush runs
-        // on a blocking thread so the Raft core keeps going meanwhile.
-        let tree = self.tree.clone();
-        tokio::task::spawn_blocking(move || {
-            let result = tree.flush().map_err(std::io::Error::other);
-            callback.log_io_completed(result);
-        });
-        Ok(())
+        // openraft learns the entries are durable only once a flush that started after this
+        // write has finished; the flusher thread does it while the Raft core goes on.
+        self.flushes
+            .send(callback)
+            .await
+            .map_err(|_| write_logs(StoreError::Engine("the log flusher has stopped".to_owned())))
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError<u64>> {

@@ -11,7 +11,8 @@
 
 use std::io::Cursor;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+use std::time::{Duration, Instant};
 
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{
@@ -115,13 +116,28 @@ fn decode_snapshot(bytes: &[u8]) -> Result<SnapshotPayload, StoreError> {
     decode_large("snapshot", body)
 }
 
+/// Applied changes are written to the state tree at most this long after they were applied
+/// (checked on every apply, and by [`StateMachineStore::persist`]).
+pub const PERSIST_INTERVAL: Duration = Duration::from_millis(100);
+/// ... or as soon as this many records are waiting.
+pub const PERSIST_AFTER_RECORDS: usize = 10_000;
+
 /// The state machine store. Cheap to clone: clones share state and trees.
+///
+/// Applied state reaches the state tree in checkpoints — every [`PERSIST_INTERVAL`] or
+/// [`PERSIST_AFTER_RECORDS`] changed records, whichever comes first — each one atomic batch
+/// of the changed records and the matching `last_applied` (the write-behind etcd's backend
+/// does with its batch interval). The Raft log, flushed before every acknowledgement, holds
+/// whatever the last checkpoint lacks: after a crash openraft re-applies it from the
+/// checkpoint's `last_applied`. Records changed several times between checkpoints are
+/// written once.
 #[derive(Clone)]
 pub struct StateMachineStore {
     state: Arc<RwLock<AppliedState>>,
     tree: Arc<dyn KeyValueTree>,
     snapshots: Arc<dyn KeyValueTree>,
     snapshot_counter: Arc<AtomicU64>,
+    last_persist: Arc<Mutex<Instant>>,
 }
 
 impl StateMachineStore {
@@ -149,6 +165,7 @@ impl StateMachineStore {
             tree,
             snapshots,
             snapshot_counter: Arc::new(AtomicU64::new(0)),
+            last_persist: Arc::new(Mutex::new(Instant::now())),
         };
         if let Some(data) = store.snapshots.get(SNAPSHOT_DATA_KEY)? {
             let payload = decode_snapshot(&data)?;
@@ -174,6 +191,32 @@ impl StateMachineStore {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Writes every change applied since the last checkpoint, with `last_applied`, as one
+    /// atomic batch (not flushed: the Raft log is the durable record). Called on shutdown;
+    /// applies call it on their own schedule.
+    pub fn persist(&self) -> Result<(), StoreError> {
+        let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+        self.persist_locked(&mut state)
+    }
+
+    fn persist_locked(&self, state: &mut AppliedState) -> Result<(), StoreError> {
+        let mut batch = Batch::new();
+        for (key, record) in state.ledger.take_changes() {
+            let key = record_key(&key)?;
+            match record {
+                Some(record) => batch.insert(key, encode(&record)?),
+                None => batch.remove(key),
+            }
+        }
+        batch.insert(
+            APPLIED_KEY,
+            encode(&(state.last_applied, &state.membership))?,
+        );
+        self.tree.apply(batch)?;
+        *self.last_persist.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+        Ok(())
+    }
+
     /// Replaces the whole state with a snapshot's, in memory and on disk (one batch).
     fn replace_state(&self, payload: SnapshotPayload) -> Result<(), StoreError> {
         let mut batch = Batch::new();
@@ -187,8 +230,9 @@ impl StateMachineStore {
             APPLIED_KEY,
             encode(&(payload.last_applied, &payload.membership))?,
         );
-        self.tree.apply(batch)?;
         let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+        // Under the lock, so no checkpoint of the replaced state can land after this batch.
+        self.tree.apply(batch)?;
         *state = AppliedState {
             ledger: Ledger::from_records(payload.records),
             last_applied: payload.last_applied,
@@ -262,43 +306,50 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     {
         let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
         let mut responses = Vec::new();
+        let mut membership_changed = false;
         for entry in entries {
             state.last_applied = Some(entry.log_id);
             let response = match entry.payload {
                 EntryPayload::Blank => Response::Internal,
                 EntryPayload::Membership(membership) => {
                     state.membership = StoredMembership::new(Some(entry.log_id), membership);
+                    membership_changed = true;
                     Response::Internal
                 }
-                EntryPayload::Normal(proposal) => {
-                    let meta = ApplyMeta {
-                        index: entry.log_id.index,
-                        timestamp: proposal.proposed_at,
-                        request_id: proposal.request_id,
-                    };
-                    match state.ledger.apply(&proposal.command, meta) {
-                        Ok(outcome) => Response::Applied(outcome),
-                        Err(reject) => Response::Rejected(reject),
-                    }
-                }
+                EntryPayload::Normal(proposal) => Response::Commands(
+                    proposal
+                        .commands
+                        .iter()
+                        .zip(0u32..)
+                        .map(|(proposed, position)| {
+                            let meta = ApplyMeta {
+                                index: entry.log_id.index,
+                                position,
+                                timestamp: proposal.proposed_at,
+                                request_id: proposed.request_id,
+                            };
+                            state.ledger.apply(&proposed.command, meta)
+                        })
+                        .collect(),
+                ),
             };
             responses.push(response);
         }
-        // Changed records and last_applied go to disk together, atomically.
-        let write = |e| sm_error(ErrorVerb::Write, e);
-        let mut batch = Batch::new();
-        for (key, record) in state.ledger.take_changes() {
-            let key = record_key(&key).map_err(write)?;
-            match record {
-                Some(record) => batch.insert(key, encode(&record).map_err(write)?),
-                None => batch.remove(key),
-            }
+        // Changed records and last_applied go to disk together, atomically, at the next
+        // checkpoint. Membership changes are checkpointed at once: they are rare, and a node
+        // should restart knowing its latest cluster.
+        let due = state.ledger.changes_pending() >= PERSIST_AFTER_RECORDS
+            || membership_changed
+            || self
+                .last_persist
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .elapsed()
+                >= PERSIST_INTERVAL;
+        if due {
+            self.persist_locked(&mut state)
+                .map_err(|e| sm_error(ErrorVerb::Write, e))?;
         }
-        batch.insert(
-            APPLIED_KEY,
-            encode(&(state.last_applied, &state.membership)).map_err(write)?,
-        );
-        self.tree.apply(batch).map_err(write)?;
         Ok(responses)
     }
 

@@ -7,13 +7,16 @@ use openraft::storage::{RaftLogStorage, RaftStateMachine};
 use openraft::testing::{StoreBuilder, Suite, log_id};
 use openraft::{Entry, EntryPayload, RaftSnapshotBuilder, StorageError};
 use tempfile::TempDir;
-use x0t_consensus::{LogStore, Response, SledStorage, StateMachineStore, TypeConfig};
-use x0t_ledger::Outcome;
-use x0t_types::{Command, MeshId, MeshSettings, Proposal, Timestamp};
+use x0t_consensus::{
+    LogStore, Response, STORAGE_FORMAT_VERSION, SledStorage, StateMachineStore, StoreError,
+    TypeConfig,
+};
+use x0t_ledger::{Outcome, Reject};
+use x0t_types::{Command, MeshId, MeshSettings, Proposal, ProposedCommand, Timestamp};
 
 fn open(dir: &std::path::Path) -> (LogStore, StateMachineStore) {
     let storage = SledStorage::open(dir).unwrap();
-    let log = LogStore::new(storage.tree("raft-log").unwrap());
+    let log = LogStore::new(storage.tree("raft-log").unwrap()).unwrap();
     let sm = StateMachineStore::open(
         storage.tree("state").unwrap(),
         storage.tree("snapshot").unwrap(),
@@ -37,18 +40,28 @@ fn sled_stores_pass_the_openraft_suite() {
     Suite::test_all(SledBuilder).unwrap();
 }
 
-fn create_mesh(index: u64, name: &str) -> Entry<TypeConfig> {
+/// An entry carrying one "create mesh" command per name, applied in order.
+fn create_meshes(index: u64, names: &[&str]) -> Entry<TypeConfig> {
     Entry {
         log_id: log_id(1, 1, index),
         payload: EntryPayload::Normal(Proposal {
-            command: Command::CreateMesh {
-                mesh: MeshId::new(name).unwrap(),
-                settings: MeshSettings::default(),
-            },
             proposed_at: Timestamp(index * 1000),
-            request_id: None,
+            commands: names
+                .iter()
+                .map(|name| ProposedCommand {
+                    command: Command::CreateMesh {
+                        mesh: MeshId::new(*name).unwrap(),
+                        settings: MeshSettings::default(),
+                    },
+                    request_id: None,
+                })
+                .collect(),
         }),
     }
+}
+
+fn create_mesh(index: u64, name: &str) -> Entry<TypeConfig> {
+    create_meshes(index, &[name])
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -67,27 +80,46 @@ fn state_survives_reopen_and_snapshots_restore() {
         let responses = sm
             .apply([
                 create_mesh(1, "a"),
-                create_mesh(2, "b"),
+                create_meshes(2, &["b", "x", "b"]),
                 create_mesh(3, "a"),
             ])
             .await
             .unwrap();
+        let Response::Commands(first) = &responses[0] else {
+            panic!("{responses:?}")
+        };
+        assert!(matches!(first[..], [Ok(Outcome::MeshCreated { .. })]));
+        // Commands of one entry apply in order: the second "b" sees the first.
+        let Response::Commands(batch) = &responses[1] else {
+            panic!("{responses:?}")
+        };
         assert!(matches!(
-            responses[0],
-            Response::Applied(Outcome::MeshCreated { .. })
+            batch[..],
+            [Ok(_), Ok(_), Err(Reject::MeshExists { .. })]
         ));
-        assert!(matches!(responses[2], Response::Rejected(_)));
+        assert!(matches!(&responses[2], Response::Commands(r) if r[0].is_err()));
         let snapshot = sm.build_snapshot().await.unwrap();
         assert_eq!(snapshot.meta.last_log_id, Some(log_id(1, 1, 3)));
+        sm.persist().unwrap();
         sm.apply([create_mesh(4, "c")]).await.unwrap();
+        sm.persist().unwrap();
+        // Applied, but not yet checkpointed: a crash now loses it from the state tree (the
+        // Raft log still has it and openraft re-applies it).
+        sm.apply([create_mesh(5, "d")]).await.unwrap();
     });
 
     // Reopen: records and last_applied come back from sled.
     runtime().block_on(async {
         let (_, mut sm) = open(dir.path());
         let (applied, _) = sm.applied_state().await.unwrap();
-        assert_eq!(applied, Some(log_id(1, 1, 4)));
-        assert_eq!(sm.read(|s| s.ledger.meshes().count()), 3);
+        // Usually entry 5 was not checkpointed; on a slow machine its apply may have come
+        // after the interval and been. Either way records and last_applied agree.
+        let meshes = sm.read(|s| s.ledger.meshes().count());
+        match applied {
+            Some(id) if id == log_id(1, 1, 4) => assert_eq!(meshes, 4),
+            Some(id) if id == log_id(1, 1, 5) => assert_eq!(meshes, 5),
+            other => panic!("reopened at {other:?}"),
+        }
 
         // Install the older snapshot into a fresh store: state = snapshot.
         let snapshot = sm.get_current_snapshot().await.unwrap().unwrap();
@@ -97,7 +129,7 @@ fn state_survives_reopen_and_snapshots_restore() {
             .install_snapshot(&snapshot.meta, snapshot.snapshot)
             .await
             .unwrap();
-        assert_eq!(fresh.read(|s| s.ledger.meshes().count()), 2);
+        assert_eq!(fresh.read(|s| s.ledger.meshes().count()), 3);
         assert_eq!(fresh.read(|s| s.last_applied), Some(log_id(1, 1, 3)));
 
         // A damaged snapshot is refused and changes nothing.
@@ -116,7 +148,7 @@ fn state_survives_reopen_and_snapshots_restore() {
             .await
             .unwrap_err();
         assert!(err.to_string().contains("checksum"), "{err}");
-        assert_eq!(fresh.read(|s| s.ledger.meshes().count()), 2);
+        assert_eq!(fresh.read(|s| s.ledger.meshes().count()), 3);
     });
 }
 
@@ -144,4 +176,55 @@ fn appended_entries_and_vote_survive_reopen() {
         assert_eq!(state.last_purged_log_id, Some(log_id(1, 1, 1)));
         assert_eq!(state.last_log_id, Some(log_id(1, 1, 2)));
     });
+}
+
+#[test]
+fn databases_of_another_format_are_refused_untouched() {
+    // An early, unmarked database that holds data.
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = sled::open(dir.path()).unwrap();
+        db.open_tree("raft-log")
+            .unwrap()
+            .insert(b"e1", b"old")
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let err = SledStorage::open(dir.path()).err().unwrap();
+    assert!(
+        matches!(err, StoreError::IncompatibleFormat { found: 1, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("move the data dir aside"), "{err}");
+    // A newer format.
+    let newer = tempfile::tempdir().unwrap();
+    {
+        let db = sled::open(newer.path()).unwrap();
+        db.insert(b"x0t/storage-format", &99u32.to_be_bytes())
+            .unwrap();
+        db.flush().unwrap();
+    }
+    assert!(matches!(
+        SledStorage::open(newer.path()).err().unwrap(),
+        StoreError::IncompatibleFormat { found: 99, .. }
+    ));
+    // A fresh database is marked and opens again.
+    let fresh = tempfile::tempdir().unwrap();
+    drop(SledStorage::open(fresh.path()).unwrap());
+    let storage = SledStorage::open(fresh.path()).unwrap();
+    drop(storage);
+    let db = sled::open(fresh.path()).unwrap();
+    assert_eq!(
+        db.get(b"x0t/storage-format").unwrap().unwrap().as_ref(),
+        STORAGE_FORMAT_VERSION.to_be_bytes()
+    );
+    // The refused database still holds its data.
+    let db = sled::open(dir.path()).unwrap();
+    assert!(
+        db.open_tree("raft-log")
+            .unwrap()
+            .get(b"e1")
+            .unwrap()
+            .is_some()
+    );
 }

@@ -20,25 +20,46 @@ use x0t_types::{AnchorRecord, Command, MeshId, MeshSettings, Timestamp};
 pub struct ApplyMeta {
     /// Log index of the entry carrying the command.
     pub index: u64,
+    /// The command's position within its entry (an entry carries a batch of commands).
+    pub position: u32,
     /// The leader's timestamp from the proposal.
     pub timestamp: Timestamp,
     /// The client's request id, for applying a retried write once.
     pub request_id: Option<u128>,
 }
 
-/// How many recent request ids the ledger remembers for deduplication. A client retries for
-/// seconds, during which far fewer writes than this are committed.
-pub const REMEMBERED_REQUESTS: usize = 4096;
+/// How long (in the leader's time) the ledger remembers a request's result. A node retries a
+/// write for at most a few seconds after a leader change; the margin covers clock skew
+/// between successive leaders.
+pub const REQUEST_MEMORY_MS: u64 = 30_000;
 
-/// The remembered result of a request, for answering its retries.
+/// The most request results remembered at once, whatever their age: bounds memory and
+/// snapshot size. At this many, the oldest is forgotten first; even at 10,000 writes/s that
+/// still covers 6.5 s of retries.
+pub const MAX_REMEMBERED_REQUESTS: usize = 65_536;
+
+/// The remembered result of one request, for answering its retries.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestRecord {
     /// The request id.
     pub request_id: u128,
-    /// Log index it was first applied at (orders eviction).
-    pub index: u64,
-    /// What applying it returned.
+    /// Its position within its entry.
+    pub position: u32,
+    /// What applying it returned, without mesh settings: a retry carries the same command,
+    /// whose settings are put back when the result is replayed (keeps records small).
     pub result: Result<Outcome, Reject>,
+}
+
+/// The requests of one log entry, remembered (and stored) together: an entry carries a batch
+/// of writes, and one record per entry keeps the storage cost per batch, not per write.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestGroup {
+    /// The log index of the entry.
+    pub index: u64,
+    /// The leader's time stamped on the entry (ages the group out).
+    pub applied_at: Timestamp,
+    /// Its requests, in position order.
+    pub requests: Vec<RequestRecord>,
 }
 
 /// A mesh: a tenant's network.
@@ -152,8 +173,8 @@ pub enum RecordKey {
     Anchor(u64),
     /// An admin key, by id.
     AdminKey(String),
-    /// A remembered request result, by request id.
-    Request(u128),
+    /// The remembered request results of one log entry, by its index.
+    Requests(u64),
 }
 
 /// One persisted record: the unit the storage layer writes.
@@ -165,8 +186,8 @@ pub enum Record {
     Anchor(AnchorRecord),
     /// An admin key.
     AdminKey(AdminKey),
-    /// A remembered request result.
-    Request(RequestRecord),
+    /// The remembered request results of one log entry.
+    Requests(RequestGroup),
 }
 
 impl Record {
@@ -176,7 +197,7 @@ impl Record {
             Self::Mesh(mesh) => RecordKey::Mesh(mesh.id.clone()),
             Self::Anchor(anchor) => RecordKey::Anchor(anchor.raft_id),
             Self::AdminKey(key) => RecordKey::AdminKey(key.key_id.clone()),
-            Self::Request(request) => RecordKey::Request(request.request_id),
+            Self::Requests(group) => RecordKey::Requests(group.index),
         }
     }
 }
@@ -187,9 +208,10 @@ pub struct Ledger {
     meshes: BTreeMap<MeshId, Mesh>,
     anchors: BTreeMap<u64, AnchorRecord>,
     admin_keys: BTreeMap<String, AdminKey>,
-    requests: BTreeMap<u128, RequestRecord>,
-    /// Remembered request ids by the index they were applied at, for oldest-first eviction.
-    requests_by_index: BTreeMap<u64, u128>,
+    /// Remembered request results by log index, oldest first.
+    request_groups: BTreeMap<u64, RequestGroup>,
+    /// The index of the group remembering each request.
+    request_index: BTreeMap<u128, u64>,
     /// Keys changed since the last [`Ledger::take_changes`]; bookkeeping, not state.
     changed: BTreeSet<RecordKey>,
 }
@@ -214,11 +236,11 @@ impl Ledger {
                 Record::AdminKey(key) => {
                     ledger.admin_keys.insert(key.key_id.clone(), key);
                 }
-                Record::Request(request) => {
-                    ledger
-                        .requests_by_index
-                        .insert(request.index, request.request_id);
-                    ledger.requests.insert(request.request_id, request);
+                Record::Requests(group) => {
+                    for request in &group.requests {
+                        ledger.request_index.insert(request.request_id, group.index);
+                    }
+                    ledger.request_groups.insert(group.index, group);
                 }
             }
         }
@@ -233,7 +255,7 @@ impl Ledger {
             .map(Record::Mesh)
             .chain(self.anchors.values().cloned().map(Record::Anchor))
             .chain(self.admin_keys.values().cloned().map(Record::AdminKey))
-            .chain(self.requests.values().cloned().map(Record::Request))
+            .chain(self.request_groups.values().cloned().map(Record::Requests))
     }
 
     /// The current record under `key`, if any.
@@ -242,7 +264,11 @@ impl Ledger {
             RecordKey::Mesh(id) => self.meshes.get(id).cloned().map(Record::Mesh),
             RecordKey::Anchor(id) => self.anchors.get(id).cloned().map(Record::Anchor),
             RecordKey::AdminKey(id) => self.admin_keys.get(id).cloned().map(Record::AdminKey),
-            RecordKey::Request(id) => self.requests.get(id).cloned().map(Record::Request),
+            RecordKey::Requests(index) => self
+                .request_groups
+                .get(index)
+                .cloned()
+                .map(Record::Requests),
         }
     }
 
@@ -255,6 +281,11 @@ impl Ledger {
                 (key, record)
             })
             .collect()
+    }
+
+    /// How many records changed since the last [`Ledger::take_changes`].
+    pub fn changes_pending(&self) -> usize {
+        self.changed.len()
     }
 
     /// A mesh by name.
@@ -284,28 +315,61 @@ impl Ledger {
         let Some(request_id) = meta.request_id else {
             return self.apply_command(command, meta);
         };
-        if let Some(seen) = self.requests.get(&request_id) {
-            return seen.result.clone();
+        if let Some(remembered) = self.remembered(request_id) {
+            return replayed(remembered, command);
         }
         let result = self.apply_command(command, meta);
-        self.requests.insert(
-            request_id,
-            RequestRecord {
-                request_id,
+        let group = self
+            .request_groups
+            .entry(meta.index)
+            .or_insert_with(|| RequestGroup {
                 index: meta.index,
-                result: result.clone(),
-            },
-        );
-        self.requests_by_index.insert(meta.index, request_id);
-        self.changed.insert(RecordKey::Request(request_id));
-        while self.requests.len() > REMEMBERED_REQUESTS {
-            let Some((_, oldest)) = self.requests_by_index.pop_first() else {
-                break;
-            };
-            self.requests.remove(&oldest);
-            self.changed.insert(RecordKey::Request(oldest));
-        }
+                applied_at: meta.timestamp,
+                requests: Vec::new(),
+            });
+        group.requests.push(RequestRecord {
+            request_id,
+            position: meta.position,
+            result: without_settings(&result),
+        });
+        self.request_index.insert(request_id, meta.index);
+        self.changed.insert(RecordKey::Requests(meta.index));
+        self.forget_old_requests(meta.timestamp);
         result
+    }
+
+    /// The remembered (settings-less) result of `request_id`, if any.
+    fn remembered(&self, request_id: u128) -> Option<&Result<Outcome, Reject>> {
+        let index = self.request_index.get(&request_id)?;
+        self.request_groups
+            .get(index)?
+            .requests
+            .iter()
+            .find(|r| r.request_id == request_id)
+            .map(|r| &r.result)
+    }
+
+    /// How many request results are remembered.
+    pub fn remembered_requests(&self) -> usize {
+        self.request_index.len()
+    }
+
+    /// Forgets request groups older than [`REQUEST_MEMORY_MS`] and, beyond
+    /// [`MAX_REMEMBERED_REQUESTS`], the oldest ones. Deterministic: it uses only the log's
+    /// times and indices.
+    fn forget_old_requests(&mut self, now: Timestamp) {
+        while let Some((&index, oldest)) = self.request_groups.first_key_value() {
+            let expired = oldest.applied_at.0.saturating_add(REQUEST_MEMORY_MS) < now.0;
+            if !expired && self.request_index.len() <= MAX_REMEMBERED_REQUESTS {
+                break;
+            }
+            if let Some((_, group)) = self.request_groups.pop_first() {
+                for request in &group.requests {
+                    self.request_index.remove(&request.request_id);
+                }
+            }
+            self.changed.insert(RecordKey::Requests(index));
+        }
     }
 
     fn apply_command(&mut self, command: &Command, meta: ApplyMeta) -> Result<Outcome, Reject> {
@@ -411,6 +475,45 @@ impl Ledger {
     }
 }
 
+/// A result as remembered: mesh outcomes without their settings (the command has them).
+fn without_settings(result: &Result<Outcome, Reject>) -> Result<Outcome, Reject> {
+    let bare = |mesh: &Mesh| Mesh {
+        id: mesh.id.clone(),
+        settings: MeshSettings::default(),
+        version: mesh.version,
+        created_at: mesh.created_at,
+        updated_at: mesh.updated_at,
+        updated_index: mesh.updated_index,
+    };
+    match result {
+        Ok(Outcome::MeshCreated { mesh }) => Ok(Outcome::MeshCreated { mesh: bare(mesh) }),
+        Ok(Outcome::MeshUpdated { mesh }) => Ok(Outcome::MeshUpdated { mesh: bare(mesh) }),
+        other => other.clone(),
+    }
+}
+
+/// A remembered result answered to a retry of `command`: the settings the command set are
+/// put back, giving exactly what the first attempt returned.
+fn replayed(remembered: &Result<Outcome, Reject>, command: &Command) -> Result<Outcome, Reject> {
+    let with = |mesh: &Mesh, settings: &MeshSettings| Mesh {
+        settings: settings.clone(),
+        ..mesh.clone()
+    };
+    match (remembered, command) {
+        (Ok(Outcome::MeshCreated { mesh }), Command::CreateMesh { settings, .. }) => {
+            Ok(Outcome::MeshCreated {
+                mesh: with(mesh, settings),
+            })
+        }
+        (Ok(Outcome::MeshUpdated { mesh }), Command::UpdateMeshSettings { settings, .. }) => {
+            Ok(Outcome::MeshUpdated {
+                mesh: with(mesh, settings),
+            })
+        }
+        (other, _) => other.clone(),
+    }
+}
+
 fn validate_settings(settings: &MeshSettings) -> Result<(), Reject> {
     if settings.description.len() > MAX_DESCRIPTION_LEN {
         return Err(Reject::Invalid(format!(
@@ -430,6 +533,7 @@ mod tests {
     fn meta(index: u64) -> ApplyMeta {
         ApplyMeta {
             index,
+            position: 0,
             timestamp: Timestamp(1_000 * index),
             request_id: None,
         }
@@ -528,12 +632,49 @@ mod tests {
         };
         let rejected = ledger.apply(&cas, with_id(5, 9)).unwrap_err();
         assert_eq!(ledger.apply(&cas, with_id(6, 9)).unwrap_err(), rejected);
-        // Bounded memory: the oldest ids are evicted.
-        for i in 0..REMEMBERED_REQUESTS as u64 {
-            let _ = ledger.apply(&bump, with_id(10 + i, 1_000 + u128::from(i)));
+        // Several requests in one entry share one record.
+        let at = |position, id| ApplyMeta {
+            position,
+            ..with_id(7, id)
+        };
+        ledger.take_changes();
+        let tenth = ledger.apply(&bump, at(0, 10)).unwrap();
+        ledger.apply(&bump, at(1, 11)).unwrap();
+        let changed: Vec<RecordKey> = ledger.take_changes().into_iter().map(|c| c.0).collect();
+        assert_eq!(
+            changed,
+            [RecordKey::Mesh(mesh("m")), RecordKey::Requests(7)],
+            "two requests of one entry: one record"
+        );
+        assert_eq!(ledger.apply(&bump, at(2, 10)).unwrap(), tenth);
+        assert_eq!(ledger.mesh(&mesh("m")).unwrap().version, 4);
+        // Results are remembered for REQUEST_MEMORY_MS of log time, then forgotten.
+        let later = |index: u64, id| ApplyMeta {
+            timestamp: Timestamp(7_000 + REQUEST_MEMORY_MS),
+            ..with_id(index, id)
+        };
+        ledger.apply(&bump, later(8, 12)).unwrap();
+        assert!(
+            ledger.request_index.contains_key(&10),
+            "exactly at the limit: kept"
+        );
+        assert!(
+            !ledger.request_index.contains_key(&7),
+            "applied at 1 s: forgotten"
+        );
+        let much_later = |index: u64, id| ApplyMeta {
+            timestamp: Timestamp(7_001 + REQUEST_MEMORY_MS),
+            ..with_id(index, id)
+        };
+        ledger.apply(&bump, much_later(9, 13)).unwrap();
+        assert!(!ledger.request_index.contains_key(&10) && !ledger.request_index.contains_key(&11));
+        assert!(ledger.request_index.contains_key(&12) && ledger.request_index.contains_key(&13));
+        // Bounded memory: beyond the cap the oldest ids go first, whatever their age.
+        for i in 0..MAX_REMEMBERED_REQUESTS as u64 {
+            let _ = ledger.apply(&bump, much_later(10 + i, 1_000 + u128::from(i)));
         }
-        assert_eq!(ledger.requests.len(), REMEMBERED_REQUESTS);
-        assert!(!ledger.requests.contains_key(&7));
+        assert_eq!(ledger.remembered_requests(), MAX_REMEMBERED_REQUESTS);
+        assert!(!ledger.request_index.contains_key(&12));
         ledger.take_changes();
         assert!(
             Ledger::from_records(ledger.records()) == ledger,

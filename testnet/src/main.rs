@@ -57,6 +57,24 @@ enum BenchCmd {
         #[arg(long, default_value = "/usr/bin/etcd")]
         etcd: PathBuf,
     },
+    /// Write load against a running x0t testnet only (for profiling; no comparison).
+    Load {
+        /// The testnet directory (`x0t testnet up --dir`).
+        #[arg(long, default_value = ".testnet")]
+        dir: PathBuf,
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+        /// Writes in total.
+        #[arg(long, default_value_t = 10_000)]
+        ops: usize,
+        /// Value size in bytes.
+        #[arg(long, default_value_t = 256)]
+        value_bytes: usize,
+        /// Upper bound on the run.
+        #[arg(long, default_value_t = 60)]
+        max_seconds: u64,
+    },
 }
 
 /// One system under test.
@@ -343,24 +361,8 @@ async fn control_plane(
     let key = std::fs::read_to_string(testnet::node_dir(&ours_dir, 1).join(ADMIN_KEY_FILE))?
         .trim()
         .to_owned();
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(128)
-        .build()?;
     let urls: Vec<String> = infos.iter().map(|i| i.api_url.clone()).collect();
-    let admin = x0t_node::client::ApiClient::new(&urls[0], Some(key.clone()))?;
-    for i in 0..64 {
-        admin
-            .create_mesh(&x0t_node::api::CreateMesh {
-                name: format!("bench-{i}"),
-                description: String::new(),
-            })
-            .await?;
-    }
-    let ours = Arc::new(System::X0t {
-        urls: urls.clone(),
-        key,
-        http,
-    });
+    let ours = x0t_system(&urls, key, 64).await?;
 
     eprintln!("starting 3 etcd members …");
     let mut etcd_cluster = start_etcd(&etcd, root.path(), 27_500).await?;
@@ -467,5 +469,77 @@ async fn main() -> anyhow::Result<()> {
             )
             .await
         }
+        Cmd::Bench {
+            which:
+                BenchCmd::Load {
+                    dir,
+                    clients,
+                    ops,
+                    value_bytes,
+                    max_seconds,
+                },
+        } => {
+            load_only(
+                &dir,
+                clients,
+                ops,
+                value_bytes,
+                Duration::from_secs(max_seconds),
+            )
+            .await
+        }
     }
+}
+
+/// Drives a running testnet: the profiling loop behind the figures in docs/benchmarks.md.
+async fn load_only(
+    dir: &Path,
+    clients: usize,
+    ops: usize,
+    value_bytes: usize,
+    max: Duration,
+) -> anyhow::Result<()> {
+    let mut urls = Vec::new();
+    for index in 1.. {
+        let node = testnet::node_dir(dir, index);
+        if !node.exists() {
+            break;
+        }
+        urls.push(NodeInfo::load(&node)?.api_url);
+    }
+    if urls.is_empty() {
+        bail!("no testnet in {} (x0t testnet up --dir …)", dir.display());
+    }
+    let key = std::fs::read_to_string(testnet::node_dir(dir, 1).join(ADMIN_KEY_FILE))?
+        .trim()
+        .to_owned();
+    let system = x0t_system(&urls, key, clients).await?;
+    let value = Arc::new("v".repeat(value_bytes));
+    let result = load(system, clients, ops, value, max).await;
+    print_row("x0t", clients, &result);
+    Ok(())
+}
+
+/// The x0t side of the benchmark: an HTTP client and one mesh per client to write to.
+async fn x0t_system(urls: &[String], key: String, clients: usize) -> anyhow::Result<Arc<System>> {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(128)
+        .build()?;
+    let admin = x0t_node::client::ApiClient::new(&urls[0], Some(key.clone()))?;
+    for i in 0..clients.min(64) {
+        let mesh = format!("bench-{i}");
+        if admin.mesh(&mesh, false).await.is_err() {
+            admin
+                .create_mesh(&x0t_node::api::CreateMesh {
+                    name: mesh,
+                    description: String::new(),
+                })
+                .await?;
+        }
+    }
+    Ok(Arc::new(System::X0t {
+        urls: urls.to_vec(),
+        key,
+        http,
+    }))
 }

@@ -1,7 +1,7 @@
 //! Commands proposed to the replicated ledger, and the records they create.
 //!
-//! A command is what a client asks for; the leader wraps it in a [`Proposal`] stamped with
-//! the time it proposed it, so every replica applies the same bytes and computes the same state
+//! A command is what a client asks for; the leader wraps concurrent commands in one
+//! [`Proposal`] stamped with the time it proposed them, so every replica applies the same bytes and computes the same state
 //! without reading a clock.
 
 use serde::{Deserialize, Serialize};
@@ -75,13 +75,22 @@ pub enum Command {
     },
 }
 
-/// A command as the leader proposed it: with the time it was proposed.
+/// The payload of one log entry: commands the leader proposed together, stamped with the
+/// time it proposed them. Concurrent writes travel and commit as one entry (one disk flush,
+/// one replication round) instead of one entry each.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Proposal {
+    /// The leader's clock when it proposed the batch; the only time `apply` ever sees.
+    pub proposed_at: Timestamp,
+    /// The commands, applied in this order.
+    pub commands: Vec<ProposedCommand>,
+}
+
+/// One client command inside a [`Proposal`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProposedCommand {
     /// The command.
     pub command: Command,
-    /// The leader's clock when it proposed the command; the only time `apply` ever sees.
-    pub proposed_at: Timestamp,
     /// Identifies the client's logical write across retries: a write retried after a leader
     /// change is applied once, and the retry gets the first attempt's result.
     pub request_id: Option<u128>,

@@ -11,7 +11,7 @@ mod error;
 mod ids;
 mod time;
 
-pub use command::{AnchorRecord, Command, MeshSettings, Proposal};
+pub use command::{AnchorRecord, Command, MeshSettings, Proposal, ProposedCommand};
 pub use device::{DeviceClass, PqProfile};
 pub use error::TypesError;
 pub use ids::{MeshId, NodeId, Tag};

@@ -188,7 +188,12 @@ pub async fn spawn(
             ),
         })
         .map_err(|e| setup(&e))?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
+        .with_swarm_config(|c| {
+            c.with_idle_connection_timeout(Duration::from_secs(120))
+                // One address at a time, in the caller's order of preference (QUIC, then
+                // TCP), so peers end up with one connection, not one per transport.
+                .with_dial_concurrency_factor(std::num::NonZeroU8::MIN)
+        })
         .build();
     for addr in &config.listen {
         swarm.listen_on(addr.clone()).map_err(|e| setup(&e))?;

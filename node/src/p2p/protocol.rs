@@ -8,7 +8,7 @@ use openraft::raft::{
 };
 use serde::{Deserialize, Serialize};
 use x0t_consensus::{AnchorNode, LogId, Response, TypeConfig};
-use x0t_types::Command;
+use x0t_types::ProposedCommand;
 
 /// The protocol name on the wire.
 pub const CONTROL_PROTOCOL: &str = "/x0t/control/1";
@@ -22,13 +22,12 @@ pub enum ControlRequest {
     Vote(VoteRequest<u64>),
     /// One chunk of a Raft snapshot.
     InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
-    /// A client write a follower forwards to the leader; the leader stamps the time. The
-    /// request id makes retries (after a leader change) apply once.
+    /// Client writes a follower forwards to the leader, to be proposed as one entry; the
+    /// leader stamps the time. Their request ids make retries (after a leader change) apply
+    /// once.
     ClientWrite {
-        /// The command.
-        command: Command,
-        /// The client's id for this logical write.
-        request_id: u128,
+        /// The commands, in order.
+        commands: Vec<ProposedCommand>,
     },
     /// A follower asks the leader for a linearizable read index.
     ReadIndex,
