@@ -20,6 +20,30 @@ pub fn ports(base_port: u16, index: usize) -> (u16, u16) {
     (base_port + offset, base_port + offset + 1)
 }
 
+/// A base port whose API and peer ports (TCP and UDP) are free for `nodes` nodes right now,
+/// chosen below Linux's ephemeral range (32768+), where an outgoing connection could take a
+/// port between this check and the node binding it. `seed` spreads concurrent callers apart.
+pub fn free_base_port(nodes: usize, seed: u32) -> Result<u16, NodeError> {
+    const FIRST: u32 = 20_000;
+    const SLOTS: u32 = (32_768 - FIRST) / 10 - 10;
+    for attempt in 0..SLOTS {
+        let slot = seed.wrapping_add(attempt.wrapping_mul(97)) % (SLOTS - nodes as u32);
+        let base = (FIRST + slot * 10) as u16;
+        let free = (1..=nodes).all(|i| {
+            let (api, p2p) = ports(base, i);
+            std::net::TcpListener::bind(("127.0.0.1", api)).is_ok()
+                && std::net::TcpListener::bind(("127.0.0.1", p2p)).is_ok()
+                && std::net::UdpSocket::bind(("127.0.0.1", p2p)).is_ok()
+        });
+        if free {
+            return Ok(base);
+        }
+    }
+    Err(NodeError::Config(format!(
+        "no {nodes} free port pairs between {FIRST} and 32767"
+    )))
+}
+
 fn pid_alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
         && std::fs::read_to_string(format!("/proc/{pid}/stat"))

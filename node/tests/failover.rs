@@ -2,7 +2,6 @@
 //! its sled files, and catch a far-behind follower up through a snapshot.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-use std::net::{TcpListener, UdpSocket};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -11,22 +10,8 @@ use x0t_node::client::ApiClient;
 use x0t_node::run::{ADMIN_KEY_FILE, NodeInfo};
 use x0t_node::testnet;
 
-/// A base port whose API and peer ports (TCP and UDP) are free for 3 nodes.
 fn free_base_port() -> u16 {
-    let seed = std::process::id() as u16;
-    for attempt in 0..200u16 {
-        let base = 20_000 + (seed.wrapping_add(attempt * 97) % 4_000) * 10;
-        let free = (1..=3).all(|i| {
-            let (api, p2p) = testnet::ports(base, i);
-            TcpListener::bind(("127.0.0.1", api)).is_ok()
-                && TcpListener::bind(("127.0.0.1", p2p)).is_ok()
-                && UdpSocket::bind(("127.0.0.1", p2p)).is_ok()
-        });
-        if free {
-            return base;
-        }
-    }
-    panic!("no free ports");
+    testnet::free_base_port(3, std::process::id()).unwrap()
 }
 
 async fn eventually<T>(

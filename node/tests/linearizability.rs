@@ -77,7 +77,7 @@ async fn mesh_settings_are_linearizable_across_leader_kills() {
     let dir = root.path().to_path_buf();
     let _cleanup = testnet::KillOnDrop(dir.clone());
     let exe = Path::new(env!("CARGO_BIN_EXE_x0t"));
-    let base = 30_000 + (std::process::id() % 2_000) as u16 * 10;
+    let base = testnet::free_base_port(3, std::process::id()).unwrap();
     testnet::up(exe, &dir, 3, base, &[]).await.unwrap();
     let key = std::fs::read_to_string(testnet::node_dir(&dir, 1).join(ADMIN_KEY_FILE)).unwrap();
     let urls: Vec<String> = (1..=3)

@@ -1,13 +1,14 @@
 //! The x0t control protocol (`/x0t/control/1`): Raft RPCs between anchors, writes and read
 //! barriers forwarded from followers to the leader.
 
-use openraft::error::{CheckIsLeaderError, ClientWriteError, InstallSnapshotError, RaftError};
+use openraft::error::{CheckIsLeaderError, InstallSnapshotError, RaftError};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
 use serde::{Deserialize, Serialize};
-use x0t_consensus::{AnchorNode, LogId, Response, TypeConfig};
+use x0t_consensus::{AnchorNode, LogId, TypeConfig};
+use x0t_ledger::{Outcome, Reject};
 use x0t_types::ProposedCommand;
 
 /// The protocol name on the wire.
@@ -40,6 +41,15 @@ pub enum ControlRequest {
     },
 }
 
+/// Why forwarded writes were not committed.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum ForwardedWriteError {
+    /// The receiver is not (or no longer) the leader, or has no quorum: ask the leader.
+    NotLeader,
+    /// They failed; the reason.
+    Failed(String),
+}
+
 /// The answer to a [`ControlRequest`].
 #[derive(Debug, Serialize, Deserialize)]
 pub enum ControlResponse {
@@ -49,8 +59,9 @@ pub enum ControlResponse {
     Vote(Result<VoteResponse<u64>, RaftError<u64>>),
     /// Answer to InstallSnapshot.
     InstallSnapshot(Result<InstallSnapshotResponse<u64>, RaftError<u64, InstallSnapshotError>>),
-    /// Answer to a forwarded write: the log id it was committed at and what applying it did.
-    ClientWrite(Result<(LogId, Response), RaftError<u64, ClientWriteError<u64, AnchorNode>>>),
+    /// Answer to forwarded writes: the log id of the entry that carried them and what
+    /// applying each did.
+    ClientWrite(Result<(LogId, Vec<Result<Outcome, Reject>>), ForwardedWriteError>),
     /// Answer to ReadIndex: the log index a follower must have applied to read linearizably.
     ReadIndex(Result<Option<LogId>, RaftError<u64, CheckIsLeaderError<u64, AnchorNode>>>),
     /// Answer to AddAnchor.
