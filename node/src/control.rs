@@ -740,3 +740,43 @@ fn now() -> Timestamp {
         .unwrap_or(0);
     Timestamp(millis)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use x0t_types::{MeshId, MeshSettings};
+
+    fn update(description_len: usize) -> ProposedCommand {
+        ProposedCommand {
+            command: Command::UpdateMeshSettings {
+                mesh: MeshId::new("m").unwrap(),
+                expected_version: None,
+                settings: MeshSettings {
+                    description: "x".repeat(description_len),
+                },
+            },
+            request_id: Some(7),
+        }
+    }
+
+    #[test]
+    fn forwarded_batches_are_bounded() {
+        assert!(check_batch(&[]).is_err(), "empty");
+        assert!(check_batch(&vec![update(10); MAX_BATCH_COMMANDS]).is_ok());
+        let too_many = check_batch(&vec![update(10); MAX_BATCH_COMMANDS + 1]).unwrap_err();
+        assert!(too_many.contains("257"), "{too_many}");
+        // 4 KiB descriptions: 64 fit in 256 KiB with their overhead, 70 do not.
+        assert!(check_batch(&vec![update(4000); 64]).is_ok());
+        let too_big = check_batch(&vec![update(4096); 70]).unwrap_err();
+        assert!(too_big.contains("bytes"), "{too_big}");
+    }
+
+    #[test]
+    fn batches_linger_only_when_writers_are_concurrent() {
+        assert_eq!(linger_after(0), None);
+        assert_eq!(linger_after(1), None, "a lone writer never waits");
+        assert_eq!(linger_after(2), Some(Duration::from_micros(100)));
+        assert_eq!(linger_after(11), Some(Duration::from_millis(1)));
+        assert_eq!(linger_after(10_000), Some(MAX_BATCH_LINGER));
+    }
+}

@@ -167,6 +167,71 @@ async fn three_anchors_replicate_forward_and_authorize() {
     let body: x0t_node::api::ErrorBody = response.json().await.unwrap();
     assert_eq!(body.error.code, "bad_request");
 
+    // Concurrent writes through all three nodes travel in shared batches; each writer still
+    // gets its own answer: per name exactly one create wins, the others are told it exists,
+    // and every CAS on one mesh either wins with a distinct version or is refused.
+    let nodes = [&a, &b, &c];
+    let mut writes = Vec::new();
+    for i in 0..48usize {
+        let api = nodes[i % 3].client(Some(admin_key.clone()));
+        writes.push(tokio::spawn(async move {
+            api.create_mesh(&CreateMesh {
+                name: format!("fleet-{}", i % 16),
+                description: format!("writer {i}"),
+            })
+            .await
+            .map(|mesh| (i, mesh))
+        }));
+    }
+    let mut winners = std::collections::BTreeMap::new();
+    for write in writes {
+        match write.await.unwrap() {
+            Ok((i, mesh)) => {
+                assert_eq!(mesh.description, format!("writer {i}"));
+                assert!(
+                    winners.insert(mesh.name.clone(), i).is_none(),
+                    "two winners"
+                );
+            }
+            Err(NodeError::Api { status: 409, .. }) => {}
+            Err(e) => panic!("concurrent create failed: {e}"),
+        }
+    }
+    assert_eq!(winners.len(), 16, "one winner per name: {winners:?}");
+    for (name, i) in &winners {
+        let mesh = a.client(None).mesh(name, false).await.unwrap();
+        assert_eq!(mesh.description, format!("writer {i}"));
+    }
+    let mut cas = Vec::new();
+    for i in 0..24usize {
+        let api = nodes[i % 3].client(Some(admin_key.clone()));
+        cas.push(tokio::spawn(async move {
+            api.update_settings(
+                "factory",
+                &UpdateSettings {
+                    description: format!("cas {i}"),
+                    expected_version: Some(2 + (i as u64 % 4)),
+                },
+            )
+            .await
+        }));
+    }
+    let mut versions = std::collections::BTreeSet::new();
+    for write in cas {
+        match write.await.unwrap() {
+            Ok(mesh) => assert!(
+                versions.insert(mesh.version),
+                "version {} twice",
+                mesh.version
+            ),
+            Err(NodeError::Api { status: 409, .. }) => {}
+            Err(e) => panic!("concurrent CAS failed: {e}"),
+        }
+    }
+    let last = c.client(None).mesh("factory", false).await.unwrap();
+    assert!(!versions.is_empty());
+    assert_eq!(Some(&last.version), versions.last(), "{versions:?}");
+
     c.stop().await;
     b.stop().await;
     a.stop().await;
