@@ -92,6 +92,23 @@ pub struct AdminKey {
     pub created_at: Timestamp,
 }
 
+/// A recorded anchor-join token: only the hash of its secret is kept.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnchorJoinToken {
+    /// Public identifier.
+    pub token_id: String,
+    /// blake3-derived hash of the secret.
+    pub secret_hash: [u8; 32],
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// The first instant it is no longer valid.
+    pub expires_at: Timestamp,
+}
+
+/// Most anchor-join tokens outstanding at once (expired ones are forgotten when a new one is
+/// added).
+pub const MAX_ANCHOR_JOIN_TOKENS: usize = 256;
+
 /// What a successful command did.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {
@@ -114,6 +131,18 @@ pub enum Outcome {
     AdminKeyAdded {
         /// Its id.
         key_id: String,
+    },
+    /// An anchor-join token was recorded.
+    AnchorJoinTokenAdded {
+        /// Its id.
+        token_id: String,
+        /// When it expires.
+        expires_at: Timestamp,
+    },
+    /// An anchor-join token was spent and the anchor recorded.
+    AnchorJoinTokenRedeemed {
+        /// The new anchor's Raft id.
+        raft_id: u64,
     },
     /// An anchor was forgotten.
     AnchorRemoved {
@@ -159,6 +188,20 @@ pub enum Reject {
         /// The id asked for.
         raft_id: u64,
     },
+    /// The anchor-join token is unknown, already used, or its secret is wrong.
+    #[error("unknown, used or wrong anchor-join token")]
+    InvalidToken,
+    /// The anchor-join token is right but expired.
+    #[error("anchor-join token {token_id} expired at {expires_at:?}")]
+    TokenExpired {
+        /// Its id.
+        token_id: String,
+        /// When it expired.
+        expires_at: Timestamp,
+    },
+    /// Too many anchor-join tokens are outstanding.
+    #[error("{MAX_ANCHOR_JOIN_TOKENS} anchor-join tokens are outstanding; use or let some expire")]
+    TooManyTokens,
     /// The command is malformed.
     #[error("invalid command: {0}")]
     Invalid(String),
@@ -175,6 +218,8 @@ pub enum RecordKey {
     AdminKey(String),
     /// The remembered request results of one log entry, by its index.
     Requests(u64),
+    /// An anchor-join token, by id.
+    AnchorJoinToken(String),
 }
 
 /// One persisted record: the unit the storage layer writes.
@@ -188,6 +233,8 @@ pub enum Record {
     AdminKey(AdminKey),
     /// The remembered request results of one log entry.
     Requests(RequestGroup),
+    /// An anchor-join token.
+    AnchorJoinToken(AnchorJoinToken),
 }
 
 impl Record {
@@ -198,6 +245,7 @@ impl Record {
             Self::Anchor(anchor) => RecordKey::Anchor(anchor.raft_id),
             Self::AdminKey(key) => RecordKey::AdminKey(key.key_id.clone()),
             Self::Requests(group) => RecordKey::Requests(group.index),
+            Self::AnchorJoinToken(token) => RecordKey::AnchorJoinToken(token.token_id.clone()),
         }
     }
 }
@@ -208,6 +256,7 @@ pub struct Ledger {
     meshes: BTreeMap<MeshId, Mesh>,
     anchors: BTreeMap<u64, AnchorRecord>,
     admin_keys: BTreeMap<String, AdminKey>,
+    anchor_join_tokens: BTreeMap<String, AnchorJoinToken>,
     /// Remembered request results by log index, oldest first.
     request_groups: BTreeMap<u64, RequestGroup>,
     /// The index of the group remembering each request.
@@ -236,6 +285,11 @@ impl Ledger {
                 Record::AdminKey(key) => {
                     ledger.admin_keys.insert(key.key_id.clone(), key);
                 }
+                Record::AnchorJoinToken(token) => {
+                    ledger
+                        .anchor_join_tokens
+                        .insert(token.token_id.clone(), token);
+                }
                 Record::Requests(group) => {
                     for request in &group.requests {
                         ledger.request_index.insert(request.request_id, group.index);
@@ -255,6 +309,12 @@ impl Ledger {
             .map(Record::Mesh)
             .chain(self.anchors.values().cloned().map(Record::Anchor))
             .chain(self.admin_keys.values().cloned().map(Record::AdminKey))
+            .chain(
+                self.anchor_join_tokens
+                    .values()
+                    .cloned()
+                    .map(Record::AnchorJoinToken),
+            )
             .chain(self.request_groups.values().cloned().map(Record::Requests))
     }
 
@@ -264,6 +324,11 @@ impl Ledger {
             RecordKey::Mesh(id) => self.meshes.get(id).cloned().map(Record::Mesh),
             RecordKey::Anchor(id) => self.anchors.get(id).cloned().map(Record::Anchor),
             RecordKey::AdminKey(id) => self.admin_keys.get(id).cloned().map(Record::AdminKey),
+            RecordKey::AnchorJoinToken(id) => self
+                .anchor_join_tokens
+                .get(id)
+                .cloned()
+                .map(Record::AnchorJoinToken),
             RecordKey::Requests(index) => self
                 .request_groups
                 .get(index)
@@ -301,6 +366,11 @@ impl Ledger {
     /// All recorded anchors, by Raft id.
     pub fn anchors(&self) -> impl Iterator<Item = &AnchorRecord> {
         self.anchors.values()
+    }
+
+    /// An anchor-join token by id (expired or not).
+    pub fn anchor_join_token(&self, token_id: &str) -> Option<&AnchorJoinToken> {
+        self.anchor_join_tokens.get(token_id)
     }
 
     /// An admin key by id.
@@ -419,16 +489,7 @@ impl Ledger {
                 Ok(Outcome::MeshUpdated { mesh: updated })
             }
             Command::AddAnchor { anchor } => {
-                if anchor.peer_id.is_empty() || anchor.peer_id.len() > 128 {
-                    return Err(Reject::Invalid(
-                        "anchor peer id must be 1 to 128 bytes".into(),
-                    ));
-                }
-                if anchor.addrs.len() > 16 || anchor.addrs.iter().any(|a| a.len() > 256) {
-                    return Err(Reject::Invalid(
-                        "at most 16 anchor addresses of 256 bytes".into(),
-                    ));
-                }
+                validate_anchor(anchor)?;
                 self.anchors.insert(anchor.raft_id, anchor.clone());
                 self.changed.insert(RecordKey::Anchor(anchor.raft_id));
                 Ok(Outcome::AnchorAdded {
@@ -464,6 +525,80 @@ impl Ledger {
                     key_id: key_id.clone(),
                 })
             }
+            Command::AddAnchorJoinToken {
+                token_id,
+                secret_hash,
+                expires_at,
+            } => {
+                if token_id.is_empty() || token_id.len() > 64 {
+                    return Err(Reject::Invalid(
+                        "anchor-join token id must be 1 to 64 bytes".into(),
+                    ));
+                }
+                if *expires_at <= meta.timestamp {
+                    return Err(Reject::Invalid(
+                        "anchor-join token would be expired already".into(),
+                    ));
+                }
+                let expired: Vec<String> = self
+                    .anchor_join_tokens
+                    .values()
+                    .filter(|t| t.expires_at <= meta.timestamp)
+                    .map(|t| t.token_id.clone())
+                    .collect();
+                let live = self.anchor_join_tokens.len() - expired.len();
+                if self.anchor_join_tokens.contains_key(token_id) {
+                    return Err(Reject::Invalid("anchor-join token id in use".into()));
+                }
+                if live >= MAX_ANCHOR_JOIN_TOKENS {
+                    return Err(Reject::TooManyTokens);
+                }
+                for id in expired {
+                    self.anchor_join_tokens.remove(&id);
+                    self.changed.insert(RecordKey::AnchorJoinToken(id));
+                }
+                self.anchor_join_tokens.insert(
+                    token_id.clone(),
+                    AnchorJoinToken {
+                        token_id: token_id.clone(),
+                        secret_hash: *secret_hash,
+                        created_at: meta.timestamp,
+                        expires_at: *expires_at,
+                    },
+                );
+                self.changed
+                    .insert(RecordKey::AnchorJoinToken(token_id.clone()));
+                Ok(Outcome::AnchorJoinTokenAdded {
+                    token_id: token_id.clone(),
+                    expires_at: *expires_at,
+                })
+            }
+            Command::RedeemAnchorJoinToken {
+                token_id,
+                secret_hash,
+                anchor,
+            } => {
+                let token = self
+                    .anchor_join_tokens
+                    .get(token_id)
+                    .filter(|t| constant_time_eq(&t.secret_hash, secret_hash))
+                    .ok_or(Reject::InvalidToken)?;
+                if token.expires_at <= meta.timestamp {
+                    return Err(Reject::TokenExpired {
+                        token_id: token_id.clone(),
+                        expires_at: token.expires_at,
+                    });
+                }
+                validate_anchor(anchor)?;
+                self.anchor_join_tokens.remove(token_id);
+                self.changed
+                    .insert(RecordKey::AnchorJoinToken(token_id.clone()));
+                self.anchors.insert(anchor.raft_id, anchor.clone());
+                self.changed.insert(RecordKey::Anchor(anchor.raft_id));
+                Ok(Outcome::AnchorJoinTokenRedeemed {
+                    raft_id: anchor.raft_id,
+                })
+            }
             Command::RemoveAnchor { raft_id } => {
                 if self.anchors.remove(raft_id).is_none() {
                     return Err(Reject::NoSuchAnchor { raft_id: *raft_id });
@@ -473,6 +608,25 @@ impl Ledger {
             }
         }
     }
+}
+
+fn validate_anchor(anchor: &AnchorRecord) -> Result<(), Reject> {
+    if anchor.peer_id.is_empty() || anchor.peer_id.len() > 128 {
+        return Err(Reject::Invalid(
+            "anchor peer id must be 1 to 128 bytes".into(),
+        ));
+    }
+    if anchor.addrs.len() > 16 || anchor.addrs.iter().any(|a| a.len() > 256) {
+        return Err(Reject::Invalid(
+            "at most 16 anchor addresses of 256 bytes".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Compares two hashes in time independent of where they differ.
+fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// A result as remembered: mesh outcomes without their settings (the command has them).
@@ -680,6 +834,84 @@ mod tests {
             Ledger::from_records(ledger.records()) == ledger,
             "records rebuild the ledger"
         );
+    }
+
+    #[test]
+    fn anchor_join_tokens_work_once_until_they_expire() {
+        let mut ledger = Ledger::new();
+        let anchor = |raft_id| AnchorRecord {
+            raft_id,
+            node_id: NodeId::from_bytes([raft_id as u8; 32]),
+            peer_id: "12D3KooW".into(),
+            addrs: vec!["/ip4/127.0.0.1/udp/1/quic-v1".into()],
+            api_url: "http://127.0.0.1:2".into(),
+        };
+        let add = |id: &str, expires_at| Command::AddAnchorJoinToken {
+            token_id: id.into(),
+            secret_hash: [1; 32],
+            expires_at: Timestamp(expires_at),
+        };
+        let redeem = |id: &str, hash, raft_id| Command::RedeemAnchorJoinToken {
+            token_id: id.into(),
+            secret_hash: hash,
+            anchor: anchor(raft_id),
+        };
+        // meta(n) is at n seconds.
+        assert!(matches!(
+            ledger.apply(&add("t1", 10_000), meta(1)),
+            Ok(Outcome::AnchorJoinTokenAdded { .. })
+        ));
+        assert!(
+            ledger.apply(&add("t1", 10_000), meta(2)).is_err(),
+            "id in use"
+        );
+        assert!(
+            ledger.apply(&add("old", 500), meta(2)).is_err(),
+            "expired at birth"
+        );
+        ledger.take_changes();
+        // A wrong secret changes nothing.
+        let before = ledger.clone();
+        assert_eq!(
+            ledger.apply(&redeem("t1", [2; 32], 9), meta(3)),
+            Err(Reject::InvalidToken)
+        );
+        assert_eq!(ledger, before);
+        assert_eq!(
+            ledger.apply(&redeem("t1", [1; 32], 9), meta(4)),
+            Ok(Outcome::AnchorJoinTokenRedeemed { raft_id: 9 })
+        );
+        assert_eq!(ledger.anchors().count(), 1);
+        assert!(ledger.anchor_join_token("t1").is_none(), "spent");
+        assert_eq!(
+            ledger.apply(&redeem("t1", [1; 32], 10), meta(5)),
+            Err(Reject::InvalidToken),
+            "single use"
+        );
+        // Expiry uses the proposal's time.
+        ledger.apply(&add("t2", 20_000), meta(6)).unwrap();
+        assert!(matches!(
+            ledger.apply(&redeem("t2", [1; 32], 11), meta(20)),
+            Err(Reject::TokenExpired { .. })
+        ));
+        assert!(
+            ledger.anchor_join_token("t2").is_some(),
+            "a refusal changes nothing"
+        );
+        // Adding a token forgets expired ones; the number outstanding is bounded.
+        ledger.apply(&add("t3", 100_000), meta(21)).unwrap();
+        assert!(ledger.anchor_join_token("t2").is_none());
+        for i in 1..MAX_ANCHOR_JOIN_TOKENS {
+            ledger
+                .apply(&add(&format!("n{i}"), 100_000), meta(22))
+                .unwrap();
+        }
+        assert_eq!(
+            ledger.apply(&add("one-more", 100_000), meta(23)),
+            Err(Reject::TooManyTokens)
+        );
+        ledger.take_changes();
+        assert!(Ledger::from_records(ledger.records()) == ledger);
     }
 
     #[test]

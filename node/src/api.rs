@@ -11,10 +11,10 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use x0t_consensus::AnchorNode;
 use x0t_ledger::{Mesh, Outcome, Reject};
-use x0t_types::{Command, MeshId, MeshSettings};
+use x0t_types::{Command, MeshId, MeshSettings, Timestamp};
 
-use crate::admin::AdminToken;
 use crate::control::{ClusterStatus, ControlError, ControlPlane};
+use crate::token::{SecretToken, TokenKind};
 
 /// Largest request body accepted.
 const MAX_BODY: usize = 64 * 1024;
@@ -81,6 +81,9 @@ impl From<ControlError> for ApiError {
                     Reject::VersionMismatch { .. } => (StatusCode::CONFLICT, "version_mismatch"),
                     Reject::NoSuchAnchor { .. } => (StatusCode::NOT_FOUND, "no_such_anchor"),
                     Reject::AdminKeyExists { .. } => (StatusCode::CONFLICT, "admin_key_exists"),
+                    Reject::InvalidToken => (StatusCode::FORBIDDEN, "invalid_token"),
+                    Reject::TokenExpired { .. } => (StatusCode::FORBIDDEN, "token_expired"),
+                    Reject::TooManyTokens => (StatusCode::CONFLICT, "too_many_tokens"),
                     Reject::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid"),
                 };
                 Self::new(status, code, message)
@@ -152,11 +155,11 @@ impl FromRequestParts<ControlPlane> for Admin {
             })?;
         let token = header
             .strip_prefix("Bearer ")
-            .and_then(AdminToken::parse)
+            .and_then(|text| SecretToken::parse(TokenKind::Admin, text))
             .ok_or_else(|| unauthorized("malformed admin key"))?;
         let valid = control.read(|ledger| {
             ledger
-                .admin_key(&token.key_id)
+                .admin_key(&token.id)
                 .is_some_and(|key| token.matches(&key.secret_hash))
         });
         if valid {
@@ -207,6 +210,32 @@ pub struct AddAnchor {
     pub raft_id: u64,
     /// How to reach it.
     pub node: AnchorNode,
+}
+
+/// Shortest validity of an anchor-join token.
+pub const MIN_JOIN_TOKEN_TTL_SECS: u64 = 3_600;
+/// Longest validity of an anchor-join token.
+pub const MAX_JOIN_TOKEN_TTL_SECS: u64 = 30 * 24 * 3_600;
+
+/// Request body of `POST /api/v1/cluster/join-tokens`.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateJoinToken {
+    /// Validity in seconds, 1 h to 30 d [default: 1 h].
+    #[serde(default)]
+    pub ttl_secs: Option<u64>,
+}
+
+/// Answer of `POST /api/v1/cluster/join-tokens`: the token is shown this once; the cluster
+/// keeps only its hash.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct JoinTokenView {
+    /// The token text (`x0tanc_…`), for `x0t up --join … --token …` on the new anchor.
+    pub token: String,
+    /// Its public id.
+    pub token_id: String,
+    /// When it stops being valid, ms since the epoch.
+    pub expires_at_ms: u64,
 }
 
 /// A mesh as the API shows it.
@@ -319,6 +348,42 @@ async fn update_settings(
     mesh_outcome(outcome)
 }
 
+async fn create_join_token(
+    State(control): State<ControlPlane>,
+    _admin: Admin,
+    JsonBody(body): JsonBody<CreateJoinToken>,
+) -> Result<(StatusCode, Json<JoinTokenView>), ApiError> {
+    let ttl = body.ttl_secs.unwrap_or(MIN_JOIN_TOKEN_TTL_SECS);
+    if !(MIN_JOIN_TOKEN_TTL_SECS..=MAX_JOIN_TOKEN_TTL_SECS).contains(&ttl) {
+        return Err(ApiError::bad_request(format!(
+            "ttl_secs must be between {MIN_JOIN_TOKEN_TTL_SECS} (1 h) and \
+             {MAX_JOIN_TOKEN_TTL_SECS} (30 d), not {ttl}"
+        )));
+    }
+    // The secret is drawn here, before anything is proposed; the ledger gets its hash.
+    let token = SecretToken::generate(TokenKind::AnchorJoin);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let expires_at = Timestamp(now_ms.saturating_add(ttl * 1_000));
+    control
+        .write(Command::AddAnchorJoinToken {
+            token_id: token.id.clone(),
+            secret_hash: token.secret_hash(),
+            expires_at,
+        })
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(JoinTokenView {
+            token: token.to_text(),
+            token_id: token.id.clone(),
+            expires_at_ms: expires_at.as_millis(),
+        }),
+    ))
+}
+
 async fn add_anchor(
     State(control): State<ControlPlane>,
     _admin: Admin,
@@ -338,6 +403,7 @@ pub fn router(control: ControlPlane) -> Router {
         .route("/healthz", get(healthz))
         .route("/api/v1/cluster", get(cluster))
         .route("/api/v1/cluster/anchors", post(add_anchor))
+        .route("/api/v1/cluster/join-tokens", post(create_join_token))
         .route("/api/v1/meshes", get(list_meshes).post(create_mesh))
         .route("/api/v1/meshes/{mesh}", get(get_mesh))
         .route("/api/v1/meshes/{mesh}/settings", put(update_settings))

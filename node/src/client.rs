@@ -4,7 +4,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::NodeError;
-use crate::api::{AddAnchor, CreateMesh, ErrorBody, MeshView, UpdateSettings};
+use crate::api::{
+    AddAnchor, CreateJoinToken, CreateMesh, ErrorBody, JoinTokenView, MeshView, UpdateSettings,
+};
 use crate::control::ClusterStatus;
 
 /// Talks to one node's API.
@@ -72,6 +74,14 @@ impl ApiClient {
     /// `POST /api/v1/cluster/anchors`.
     pub async fn add_anchor(&self, body: &AddAnchor) -> Result<ClusterStatus, NodeError> {
         self.post("/api/v1/cluster/anchors", body).await
+    }
+
+    /// `POST /api/v1/cluster/join-tokens`.
+    pub async fn create_join_token(
+        &self,
+        body: &CreateJoinToken,
+    ) -> Result<JoinTokenView, NodeError> {
+        self.post("/api/v1/cluster/join-tokens", body).await
     }
 
     /// `POST /api/v1/meshes`.

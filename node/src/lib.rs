@@ -4,7 +4,6 @@
 //! ([`p2p`]), control plane on openraft ([`control`]), HTTP API ([`api`]). Tests and the
 //! testnet start nodes through the same function, in-process or as `x0t up` processes.
 
-pub mod admin;
 pub mod api;
 pub mod bench;
 pub mod client;
@@ -14,6 +13,7 @@ pub mod p2p;
 mod raft_network;
 pub mod run;
 pub mod testnet;
+pub mod token;
 
 pub use run::{NodeConfig, NodeInfo, run};
 

@@ -174,6 +174,39 @@ enum ClusterCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Issue a single-use anchor-join token (shown once; the cluster keeps its hash).
+    JoinToken {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Validity: a number with s, m, h or d, between 1h and 30d.
+        #[arg(long, default_value = "1h", value_parser = parse_ttl)]
+        ttl: u64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Parses `90m`, `24h`, `7d`, `3600s` into seconds.
+fn parse_ttl(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("{text:?}: add a unit (s, m, h or d)"))?;
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?}: expected a number then s, m, h or d"))?;
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        other => return Err(format!("unknown unit {other:?}: use s, m, h or d")),
+    };
+    number
+        .checked_mul(scale)
+        .ok_or_else(|| format!("{text:?} is too long"))
 }
 
 #[derive(Debug, Subcommand)]
@@ -455,6 +488,26 @@ async fn run(command: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Cluster {
+            which: ClusterCommand::JoinToken { client, ttl, json },
+        } => {
+            let issued = client
+                .client()?
+                .create_join_token(&x0t_node::api::CreateJoinToken {
+                    ttl_secs: Some(ttl),
+                })
+                .await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&issued)?);
+            } else {
+                println!("{}", issued.token);
+                eprintln!(
+                    "anchor-join token {} (single use), valid for {ttl} s; only its hash is stored",
+                    issued.token_id
+                );
+            }
+            Ok(())
+        }
         Command::Mesh { which } => {
             let view = match which {
                 MeshCommand::Create {
@@ -554,5 +607,22 @@ async fn run(command: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_ttl;
+
+    #[test]
+    fn ttls_parse_with_units() {
+        assert_eq!(parse_ttl("3600s"), Ok(3_600));
+        assert_eq!(parse_ttl("90m"), Ok(5_400));
+        assert_eq!(parse_ttl(" 24h "), Ok(86_400));
+        assert_eq!(parse_ttl("30d"), Ok(2_592_000));
+        assert!(parse_ttl("12").unwrap_err().contains("unit"));
+        assert!(parse_ttl("3w").unwrap_err().contains("unknown unit"));
+        assert!(parse_ttl("h").is_err());
+        assert!(parse_ttl("99999999999999999999d").is_err());
     }
 }

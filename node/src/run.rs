@@ -13,10 +13,10 @@ use x0t_crypto::keyfile::{read_secret_file, write_secret_file};
 use x0t_types::{AnchorRecord, Command, MeshId, MeshSettings};
 
 use crate::NodeError;
-use crate::admin::AdminToken;
 use crate::control::{ControlPlane, RaftSettings};
 use crate::identity::{generate_identity, identity_key_path, load_identity};
 use crate::p2p::{self, P2pConfig};
+use crate::token::{SecretToken, TokenKind};
 
 /// File (in the data dir) holding the libp2p ed25519 key, protobuf-encoded, 0600.
 pub const LIBP2P_KEY_FILE: &str = "libp2p.key";
@@ -196,14 +196,14 @@ async fn bootstrap_cluster(
     anchor: &AnchorNode,
 ) -> Result<(), NodeError> {
     tracing::info!("bootstrapping a new one-anchor cluster");
-    let token = AdminToken::generate();
+    let token = SecretToken::generate(TokenKind::Admin);
     let mesh = MeshId::new(DEFAULT_MESH).map_err(|e| NodeError::Config(e.to_string()))?;
     for command in [
         Command::AddAnchor {
             anchor: anchor_record(raft_id, node_id, anchor),
         },
         Command::AddAdminKey {
-            key_id: token.key_id.clone(),
+            key_id: token.id.clone(),
             secret_hash: token.secret_hash(),
             label: "bootstrap".to_owned(),
         },

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
-use x0t_node::api::{CreateMesh, UpdateSettings};
+use x0t_node::api::{CreateJoinToken, CreateMesh, UpdateSettings};
 use x0t_node::client::ApiClient;
 use x0t_node::control::RaftSettings;
 use x0t_node::run::{ADMIN_KEY_FILE, JoinConfig};
@@ -232,7 +232,58 @@ async fn three_anchors_replicate_forward_and_authorize() {
     assert!(!versions.is_empty());
     assert_eq!(Some(&last.version), versions.last(), "{versions:?}");
 
+    // Anchor-join tokens: admin only, TTL bounded, shown once, stored as a hash.
+    let issued = b
+        .client(Some(admin_key.clone()))
+        .create_join_token(&CreateJoinToken {
+            ttl_secs: Some(7_200),
+        })
+        .await
+        .unwrap();
+    assert!(issued.token.starts_with("x0tanc_"), "{}", issued.token);
+    let denied = b
+        .client(None)
+        .create_join_token(&CreateJoinToken::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(denied, NodeError::Api { status: 401, .. }),
+        "{denied}"
+    );
+    let too_short = b
+        .client(Some(admin_key.clone()))
+        .create_join_token(&CreateJoinToken { ttl_secs: Some(60) })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(too_short, NodeError::Api { status: 400, .. }),
+        "{too_short}"
+    );
+
+    let a_dir = a.dir.clone();
     c.stop().await;
     b.stop().await;
     a.stop().await;
+
+    // Nothing on disk holds the token's secret; its id is there.
+    let secret_text = issued.token.rsplit('_').next().unwrap();
+    let secret = x0t_types::base32::decode(secret_text).unwrap();
+    let mut files = vec![a_dir.join("db")];
+    let mut found_id = false;
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        let contains = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+        assert!(!contains(&secret), "secret in {}", path.display());
+        assert!(
+            !contains(secret_text.as_bytes()),
+            "secret text in {}",
+            path.display()
+        );
+        found_id |= contains(issued.token_id.as_bytes());
+    }
+    assert!(found_id, "the token id is recorded");
 }

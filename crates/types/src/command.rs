@@ -68,6 +68,27 @@ pub enum Command {
         /// Human label, e.g. "bootstrap".
         label: String,
     },
+    /// Records an anchor-join token: its id, the hash of its secret (never the secret), and
+    /// when it stops being valid.
+    AddAnchorJoinToken {
+        /// Public identifier (part of the token text).
+        token_id: String,
+        /// blake3-derived hash of the secret.
+        secret_hash: [u8; 32],
+        /// The first instant it is no longer valid.
+        expires_at: Timestamp,
+    },
+    /// Spends an anchor-join token (it works once) to record a new anchor. Refused unless the
+    /// token exists, the presented secret hashes to its hash, and it has not expired at the
+    /// proposal's time.
+    RedeemAnchorJoinToken {
+        /// The token's id.
+        token_id: String,
+        /// Hash of the secret the joining node presented.
+        secret_hash: [u8; 32],
+        /// The anchor it admits.
+        anchor: AnchorRecord,
+    },
     /// Forgets an anchor.
     RemoveAnchor {
         /// Its Raft node id.
