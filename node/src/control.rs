@@ -12,11 +12,12 @@ use serde::Serialize;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use x0t_consensus::{AnchorNode, LogId, LogStore, Raft, Response, SledStorage, StateMachineStore};
 use x0t_ledger::{Ledger, Outcome, Reject};
-use x0t_types::{Command, Proposal, ProposedCommand, Timestamp};
+use x0t_types::{AnchorRecord, Command, Proposal, ProposedCommand, Timestamp};
 
 use crate::p2p::protocol::{ControlRequest, ControlResponse, ForwardedWriteError};
 use crate::p2p::{InboundRequest, P2p, P2pError};
 use crate::raft_network::{NetworkFactory, peer_of};
+use crate::token::{SecretToken, TokenKind};
 
 /// How long a client write or read barrier waits for a leader before giving up.
 const LEADER_WAIT: Duration = Duration::from_secs(5);
@@ -645,11 +646,28 @@ impl ControlPlane {
     }
 
     async fn handle(&self, peer: PeerId, request: ControlRequest) -> ControlResponse {
+        let request = match request {
+            // Enrollment: the one request a stranger may make.
+            ControlRequest::JoinAnchor { token, anchor } => {
+                return ControlResponse::JoinAnchor(self.join_anchor(peer, &token, anchor).await);
+            }
+            ControlRequest::AddAnchor { id, node }
+                if !self.is_member(&peer) && self.redeemed_for(&peer, id, &node).await =>
+            {
+                return ControlResponse::AddAnchor(
+                    self.add_anchor(id, node).await.map_err(|e| e.to_string()),
+                );
+            }
+            request => request,
+        };
         if !self.is_member(&peer) {
             tracing::warn!(%peer, "refusing control request from a peer that is not an anchor");
             return ControlResponse::Refused("not an anchor of this cluster".to_owned());
         }
         match request {
+            ControlRequest::JoinAnchor { .. } => {
+                ControlResponse::Refused("already handled".to_owned())
+            }
             ControlRequest::AppendEntries(rpc) => {
                 ControlResponse::AppendEntries(self.raft.append_entries(rpc).await)
             }
@@ -676,6 +694,74 @@ impl ControlPlane {
                     .map_err(|e| e.to_string()),
             ),
         }
+    }
+
+    /// Spends an anchor-join token for `peer`: records it as an anchor (through the leader)
+    /// and answers the members it must accept Raft traffic from before it is added.
+    async fn join_anchor(
+        &self,
+        peer: PeerId,
+        token: &str,
+        anchor: AnchorRecord,
+    ) -> Result<Vec<AnchorNode>, String> {
+        if anchor.peer_id != peer.to_string() {
+            return Err("the anchor record must name the requesting peer".to_owned());
+        }
+        let token = SecretToken::parse(TokenKind::AnchorJoin, token)
+            .ok_or("malformed anchor-join token (x0tanc_…)")?;
+        // A first check on local (possibly stale) state keeps strangers with made-up tokens
+        // from writing to the log at all.
+        let plausible = self.read(|ledger| {
+            ledger
+                .anchor_join_token(&token.id)
+                .is_some_and(|t| token.matches(&t.secret_hash))
+                || ledger
+                    .anchors()
+                    .any(|a| a.raft_id == anchor.raft_id && a.peer_id == anchor.peer_id)
+        });
+        if !plausible {
+            tracing::warn!(%peer, "refusing an anchor join with an unknown or wrong token");
+            return Err(Reject::InvalidToken.to_string());
+        }
+        let (raft_id, peer_id) = (anchor.raft_id, anchor.peer_id.clone());
+        match self
+            .write(Command::RedeemAnchorJoinToken {
+                token_id: token.id.clone(),
+                secret_hash: token.secret_hash(),
+                anchor,
+            })
+            .await
+        {
+            Ok(_) => {}
+            // A retry after a lost answer: the token is spent, by this very node.
+            Err(ControlError::Rejected(Reject::InvalidToken))
+                if self.read(|l| {
+                    l.anchors()
+                        .any(|a| a.raft_id == raft_id && a.peer_id == peer_id)
+                }) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+        tracing::info!(%peer, raft_id, "anchor-join token redeemed");
+        let status = self.status();
+        Ok(status
+            .voters
+            .into_values()
+            .chain(status.learners.into_values())
+            .collect())
+    }
+
+    /// Whether `peer` redeemed a join token for raft id `id` with this node record
+    /// (linearizable: the redemption may have been applied on the leader only so far).
+    async fn redeemed_for(&self, peer: &PeerId, id: u64, node: &AnchorNode) -> bool {
+        let text = peer.to_string();
+        if node.peer_id != text || self.read_barrier().await.is_err() {
+            return false;
+        }
+        self.read(|ledger| {
+            ledger
+                .anchors()
+                .any(|a| a.raft_id == id && a.peer_id == text)
+        })
     }
 
     /// Stops Raft and checkpoints the applied state (so the next start replays nothing).

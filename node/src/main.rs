@@ -98,11 +98,15 @@ enum Command {
         /// Peer-to-peer listen IP.
         #[arg(long, default_value = "127.0.0.1")]
         p2p_ip: std::net::IpAddr,
-        /// Join the cluster of the anchor whose API is at this URL (needs its admin key in
-        /// --key / X0T_KEY), as a learner first, then a voter.
-        #[arg(long)]
+        /// Join an existing cluster as an anchor (learner first, then voter), through one of
+        /// its anchors: its peer address `/ip4/…/udp/…/quic-v1/p2p/<peer id>` with an
+        /// anchor-join token (--token), or its API URL with an admin key (--key).
+        #[arg(long, value_name = "MULTIADDR|URL")]
         join: Option<String>,
-        /// Admin key of the cluster to join.
+        /// Anchor-join token (`x0t cluster join-token` on the cluster), for a multiaddr --join.
+        #[arg(long, env = "X0T_JOIN_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Admin key of the cluster, for a URL --join.
         #[arg(long, env = "X0T_KEY", hide_env_values = true)]
         key: Option<String>,
         /// Build a Raft snapshot every N log entries.
@@ -426,6 +430,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             p2p_port,
             p2p_ip,
             join,
+            token,
             key,
             snapshot_every,
             keep_after_snapshot,
@@ -436,10 +441,22 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 std::net::IpAddr::V6(ip) => format!("/ip6/{ip}"),
             };
             let join = match join {
-                Some(api_url) => Some(JoinConfig {
-                    api_url,
-                    admin_key: key
-                        .context("--join needs the cluster's admin key (--key or X0T_KEY)")?,
+                Some(api_url) if api_url.starts_with("http://") || api_url.starts_with("https://") => {
+                    Some(JoinConfig::AdminKey {
+                        api_url,
+                        admin_key: key.context(
+                            "--join with an API URL needs the cluster's admin key (--key or X0T_KEY)",
+                        )?,
+                    })
+                }
+                Some(peer) => Some(JoinConfig::Token {
+                    peer: peer.parse().with_context(|| {
+                        format!("--join {peer:?} is neither an http(s) URL nor a multiaddr")
+                    })?,
+                    token: token.context(
+                        "--join with a peer address needs an anchor-join token \
+                         (--token or X0T_JOIN_TOKEN; `x0t cluster join-token` issues one)",
+                    )?,
                 }),
                 None => None,
             };
@@ -467,6 +484,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     println!("x0t node {} is up", info.raft_id);
                     println!("  API and UI: {}", info.api_url);
                     println!("  peers:      {}", info.p2p_addrs.join(" "));
+                    if let Some(quic) = info.p2p_addrs.iter().find(|a| a.contains("quic")) {
+                        println!(
+                            "  join with:  x0t up --join {quic}/p2p/{} --token <x0t cluster join-token>",
+                            info.peer_id
+                        );
+                    }
                     if data_dir.join(ADMIN_KEY_FILE).exists() {
                         println!("  admin key:  {}", data_dir.join(ADMIN_KEY_FILE).display());
                     }

@@ -15,7 +15,8 @@ use x0t_types::{AnchorRecord, Command, MeshId, MeshSettings};
 use crate::NodeError;
 use crate::control::{ControlPlane, RaftSettings};
 use crate::identity::{generate_identity, identity_key_path, load_identity};
-use crate::p2p::{self, P2pConfig};
+use crate::p2p::protocol::{ControlRequest, ControlResponse};
+use crate::p2p::{self, P2p, P2pConfig};
 use crate::token::{SecretToken, TokenKind};
 
 /// File (in the data dir) holding the libp2p ed25519 key, protobuf-encoded, 0600.
@@ -42,13 +43,24 @@ pub struct NodeConfig {
     pub raft: RaftSettings,
 }
 
-/// Joining an existing cluster.
+/// Joining an existing cluster as an anchor (learner first, voter once caught up).
 #[derive(Clone, Debug)]
-pub struct JoinConfig {
-    /// Base URL of any anchor's API.
-    pub api_url: String,
-    /// An admin key of that cluster, which authorizes adding an anchor.
-    pub admin_key: String,
+pub enum JoinConfig {
+    /// Through any anchor's peer-to-peer address with a single-use anchor-join token (`x0t
+    /// cluster join-token`): the way for a new machine, which needs no admin key.
+    Token {
+        /// The anchor's multiaddr, ending in `/p2p/<peer id>`.
+        peer: Multiaddr,
+        /// The token text (`x0tanc_…`).
+        token: String,
+    },
+    /// Through any anchor's HTTP API with an admin key of the cluster (testnets, scripts).
+    AdminKey {
+        /// Base URL of the anchor's API.
+        api_url: String,
+        /// An admin key of that cluster.
+        admin_key: String,
+    },
 }
 
 /// What a running node writes to `node.json`.
@@ -167,13 +179,19 @@ pub async fn run(config: NodeConfig, mut shutdown: watch::Receiver<bool>) -> Res
             .await
     });
 
-    match &config.join {
-        None => {
-            if control.bootstrap_if_uninitialized().await? {
-                bootstrap_cluster(&control, data_dir, raft_id, node_id, &anchor).await?;
-            }
-        }
-        Some(join) => join_cluster(&control, join, raft_id, node_id, &anchor).await?,
+    let started = match &config.join {
+        None => match control.bootstrap_if_uninitialized().await {
+            Ok(true) => bootstrap_cluster(&control, data_dir, raft_id, node_id, &anchor).await,
+            Ok(false) => Ok(()),
+            Err(e) => Err(e.into()),
+        },
+        Some(join) => join_cluster(&control, &p2p, join, raft_id, node_id, &anchor).await,
+    };
+    if let Err(e) = started {
+        // Leave nothing running behind a node that could not start (in-process callers).
+        control.shutdown().await;
+        server.abort();
+        return Err(e);
     }
 
     let json = serde_json::to_vec_pretty(&info).map_err(|e| NodeError::Config(e.to_string()))?;
@@ -236,6 +254,7 @@ fn anchor_record(raft_id: u64, node_id: x0t_types::NodeId, anchor: &AnchorNode) 
 
 async fn join_cluster(
     control: &ControlPlane,
+    p2p: &P2p,
     join: &JoinConfig,
     raft_id: u64,
     node_id: x0t_types::NodeId,
@@ -246,7 +265,79 @@ async fn join_cluster(
         tracing::info!("already a voter; not joining again");
         return Ok(());
     }
-    let client = crate::client::ApiClient::new(&join.api_url, Some(join.admin_key.clone()))?;
+    match join {
+        JoinConfig::Token { peer, token } => {
+            join_with_token(control, p2p, peer, token, raft_id, node_id, anchor).await
+        }
+        JoinConfig::AdminKey { api_url, admin_key } => {
+            join_with_admin_key(control, api_url, admin_key, raft_id, node_id, anchor).await
+        }
+    }
+}
+
+/// Presents the token to the anchor at `peer` (which records this node as an anchor), learns
+/// the members to accept Raft traffic from, then asks to be added.
+async fn join_with_token(
+    control: &ControlPlane,
+    p2p: &P2p,
+    peer: &Multiaddr,
+    token: &str,
+    raft_id: u64,
+    node_id: x0t_types::NodeId,
+    anchor: &AnchorNode,
+) -> Result<(), NodeError> {
+    let refused = |why: String| NodeError::Config(format!("joining through {peer}: {why}"));
+    let Some(libp2p::multiaddr::Protocol::P2p(peer_id)) = peer.iter().last() else {
+        return Err(refused(
+            "the address must end in /p2p/<peer id> (see `x0t cluster status`)".to_owned(),
+        ));
+    };
+    tracing::info!(via = %peer, "presenting an anchor-join token");
+    let answer = p2p
+        .request(
+            peer_id,
+            vec![peer.clone()],
+            ControlRequest::JoinAnchor {
+                token: token.trim().to_owned(),
+                anchor: anchor_record(raft_id, node_id, anchor),
+            },
+        )
+        .await?;
+    let members = match answer {
+        ControlResponse::JoinAnchor(Ok(members)) => members,
+        ControlResponse::JoinAnchor(Err(why)) | ControlResponse::Refused(why) => {
+            return Err(refused(why));
+        }
+        other => return Err(refused(format!("unexpected answer {other:?}"))),
+    };
+    control.expect_peers(members.iter().filter_map(|n| n.peer_id.parse().ok()));
+    tracing::info!("token accepted; joining as a learner, then voter");
+    match p2p
+        .request(
+            peer_id,
+            vec![peer.clone()],
+            ControlRequest::AddAnchor {
+                id: raft_id,
+                node: anchor.clone(),
+            },
+        )
+        .await?
+    {
+        ControlResponse::AddAnchor(Ok(())) => Ok(()),
+        ControlResponse::AddAnchor(Err(why)) | ControlResponse::Refused(why) => Err(refused(why)),
+        other => Err(refused(format!("unexpected answer {other:?}"))),
+    }
+}
+
+async fn join_with_admin_key(
+    control: &ControlPlane,
+    api_url: &str,
+    admin_key: &str,
+    raft_id: u64,
+    node_id: x0t_types::NodeId,
+    anchor: &AnchorNode,
+) -> Result<(), NodeError> {
+    let client = crate::client::ApiClient::new(api_url, Some(admin_key.to_owned()))?;
     let cluster = client.cluster().await?;
     // Accept Raft traffic from the current members before we are in their membership.
     let peers = cluster
@@ -255,7 +346,7 @@ async fn join_cluster(
         .chain(cluster.learners.values())
         .filter_map(|n| n.peer_id.parse().ok());
     control.expect_peers(peers);
-    tracing::info!(via = %join.api_url, "joining the cluster as a learner, then voter");
+    tracing::info!(via = %api_url, "joining the cluster as a learner, then voter");
     client
         .add_anchor(&crate::api::AddAnchor {
             raft_id,

@@ -47,6 +47,20 @@ async fn start(dir: &Path, join: Option<JoinConfig>) -> TestNode {
     }
 }
 
+/// Runs a node that is expected to fail to join; returns its error.
+async fn run_until_error(dir: &Path, join: JoinConfig) -> String {
+    let (_stop, shutdown) = watch::channel(false);
+    let result = tokio::time::timeout(
+        Duration::from_secs(30),
+        x0t_node::run(config(dir, Some(join)), shutdown),
+    )
+    .await
+    .expect("a refused join must end the node, not hang");
+    result
+        .expect_err("the join should have been refused")
+        .to_string()
+}
+
 impl TestNode {
     fn info(&self) -> NodeInfo {
         NodeInfo::load(&self.dir).unwrap()
@@ -74,7 +88,7 @@ async fn three_anchors_replicate_forward_and_authorize() {
     );
     assert_eq!(mode & 0o777, 0o600);
 
-    let join = JoinConfig {
+    let join = JoinConfig::AdminKey {
         api_url: a.info().api_url,
         admin_key: admin_key.clone(),
     };
@@ -260,7 +274,56 @@ async fn three_anchors_replicate_forward_and_authorize() {
         "{too_short}"
     );
 
+    // A new machine joins with the token, through a follower's peer address: the token is
+    // redeemed (through the leader), the node added as learner, then voter.
+    let b_info = b.info();
+    let quic = b_info
+        .p2p_addrs
+        .iter()
+        .find(|a| a.contains("quic"))
+        .unwrap();
+    let peer: libp2p::Multiaddr = format!("{quic}/p2p/{}", b_info.peer_id).parse().unwrap();
+    let d = start(
+        &root.path().join("d"),
+        Some(JoinConfig::Token {
+            peer: peer.clone(),
+            token: issued.token.clone(),
+        }),
+    )
+    .await;
+    let status = a.client(None).cluster().await.unwrap();
+    assert_eq!(status.voters.len(), 4, "{status:?}");
+    assert!(status.voters.contains_key(&d.info().raft_id));
+    let read = d.client(None).mesh("factory", false).await.unwrap();
+    assert_eq!(
+        read.version, last.version,
+        "the new anchor serves linearizable reads"
+    );
+    // The token worked once: another node presenting it is refused, as is a made-up one.
+    for (name, token) in [
+        ("e", issued.token.clone()),
+        ("f", issued.token.replace(&issued.token_id, "AAAAAAAAAAAAA")),
+        ("g", "x0tanc_nonsense".to_owned()),
+    ] {
+        let refused = run_until_error(
+            &root.path().join(name),
+            JoinConfig::Token {
+                peer: peer.clone(),
+                token,
+            },
+        )
+        .await;
+        assert!(refused.contains("anchor-join token"), "{name}: {refused}");
+    }
+    let status = a.client(None).cluster().await.unwrap();
+    assert_eq!(
+        status.voters.len(),
+        4,
+        "refused joins add nobody: {status:?}"
+    );
+
     let a_dir = a.dir.clone();
+    d.stop().await;
     c.stop().await;
     b.stop().await;
     a.stop().await;

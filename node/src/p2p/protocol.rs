@@ -9,7 +9,7 @@ use openraft::raft::{
 use serde::{Deserialize, Serialize};
 use x0t_consensus::{AnchorNode, LogId, TypeConfig};
 use x0t_ledger::{Outcome, Reject};
-use x0t_types::ProposedCommand;
+use x0t_types::{AnchorRecord, ProposedCommand};
 
 /// The protocol name on the wire.
 pub const CONTROL_PROTOCOL: &str = "/x0t/control/1";
@@ -32,7 +32,17 @@ pub enum ControlRequest {
     },
     /// A follower asks the leader for a linearizable read index.
     ReadIndex,
-    /// A follower forwards "add this anchor" (learner, then voter) to the leader.
+    /// A node that is not yet a member presents an anchor-join token to become an anchor.
+    /// The only request accepted from a peer outside the membership (enrollment); the record
+    /// must name the requesting peer.
+    JoinAnchor {
+        /// The token text (`x0tanc_…`); spent once.
+        token: String,
+        /// The anchor it wants recorded.
+        anchor: AnchorRecord,
+    },
+    /// "Add this anchor" (learner, then voter): from a member (a follower forwarding to the
+    /// leader), or from a node that redeemed a join token for itself.
     AddAnchor {
         /// Raft id of the new anchor.
         id: u64,
@@ -64,6 +74,8 @@ pub enum ControlResponse {
     ClientWrite(Result<(LogId, Vec<Result<Outcome, Reject>>), ForwardedWriteError>),
     /// Answer to ReadIndex: the log index a follower must have applied to read linearizably.
     ReadIndex(Result<Option<LogId>, RaftError<u64, CheckIsLeaderError<u64, AnchorNode>>>),
+    /// Answer to JoinAnchor: the current members (to accept Raft traffic from), or why not.
+    JoinAnchor(Result<Vec<AnchorNode>, String>),
     /// Answer to AddAnchor.
     AddAnchor(Result<(), String>),
     /// The request was refused before reaching Raft (unauthorized peer, overload).
