@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::NodeError;
 use crate::client::ApiClient;
-use crate::run::{ADMIN_KEY_FILE, NODE_INFO_FILE, NodeInfo};
+use crate::run::{ADMIN_KEY_FILE, JoinConfig, NODE_INFO_FILE, NodeInfo};
 
 /// Where node `index` (1-based) of a testnet keeps its data.
 pub fn node_dir(testnet_dir: &Path, index: usize) -> PathBuf {
@@ -57,7 +57,7 @@ pub fn spawn_node(
     testnet_dir: &Path,
     index: usize,
     base_port: u16,
-    join: Option<(&str, &str)>,
+    join: Option<&JoinConfig>,
     extra_args: &[String],
 ) -> Result<u32, NodeError> {
     let dir = node_dir(testnet_dir, index);
@@ -86,8 +86,18 @@ pub fn spawn_node(
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log_err);
-    if let Some((url, key)) = join {
-        command.arg("--join").arg(url).env("X0T_KEY", key);
+    // Secrets go through the environment, not the command line (visible in `ps`).
+    match join {
+        Some(JoinConfig::Token { peer, token }) => {
+            command
+                .arg("--join")
+                .arg(peer.to_string())
+                .env("X0T_JOIN_TOKEN", token);
+        }
+        Some(JoinConfig::AdminKey { api_url, admin_key }) => {
+            command.arg("--join").arg(api_url).env("X0T_KEY", admin_key);
+        }
+        None => {}
     }
     let child = command
         .spawn()
@@ -122,7 +132,9 @@ pub async fn wait_ready(
     }
 }
 
-/// Starts `anchors` nodes (node1 bootstraps, the others join it) and waits for one cluster.
+/// Starts `anchors` nodes and waits for one cluster: node1 bootstraps, then each other node
+/// joins through node1's peer address with its own single-use anchor-join token, issued with
+/// node1's admin key — the way a new machine joins.
 pub async fn up(
     exe: &Path,
     testnet_dir: &Path,
@@ -138,15 +150,25 @@ pub async fn up(
     infos.push(wait_ready(testnet_dir, 1, first, Duration::from_secs(60)).await?);
     let key = std::fs::read_to_string(node_dir(testnet_dir, 1).join(ADMIN_KEY_FILE))
         .map_err(|e| NodeError::Config(format!("reading node1's admin key: {e}")))?;
+    let admin = ApiClient::new(&infos[0].api_url, Some(key.trim().to_owned()))?;
+    let quic = infos[0]
+        .p2p_addrs
+        .iter()
+        .find(|a| a.contains("quic"))
+        .ok_or_else(|| NodeError::Config("node1 has no QUIC address".into()))?;
+    let peer: libp2p::Multiaddr = format!("{quic}/p2p/{}", infos[0].peer_id)
+        .parse()
+        .map_err(|e| NodeError::Config(format!("node1's peer address: {e}")))?;
     for index in 2..=anchors {
-        let pid = spawn_node(
-            exe,
-            testnet_dir,
-            index,
-            base_port,
-            Some((&infos[0].api_url, key.trim())),
-            extra_args,
-        )?;
+        let token = admin
+            .create_join_token(&crate::api::CreateJoinToken::default())
+            .await?
+            .token;
+        let join = JoinConfig::Token {
+            peer: peer.clone(),
+            token,
+        };
+        let pid = spawn_node(exe, testnet_dir, index, base_port, Some(&join), extra_args)?;
         infos.push(wait_ready(testnet_dir, index, pid, Duration::from_secs(60)).await?);
     }
     let client = ApiClient::new(&infos[0].api_url, None)?;

@@ -120,12 +120,36 @@ async fn strangers_and_garbage_are_refused_without_harm() {
         vote: openraft::Vote::new(99, 1),
         last_log_id: None,
     });
+    let me = swarm.local_peer_id().to_string();
+    let me_as_anchor = x0t_consensus::AnchorNode {
+        peer_id: me.clone(),
+        addrs: vec![],
+        api_url: "http://127.0.0.1:1".into(),
+    };
+    // "Add me" without having redeemed a join token.
+    let add_me = ControlRequest::AddAnchor {
+        id: 42,
+        node: me_as_anchor,
+    };
+    // A join with a well-formed but made-up token.
+    let join = ControlRequest::JoinAnchor {
+        token: format!("x0tanc_AAAAAAAAAAAAA_{}", "A".repeat(52)),
+        anchor: x0t_types::AnchorRecord {
+            raft_id: 42,
+            node_id: x0t_types::NodeId::from_bytes([4; 32]),
+            peer_id: me,
+            addrs: vec![],
+            api_url: "http://127.0.0.1:1".into(),
+        },
+    };
     let mut oversized = u32::MAX.to_be_bytes().to_vec();
     oversized.extend([0u8; 64]);
     let mut garbage = 16u32.to_be_bytes().to_vec();
     garbage.extend([0xffu8; 16]);
     let cases = [
         ("vote from a stranger", frame(&vote)),
+        ("add-me from a stranger", frame(&add_me)),
+        ("join with a made-up token", frame(&join)),
         ("oversized frame", oversized),
         ("garbage frame", garbage),
     ];
@@ -154,14 +178,24 @@ async fn strangers_and_garbage_are_refused_without_harm() {
         .await
         .unwrap();
         match name {
-            "vote from a stranger" => {
+            "vote from a stranger" | "add-me from a stranger" => {
                 let response = outcome.unwrap();
                 let (decoded, _): (ControlResponse, usize) =
                     bincode::serde::decode_from_slice(&response[4..], bincode::config::standard())
                         .unwrap();
                 assert!(
                     matches!(decoded, ControlResponse::Refused(ref why) if why.contains("not an anchor")),
-                    "{decoded:?}"
+                    "{name}: {decoded:?}"
+                );
+            }
+            "join with a made-up token" => {
+                let response = outcome.unwrap();
+                let (decoded, _): (ControlResponse, usize) =
+                    bincode::serde::decode_from_slice(&response[4..], bincode::config::standard())
+                        .unwrap();
+                assert!(
+                    matches!(decoded, ControlResponse::JoinAnchor(Err(ref why)) if why.contains("anchor-join token")),
+                    "{name}: {decoded:?}"
                 );
             }
             _ => assert!(
