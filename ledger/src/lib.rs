@@ -621,6 +621,11 @@ fn validate_anchor(anchor: &AnchorRecord) -> Result<(), Reject> {
             "at most 16 anchor addresses of 256 bytes".into(),
         ));
     }
+    if anchor.api_url.len() > 256 {
+        return Err(Reject::Invalid(
+            "an anchor API URL has at most 256 bytes".into(),
+        ));
+    }
     Ok(())
 }
 
@@ -877,6 +882,18 @@ mod tests {
             Err(Reject::InvalidToken)
         );
         assert_eq!(ledger, before);
+        let mut huge = redeem("t1", [1; 32], 9);
+        if let Command::RedeemAnchorJoinToken { anchor, .. } = &mut huge {
+            anchor.api_url = "h".repeat(257);
+        }
+        assert!(matches!(
+            ledger.apply(&huge, meta(4)),
+            Err(Reject::Invalid(_))
+        ));
+        assert!(
+            ledger.anchor_join_token("t1").is_some(),
+            "a refused redeem spends nothing"
+        );
         assert_eq!(
             ledger.apply(&redeem("t1", [1; 32], 9), meta(4)),
             Ok(Outcome::AnchorJoinTokenRedeemed { raft_id: 9 })
