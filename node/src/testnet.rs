@@ -44,11 +44,21 @@ pub fn free_base_port(nodes: usize, seed: u32) -> Result<u16, NodeError> {
     )))
 }
 
+/// Whether any thread of process `pid` still runs. A killed process's main thread turns
+/// zombie as soon as it exits, but its other threads (one may be finishing an fsync) keep the
+/// file table — and so the listening sockets — until the last of them is gone: a restart on
+/// the same ports must wait for that, not for the main thread.
 fn pid_alive(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
-        && std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|s| !s.contains(") Z "))
-            .unwrap_or(false)
+    let zombie_leader = match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat.contains(") Z ") || stat.contains(") X "),
+        Err(_) => return false,
+    };
+    if !zombie_leader {
+        return true;
+    }
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|tasks| tasks.count() > 1)
+        .unwrap_or(false)
 }
 
 /// Starts one `x0t up` process for node `index`, detached, logging to `<dir>/x0t.log`.
