@@ -38,6 +38,8 @@ pub enum StoreError {
 /// and snapshots) this build reads and writes; kept under [`FORMAT_KEY`] in sled's default
 /// tree. Format 2 introduced batched proposals; format 1 databases carry no marker.
 pub const STORAGE_FORMAT_VERSION: u32 = 2;
+/// How long [`SledStorage::open`] waits for a database lock held by a closing handle.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// Where the format version is kept.
 const FORMAT_KEY: &[u8] = b"x0t/storage-format";
 
@@ -100,14 +102,38 @@ pub struct SledStorage {
 
 impl SledStorage {
     /// Opens (or creates) the database in `dir`.
+    ///
+    /// sled holds an exclusive file lock while a database is open, and releases it only when
+    /// its last IO job of a just-closed handle is done; a lock held by a closing handle in
+    /// this process is waited for (up to 2 s), one held longer gets a clear error.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new()
-            .path(dir)
-            // We flush explicitly where durability matters; the background flush only bounds
-            // how much unflushed state-machine work a crash can lose (it is replayed from the log).
-            .flush_every_ms(Some(1_000))
-            .open()
-            .map_err(engine)?;
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        let db = loop {
+            let opened = sled::Config::new()
+                .path(dir)
+                // We flush explicitly where durability matters; the background flush only
+                // bounds how much unflushed state-machine work a crash can lose (it is
+                // replayed from the log).
+                .flush_every_ms(Some(1_000))
+                .open();
+            match opened {
+                Ok(db) => break db,
+                // sled reports a held lock as an I/O error wrapping EWOULDBLOCK.
+                Err(sled::Error::Io(e))
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.to_string().contains("could not acquire lock") =>
+                {
+                    if std::time::Instant::now() >= deadline {
+                        return Err(StoreError::Engine(format!(
+                            "{} is in use (is another x0t running with this data dir?)",
+                            dir.display()
+                        )));
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => return Err(engine(e)),
+            }
+        };
         check_format(&db, dir)?;
         Ok(Self { db })
     }

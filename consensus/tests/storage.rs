@@ -178,12 +178,27 @@ fn appended_entries_and_vote_survive_reopen() {
     });
 }
 
+/// Opens a raw sled database, waiting out the lock of a handle of the same path that is
+/// still closing (sled releases it when its last IO job ends).
+fn raw_sled(dir: &std::path::Path) -> sled::Db {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match sled::open(dir) {
+            Ok(db) => return db,
+            Err(_) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => panic!("{}: {e}", dir.display()),
+        }
+    }
+}
+
 #[test]
 fn databases_of_another_format_are_refused_untouched() {
     // An early, unmarked database that holds data.
     let dir = tempfile::tempdir().unwrap();
     {
-        let db = sled::open(dir.path()).unwrap();
+        let db = raw_sled(dir.path());
         db.open_tree("raft-log")
             .unwrap()
             .insert(b"e1", b"old")
@@ -199,7 +214,7 @@ fn databases_of_another_format_are_refused_untouched() {
     // A newer format.
     let newer = tempfile::tempdir().unwrap();
     {
-        let db = sled::open(newer.path()).unwrap();
+        let db = raw_sled(newer.path());
         db.insert(b"x0t/storage-format", &99u32.to_be_bytes())
             .unwrap();
         db.flush().unwrap();
@@ -213,13 +228,13 @@ fn databases_of_another_format_are_refused_untouched() {
     drop(SledStorage::open(fresh.path()).unwrap());
     let storage = SledStorage::open(fresh.path()).unwrap();
     drop(storage);
-    let db = sled::open(fresh.path()).unwrap();
+    let db = raw_sled(fresh.path());
     assert_eq!(
         db.get(b"x0t/storage-format").unwrap().unwrap().as_ref(),
         STORAGE_FORMAT_VERSION.to_be_bytes()
     );
     // The refused database still holds its data.
-    let db = sled::open(dir.path()).unwrap();
+    let db = raw_sled(dir.path());
     assert!(
         db.open_tree("raft-log")
             .unwrap()
@@ -227,4 +242,15 @@ fn databases_of_another_format_are_refused_untouched() {
             .unwrap()
             .is_some()
     );
+}
+
+#[test]
+fn a_database_in_use_gets_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let held = SledStorage::open(dir.path()).unwrap();
+    let err = SledStorage::open(dir.path()).err().unwrap();
+    assert!(err.to_string().contains("is in use"), "{err}");
+    drop(held);
+    // Once the holder is gone, the database opens (waiting out its closing IO if needed).
+    SledStorage::open(dir.path()).unwrap();
 }

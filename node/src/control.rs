@@ -317,27 +317,26 @@ impl ControlPlane {
             command,
             request_id: Some(u128::from_be_bytes(id)),
         };
-        let (log_id, mut results) = match &self.writes {
-            Some(_) => self.enqueue(vec![command], false).await?,
-            None => self.propose(vec![command]).await?,
-        };
+        let size = encoded_size(&command)?;
+        let (log_id, mut results) = self.enqueue(vec![command], size, false).await?;
         let result = results
             .pop()
             .ok_or_else(|| ControlError::Raft("the log answered no result for the write".into()))?;
         Ok((log_id, result?))
     }
 
-    /// Queues `commands` for the batcher (kept together in one entry) and waits for them to be
-    /// committed and applied.
-    async fn enqueue(&self, commands: Vec<ProposedCommand>, forwarded: bool) -> BatchResult {
+    /// Queues `commands` (`size` encoded bytes) for the batcher, kept together in one entry,
+    /// and waits for them to be committed and applied.
+    async fn enqueue(
+        &self,
+        commands: Vec<ProposedCommand>,
+        size: usize,
+        forwarded: bool,
+    ) -> BatchResult {
         let writes = self
             .writes
             .as_ref()
             .ok_or_else(|| ControlError::Raft("the batcher cannot queue to itself".into()))?;
-        let mut size = 0;
-        for command in &commands {
-            size += encoded_size(command)?;
-        }
         let (reply, done) = oneshot::channel();
         writes
             .send(QueuedWrites {
@@ -678,11 +677,13 @@ impl ControlPlane {
             // Forwarded writes join this node's next batch, so that under load the whole
             // cluster's writes share entries, not just each node's own.
             ControlRequest::ClientWrite { commands } => match check_batch(&commands) {
-                Ok(()) => ControlResponse::ClientWrite(match self.enqueue(commands, true).await {
-                    Ok(done) => Ok(done),
-                    Err(ControlError::NoLeader(_)) => Err(ForwardedWriteError::NotLeader),
-                    Err(e) => Err(ForwardedWriteError::Failed(e.to_string())),
-                }),
+                Ok(size) => {
+                    ControlResponse::ClientWrite(match self.enqueue(commands, size, true).await {
+                        Ok(done) => Ok(done),
+                        Err(ControlError::NoLeader(_)) => Err(ForwardedWriteError::NotLeader),
+                        Err(e) => Err(ForwardedWriteError::Failed(e.to_string())),
+                    })
+                }
                 Err(why) => ControlResponse::Refused(why),
             },
             ControlRequest::ReadIndex => {
@@ -798,8 +799,8 @@ fn encoded_size(command: &ProposedCommand) -> Result<usize, ControlError> {
 }
 
 /// Refuses a forwarded batch larger than this node would build itself: every entry must fit
-/// the bounds that keep replication under the frame limit.
-fn check_batch(commands: &[ProposedCommand]) -> Result<(), String> {
+/// the bounds that keep replication under the frame limit. Returns its encoded size.
+fn check_batch(commands: &[ProposedCommand]) -> Result<usize, String> {
     if commands.is_empty() || commands.len() > MAX_BATCH_COMMANDS {
         return Err(format!(
             "a batch holds 1 to {MAX_BATCH_COMMANDS} commands, not {}",
@@ -815,7 +816,7 @@ fn check_batch(commands: &[ProposedCommand]) -> Result<(), String> {
             "a batch holds at most {MAX_BATCH_BYTES} bytes of commands, not {bytes}"
         ));
     }
-    Ok(())
+    Ok(bytes)
 }
 
 /// The leader's clock, stamped into proposals.
