@@ -13,27 +13,37 @@
 //! Nothing here reads a clock: verifiers take `now` from their caller.
 
 pub mod aead;
+pub mod audit;
 mod cert;
 mod error;
 pub mod hybrid;
 pub mod kem;
 pub mod keyfile;
+mod registration;
 pub mod sig;
 mod signed;
 mod token;
 mod wire;
 
+pub use audit::{
+    AuditEntry, AuditStatement, ChainError, SignedAuditStatement, command_digest, verify_chain,
+};
 pub use cert::{
     CERTIFICATE_VERSION, MAX_CERT_TAGS, MAX_PEER_ID_LEN, NodeCertificate, OVERLAY_NETWORK,
     SignedNodeCertificate, is_overlay_ip,
 };
 pub use error::CryptoError;
+pub use registration::{
+    MAX_HOSTNAME_LEN, MAX_REQUESTED_TAGS, REGISTRATION_VERSION, REGISTRATION_WINDOW_MS,
+    Registration, SignedRegistration, check_hostname,
+};
 pub use sig::{SigAlgorithm, Signature, SignatureDomain, SigningKey, VerifyingKey};
 pub use signed::{ENVELOPE_VERSION, Signed, SignedPayload};
 pub use token::{
     JoinToken, MAX_TOKEN_TAGS, MAX_TOKEN_TTL_MS, MIN_TOKEN_TTL_MS, SignedJoinToken,
-    TOKEN_TEXT_PREFIX, TOKEN_VERSION, TokenSecret, TokenUsage,
+    TOKEN_TEXT_PREFIX, TOKEN_VERSION, TokenSecret,
 };
+pub use x0t_types::TokenUsage;
 
 /// Short human fingerprint of bytes: the first 16 bytes of blake3, hex in colon-separated
 /// pairs of bytes, e.g. `3fa1:09bc:…`. Used by `x0t id` to show public keys.

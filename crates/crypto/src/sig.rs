@@ -102,6 +102,10 @@ pub enum SignatureDomain {
     HandshakeTranscript,
     /// Binding of a node's libp2p peer id to its ML-DSA identity.
     PeerIdBinding,
+    /// A node's [`crate::Registration`], signed with its own identity key.
+    Registration,
+    /// An anchor's [`crate::AuditStatement`]: who asked for a ledger change.
+    AuditStatement,
     /// The throwaway probe [`SigningKey::check_pair`] signs; never leaves the process.
     KeyPairProbe,
 }
@@ -114,6 +118,8 @@ impl SignatureDomain {
             Self::JoinToken => b"x0t/join-token/v1",
             Self::HandshakeTranscript => b"x0t/handshake-transcript/v1",
             Self::PeerIdBinding => b"x0t/peer-id-binding/v1",
+            Self::Registration => b"x0t/node-registration/v1",
+            Self::AuditStatement => b"x0t/audit-statement/v1",
             Self::KeyPairProbe => b"x0t/key-pair-probe/v1",
         }
     }
@@ -125,6 +131,8 @@ impl SignatureDomain {
             Self::JoinToken => "join token",
             Self::HandshakeTranscript => "handshake transcript",
             Self::PeerIdBinding => "peer id binding",
+            Self::Registration => "node registration",
+            Self::AuditStatement => "audit statement",
             Self::KeyPairProbe => "key pair probe",
         }
     }

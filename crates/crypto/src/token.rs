@@ -16,7 +16,7 @@
 use std::fmt;
 
 use rand_core::{OsRng, RngCore};
-use x0t_types::{MeshId, NodeId, Tag, Timestamp, base32};
+use x0t_types::{MeshId, NodeId, Tag, Timestamp, TokenUsage, base32};
 use zeroize::Zeroizing;
 
 use crate::CryptoError;
@@ -37,18 +37,6 @@ pub const MIN_TOKEN_TTL_MS: u64 = Timestamp::HOUR;
 pub const MAX_TOKEN_TTL_MS: u64 = 30 * Timestamp::DAY;
 /// Most tags a token may pre-assign.
 pub const MAX_TOKEN_TAGS: usize = 32;
-
-/// How often a token may be used.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TokenUsage {
-    /// Exactly one registration.
-    SingleUse,
-    /// Many registrations, up to `max_uses` if set.
-    Reusable {
-        /// The limit, or `None` for no limit (the TTL still applies).
-        max_uses: Option<u32>,
-    },
-}
 
 /// The 32-byte bearer secret of a token; wiped on drop and never printed.
 #[derive(Clone, PartialEq, Eq)]

@@ -61,6 +61,7 @@ impl Writer {
 }
 
 /// Reads fields from a byte slice, failing with a [`CryptoError::Decode`] naming `what`.
+#[derive(Clone)]
 pub(crate) struct Reader<'a> {
     what: &'static str,
     rest: &'a [u8],

@@ -9,10 +9,12 @@ pub mod command;
 mod device;
 mod error;
 mod ids;
+mod lifecycle;
 mod time;
 
 pub use command::{AnchorRecord, Command, MeshSettings, Proposal, ProposedCommand};
 pub use device::{DeviceClass, PqProfile};
 pub use error::TypesError;
 pub use ids::{MeshId, NodeId, Tag};
+pub use lifecycle::{Actor, KeyRole, NodeState, Plan, PublicKeyBytes, TokenProof, TokenUsage};
 pub use time::Timestamp;
