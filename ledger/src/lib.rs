@@ -10,10 +10,24 @@
 //! ledger which records a batch changed ([`Ledger::take_changes`]) and writes exactly those.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
 use x0t_types::command::MAX_DESCRIPTION_LEN;
-use x0t_types::{AnchorRecord, Command, MeshId, MeshSettings, Timestamp};
+use x0t_types::{
+    AnchorRecord, Command, KeyRole, MeshId, MeshSettings, NodeId, NodeState, Plan, ProposedCommand,
+    PublicKeyBytes, Timestamp,
+};
+
+mod audit;
+mod nodes;
+
+pub use audit::{AuditRecord, ChainHead, command_bytes, command_scope};
+pub use nodes::{
+    CERTIFICATE_SKEW_MS, JoinTokenRecord, MAX_JOIN_TOKENS_PER_MESH, MAX_NODES_PER_MESH,
+    MAX_PENDING_PER_MESH, MAX_REASON_LEN, NodeCounts, NodeRecord, TOKEN_TTL_RANGE_MS, hex_id,
+    overlay_ip_for,
+};
 
 /// Where a command sits in the log, and when the leader proposed it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,8 +38,6 @@ pub struct ApplyMeta {
     pub position: u32,
     /// The leader's timestamp from the proposal.
     pub timestamp: Timestamp,
-    /// The client's request id, for applying a retried write once.
-    pub request_id: Option<u128>,
 }
 
 /// How long (in the leader's time) the ledger remembers a request's result. A node retries a
@@ -77,17 +89,23 @@ pub struct Mesh {
     pub updated_at: Timestamp,
     /// Log index of its last change.
     pub updated_index: u64,
+    /// Its plan (recorded; enforced in a later release).
+    pub plan: Plan,
+    /// Join-token rotation epoch: tokens of an older epoch are invalid.
+    pub token_epoch: u64,
 }
 
-/// An admin API key: only the hash of its secret is kept.
+/// An API key: only the hash of its secret is kept.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AdminKey {
+pub struct ApiKey {
     /// Public identifier.
     pub key_id: String,
     /// blake3-derived hash of the secret.
     pub secret_hash: [u8; 32],
     /// Human label.
     pub label: String,
+    /// What it may do.
+    pub role: KeyRole,
     /// When it was created.
     pub created_at: Timestamp,
 }
@@ -127,8 +145,8 @@ pub enum Outcome {
         /// Its Raft id.
         raft_id: u64,
     },
-    /// An admin key was recorded.
-    AdminKeyAdded {
+    /// An API key was recorded.
+    ApiKeyAdded {
         /// Its id.
         key_id: String,
     },
@@ -148,6 +166,46 @@ pub enum Outcome {
     AnchorRemoved {
         /// Its Raft id.
         raft_id: u64,
+    },
+    /// A node registered (pending, or approved at once by its token).
+    NodeRegistered {
+        /// The node.
+        node_id: NodeId,
+        /// Its state after registering.
+        state: NodeState,
+        /// Its overlay address, when approved.
+        overlay_ip: Option<Ipv4Addr>,
+    },
+    /// A node was approved.
+    NodeApproved {
+        /// The node.
+        node_id: NodeId,
+        /// Its overlay address.
+        overlay_ip: Ipv4Addr,
+    },
+    /// A node was rejected.
+    NodeRejected {
+        /// The node.
+        node_id: NodeId,
+    },
+    /// A node was revoked.
+    NodeRevoked {
+        /// The node.
+        node_id: NodeId,
+    },
+    /// A join token was recorded.
+    JoinTokenAdded {
+        /// Its id.
+        token_id: [u8; 16],
+        /// When it stops being valid.
+        not_after: Timestamp,
+    },
+    /// A mesh's join tokens were rotated.
+    JoinTokensRotated {
+        /// The new epoch.
+        epoch: u64,
+        /// How many recorded tokens it invalidated.
+        invalidated: u32,
     },
 }
 
@@ -176,9 +234,9 @@ pub enum Reject {
         /// The version it is at.
         actual: u64,
     },
-    /// An admin key with that id exists.
-    #[error("admin key {key_id} already exists")]
-    AdminKeyExists {
+    /// An API key with that id exists.
+    #[error("API key {key_id} already exists")]
+    ApiKeyExists {
         /// The id.
         key_id: String,
     },
@@ -188,20 +246,87 @@ pub enum Reject {
         /// The id asked for.
         raft_id: u64,
     },
-    /// The anchor-join token is unknown, already used, or its secret is wrong.
-    #[error("unknown, used or wrong anchor-join token")]
+    /// The token is unknown, already spent (anchor-join tokens), or its secret is wrong.
+    #[error("unknown or wrong token")]
     InvalidToken,
-    /// The anchor-join token is right but expired.
-    #[error("anchor-join token {token_id} expired at {expires_at:?}")]
+    /// The token is right but outside its validity.
+    #[error("token {token_id} is not valid now (it expires at {expires_at})")]
     TokenExpired {
         /// Its id.
         token_id: String,
-        /// When it expired.
+        /// When it expires or expired.
         expires_at: Timestamp,
+    },
+    /// The join token was issued before the mesh's tokens were rotated.
+    #[error("join token {token_id} was invalidated by a token rotation")]
+    TokenRotated {
+        /// Its id.
+        token_id: String,
+    },
+    /// The join token has been used as often as it may.
+    #[error("join token {token_id} is used up ({uses} use(s))")]
+    TokenUsedUp {
+        /// Its id.
+        token_id: String,
+        /// How often it was used.
+        uses: u32,
     },
     /// Too many anchor-join tokens are outstanding.
     #[error("{MAX_ANCHOR_JOIN_TOKENS} anchor-join tokens are outstanding; use or let some expire")]
-    TooManyTokens,
+    TooManyAnchorTokens,
+    /// Too many join tokens are live in the mesh.
+    #[error("{limit} join tokens are live in this mesh; rotate or let some expire")]
+    TooManyTokens {
+        /// The limit.
+        limit: usize,
+    },
+    /// No node with that id in the mesh.
+    #[error("no node {node} in mesh {mesh}")]
+    NoSuchNode {
+        /// The mesh.
+        mesh: MeshId,
+        /// The id asked for.
+        node: String,
+    },
+    /// The node is registered already.
+    #[error("node {node} is registered already ({state})")]
+    NodeExists {
+        /// The node.
+        node: String,
+        /// Its state.
+        state: NodeState,
+    },
+    /// The node is not in a state that allows the command.
+    #[error("node {node} is {state}; this needs it {wanted}")]
+    InvalidState {
+        /// The node.
+        node: String,
+        /// Its state.
+        state: NodeState,
+        /// The state(s) the command needs.
+        wanted: String,
+    },
+    /// The mesh holds as many nodes as it may.
+    #[error("the mesh holds its limit of {limit} nodes in this state")]
+    TooManyNodes {
+        /// The limit.
+        limit: usize,
+    },
+    /// Another node holds the overlay address.
+    #[error("overlay address {ip} is taken")]
+    OverlayIpTaken {
+        /// The address.
+        ip: String,
+    },
+    /// The node's signed registration is malformed, badly signed or stale.
+    #[error("registration refused: {0}")]
+    BadRegistration(String),
+    /// The certificate is malformed, badly signed, or does not match the node.
+    #[error("certificate refused: {0}")]
+    BadCertificate(String),
+    /// The anchor's statement of who asked is missing, malformed or for another command.
+    #[error("audit statement refused: {0}")]
+    BadStatement(String),
     /// The command is malformed.
     #[error("invalid command: {0}")]
     Invalid(String),
@@ -214,12 +339,20 @@ pub enum RecordKey {
     Mesh(MeshId),
     /// An anchor, by Raft id.
     Anchor(u64),
-    /// An admin key, by id.
-    AdminKey(String),
+    /// An API key, by id.
+    ApiKey(String),
     /// The remembered request results of one log entry, by its index.
     Requests(u64),
     /// An anchor-join token, by id.
     AnchorJoinToken(String),
+    /// A node, by mesh and id.
+    Node(MeshId, NodeId),
+    /// A join token, by mesh and id.
+    JoinToken(MeshId, [u8; 16]),
+    /// An audit entry, by chain and position.
+    Audit(Option<MeshId>, u64),
+    /// The identity key of an anchor, present or past, by node id.
+    AnchorKey(NodeId),
 }
 
 /// One persisted record: the unit the storage layer writes.
@@ -229,12 +362,20 @@ pub enum Record {
     Mesh(Mesh),
     /// An anchor.
     Anchor(AnchorRecord),
-    /// An admin key.
-    AdminKey(AdminKey),
+    /// An API key.
+    ApiKey(ApiKey),
     /// The remembered request results of one log entry.
     Requests(RequestGroup),
     /// An anchor-join token.
     AnchorJoinToken(AnchorJoinToken),
+    /// A node.
+    Node(NodeRecord),
+    /// A join token.
+    JoinToken(JoinTokenRecord),
+    /// An audit entry.
+    Audit(AuditRecord),
+    /// An anchor's identity key.
+    AnchorKey(NodeId, PublicKeyBytes),
 }
 
 impl Record {
@@ -243,9 +384,13 @@ impl Record {
         match self {
             Self::Mesh(mesh) => RecordKey::Mesh(mesh.id.clone()),
             Self::Anchor(anchor) => RecordKey::Anchor(anchor.raft_id),
-            Self::AdminKey(key) => RecordKey::AdminKey(key.key_id.clone()),
+            Self::ApiKey(key) => RecordKey::ApiKey(key.key_id.clone()),
             Self::Requests(group) => RecordKey::Requests(group.index),
             Self::AnchorJoinToken(token) => RecordKey::AnchorJoinToken(token.token_id.clone()),
+            Self::Node(node) => RecordKey::Node(node.mesh.clone(), node.node_id),
+            Self::JoinToken(token) => RecordKey::JoinToken(token.mesh.clone(), token.token_id),
+            Self::Audit(entry) => RecordKey::Audit(entry.mesh.clone(), entry.seq),
+            Self::AnchorKey(id, _) => RecordKey::AnchorKey(*id),
         }
     }
 }
@@ -255,8 +400,18 @@ impl Record {
 pub struct Ledger {
     meshes: BTreeMap<MeshId, Mesh>,
     anchors: BTreeMap<u64, AnchorRecord>,
-    admin_keys: BTreeMap<String, AdminKey>,
+    api_keys: BTreeMap<String, ApiKey>,
     anchor_join_tokens: BTreeMap<String, AnchorJoinToken>,
+    /// Identity keys of every anchor ever recorded (never forgotten: old certificates and
+    /// audit entries stay verifiable).
+    anchor_keys: BTreeMap<NodeId, PublicKeyBytes>,
+    nodes: BTreeMap<(MeshId, NodeId), NodeRecord>,
+    join_tokens: BTreeMap<(MeshId, [u8; 16]), JoinTokenRecord>,
+    audit: BTreeMap<(Option<MeshId>, u64), AuditRecord>,
+    /// Derived from `nodes`: reserved overlay addresses per mesh.
+    overlay_ips: BTreeMap<(MeshId, u32), NodeId>,
+    /// Derived from `audit`: the head of each chain.
+    audit_heads: BTreeMap<Option<MeshId>, ChainHead>,
     /// Remembered request results by log index, oldest first.
     request_groups: BTreeMap<u64, RequestGroup>,
     /// The index of the group remembering each request.
@@ -282,8 +437,36 @@ impl Ledger {
                 Record::Anchor(anchor) => {
                     ledger.anchors.insert(anchor.raft_id, anchor);
                 }
-                Record::AdminKey(key) => {
-                    ledger.admin_keys.insert(key.key_id.clone(), key);
+                Record::ApiKey(key) => {
+                    ledger.api_keys.insert(key.key_id.clone(), key);
+                }
+                Record::AnchorKey(id, key) => {
+                    ledger.anchor_keys.insert(id, key);
+                }
+                Record::Node(node) => {
+                    if node.state == NodeState::Approved
+                        && let Some(ip) = node.overlay_ip
+                    {
+                        ledger
+                            .overlay_ips
+                            .insert((node.mesh.clone(), u32::from(ip)), node.node_id);
+                    }
+                    ledger.nodes.insert((node.mesh.clone(), node.node_id), node);
+                }
+                Record::JoinToken(token) => {
+                    ledger
+                        .join_tokens
+                        .insert((token.mesh.clone(), token.token_id), token);
+                }
+                Record::Audit(entry) => {
+                    let head = ledger.audit_heads.entry(entry.mesh.clone()).or_default();
+                    if entry.seq + 1 > head.len {
+                        *head = ChainHead {
+                            len: entry.seq + 1,
+                            hash: entry.hash,
+                        };
+                    }
+                    ledger.audit.insert((entry.mesh.clone(), entry.seq), entry);
                 }
                 Record::AnchorJoinToken(token) => {
                     ledger
@@ -308,7 +491,15 @@ impl Ledger {
             .cloned()
             .map(Record::Mesh)
             .chain(self.anchors.values().cloned().map(Record::Anchor))
-            .chain(self.admin_keys.values().cloned().map(Record::AdminKey))
+            .chain(self.api_keys.values().cloned().map(Record::ApiKey))
+            .chain(
+                self.anchor_keys
+                    .iter()
+                    .map(|(id, key)| Record::AnchorKey(*id, key.clone())),
+            )
+            .chain(self.nodes.values().cloned().map(Record::Node))
+            .chain(self.join_tokens.values().cloned().map(Record::JoinToken))
+            .chain(self.audit.values().cloned().map(Record::Audit))
             .chain(
                 self.anchor_join_tokens
                     .values()
@@ -323,7 +514,26 @@ impl Ledger {
         match key {
             RecordKey::Mesh(id) => self.meshes.get(id).cloned().map(Record::Mesh),
             RecordKey::Anchor(id) => self.anchors.get(id).cloned().map(Record::Anchor),
-            RecordKey::AdminKey(id) => self.admin_keys.get(id).cloned().map(Record::AdminKey),
+            RecordKey::ApiKey(id) => self.api_keys.get(id).cloned().map(Record::ApiKey),
+            RecordKey::AnchorKey(id) => self
+                .anchor_keys
+                .get(id)
+                .map(|key| Record::AnchorKey(*id, key.clone())),
+            RecordKey::Node(mesh, id) => self
+                .nodes
+                .get(&(mesh.clone(), *id))
+                .cloned()
+                .map(Record::Node),
+            RecordKey::JoinToken(mesh, id) => self
+                .join_tokens
+                .get(&(mesh.clone(), *id))
+                .cloned()
+                .map(Record::JoinToken),
+            RecordKey::Audit(mesh, seq) => self
+                .audit
+                .get(&(mesh.clone(), *seq))
+                .cloned()
+                .map(Record::Audit),
             RecordKey::AnchorJoinToken(id) => self
                 .anchor_join_tokens
                 .get(id)
@@ -373,22 +583,28 @@ impl Ledger {
         self.anchor_join_tokens.get(token_id)
     }
 
-    /// An admin key by id.
-    pub fn admin_key(&self, key_id: &str) -> Option<&AdminKey> {
-        self.admin_keys.get(key_id)
+    /// An API key by id.
+    pub fn api_key(&self, key_id: &str) -> Option<&ApiKey> {
+        self.api_keys.get(key_id)
     }
 
-    /// Applies one command. On `Err`, the state is exactly as before (except that the result
-    /// of a command with a request id is remembered). A command whose request id was already
-    /// applied is not applied again: its first result is returned.
-    pub fn apply(&mut self, command: &Command, meta: ApplyMeta) -> Result<Outcome, Reject> {
-        let Some(request_id) = meta.request_id else {
-            return self.apply_command(command, meta);
+    /// Applies one proposed command. On `Err`, the state is exactly as before (except that
+    /// the result of a command with a request id is remembered). A command whose request id
+    /// was already applied is not applied again: its first result is returned. Every applied
+    /// command appends one entry to its audit chain.
+    pub fn apply(
+        &mut self,
+        proposed: &ProposedCommand,
+        meta: ApplyMeta,
+    ) -> Result<Outcome, Reject> {
+        let command = &proposed.command;
+        let Some(request_id) = proposed.request_id else {
+            return self.apply_audited(proposed, meta);
         };
         if let Some(remembered) = self.remembered(request_id) {
             return replayed(remembered, command);
         }
-        let result = self.apply_command(command, meta);
+        let result = self.apply_audited(proposed, meta);
         let group = self
             .request_groups
             .entry(meta.index)
@@ -442,9 +658,47 @@ impl Ledger {
         }
     }
 
-    fn apply_command(&mut self, command: &Command, meta: ApplyMeta) -> Result<Outcome, Reject> {
+    /// Checks who asked, applies, and records the change in the audit chain.
+    fn apply_audited(
+        &mut self,
+        proposed: &ProposedCommand,
+        meta: ApplyMeta,
+    ) -> Result<Outcome, Reject> {
+        let command = &proposed.command;
+        let (actor, evidence) = self.check_statement(command, &proposed.statement)?;
+        let (outcome, scope, subject, details) = self.apply_command(command, meta)?;
+        self.append_audit(
+            scope,
+            actor,
+            command.action(),
+            subject,
+            details,
+            evidence,
+            meta.timestamp,
+            meta.index,
+        );
+        Ok(outcome)
+    }
+
+    /// Applies a command; answers its outcome and, for the audit entry, its chain, subject
+    /// and a human summary.
+    fn apply_command(
+        &mut self,
+        command: &Command,
+        meta: ApplyMeta,
+    ) -> Result<(Outcome, Option<MeshId>, String, String), Reject> {
+        let scoped = |outcome: Outcome, mesh: &MeshId, subject: String, details: String| {
+            (outcome, Some(mesh.clone()), subject, details)
+        };
+        let cluster =
+            |outcome: Outcome, subject: String, details: String| (outcome, None, subject, details);
+        let ok = Ok::<_, Reject>;
         match command {
-            Command::CreateMesh { mesh, settings } => {
+            Command::CreateMesh {
+                mesh,
+                settings,
+                plan,
+            } => {
                 validate_settings(settings)?;
                 if self.meshes.contains_key(mesh) {
                     return Err(Reject::MeshExists { mesh: mesh.clone() });
@@ -456,10 +710,17 @@ impl Ledger {
                     created_at: meta.timestamp,
                     updated_at: meta.timestamp,
                     updated_index: meta.index,
+                    plan: *plan,
+                    token_epoch: 0,
                 };
                 self.meshes.insert(mesh.clone(), record.clone());
                 self.changed.insert(RecordKey::Mesh(mesh.clone()));
-                Ok(Outcome::MeshCreated { mesh: record })
+                ok(scoped(
+                    Outcome::MeshCreated { mesh: record },
+                    mesh,
+                    mesh.to_string(),
+                    format!("plan {plan}"),
+                ))
             }
             Command::UpdateMeshSettings {
                 mesh,
@@ -486,44 +747,59 @@ impl Ledger {
                 record.updated_index = meta.index;
                 let updated = record.clone();
                 self.changed.insert(RecordKey::Mesh(mesh.clone()));
-                Ok(Outcome::MeshUpdated { mesh: updated })
+                let details = format!("settings now at version {}", updated.version);
+                ok(scoped(
+                    Outcome::MeshUpdated { mesh: updated },
+                    mesh,
+                    mesh.to_string(),
+                    details,
+                ))
             }
             Command::AddAnchor { anchor } => {
                 validate_anchor(anchor)?;
-                self.anchors.insert(anchor.raft_id, anchor.clone());
-                self.changed.insert(RecordKey::Anchor(anchor.raft_id));
-                Ok(Outcome::AnchorAdded {
-                    raft_id: anchor.raft_id,
-                })
+                self.record_anchor(anchor);
+                ok(cluster(
+                    Outcome::AnchorAdded {
+                        raft_id: anchor.raft_id,
+                    },
+                    anchor.node_id.to_string(),
+                    anchor_details(anchor),
+                ))
             }
-            Command::AddAdminKey {
+            Command::AddApiKey {
                 key_id,
                 secret_hash,
                 label,
+                role,
             } => {
                 if key_id.is_empty() || key_id.len() > 64 || label.len() > 256 {
                     return Err(Reject::Invalid(
                         "admin key id must be 1 to 64 bytes and its label at most 256".into(),
                     ));
                 }
-                if self.admin_keys.contains_key(key_id) {
-                    return Err(Reject::AdminKeyExists {
+                if self.api_keys.contains_key(key_id) {
+                    return Err(Reject::ApiKeyExists {
                         key_id: key_id.clone(),
                     });
                 }
-                self.admin_keys.insert(
+                self.api_keys.insert(
                     key_id.clone(),
-                    AdminKey {
+                    ApiKey {
                         key_id: key_id.clone(),
                         secret_hash: *secret_hash,
                         label: label.clone(),
+                        role: *role,
                         created_at: meta.timestamp,
                     },
                 );
-                self.changed.insert(RecordKey::AdminKey(key_id.clone()));
-                Ok(Outcome::AdminKeyAdded {
-                    key_id: key_id.clone(),
-                })
+                self.changed.insert(RecordKey::ApiKey(key_id.clone()));
+                ok(cluster(
+                    Outcome::ApiKeyAdded {
+                        key_id: key_id.clone(),
+                    },
+                    key_id.clone(),
+                    format!("role {}, label {label:?}", role.name()),
+                ))
             }
             Command::AddAnchorJoinToken {
                 token_id,
@@ -551,7 +827,7 @@ impl Ledger {
                     return Err(Reject::Invalid("anchor-join token id in use".into()));
                 }
                 if live >= MAX_ANCHOR_JOIN_TOKENS {
-                    return Err(Reject::TooManyTokens);
+                    return Err(Reject::TooManyAnchorTokens);
                 }
                 for id in expired {
                     self.anchor_join_tokens.remove(&id);
@@ -568,10 +844,14 @@ impl Ledger {
                 );
                 self.changed
                     .insert(RecordKey::AnchorJoinToken(token_id.clone()));
-                Ok(Outcome::AnchorJoinTokenAdded {
-                    token_id: token_id.clone(),
-                    expires_at: *expires_at,
-                })
+                ok(cluster(
+                    Outcome::AnchorJoinTokenAdded {
+                        token_id: token_id.clone(),
+                        expires_at: *expires_at,
+                    },
+                    token_id.clone(),
+                    format!("expires at {expires_at}"),
+                ))
             }
             Command::RedeemAnchorJoinToken {
                 token_id,
@@ -593,24 +873,164 @@ impl Ledger {
                 self.anchor_join_tokens.remove(token_id);
                 self.changed
                     .insert(RecordKey::AnchorJoinToken(token_id.clone()));
-                self.anchors.insert(anchor.raft_id, anchor.clone());
-                self.changed.insert(RecordKey::Anchor(anchor.raft_id));
-                Ok(Outcome::AnchorJoinTokenRedeemed {
-                    raft_id: anchor.raft_id,
-                })
+                self.record_anchor(anchor);
+                ok(cluster(
+                    Outcome::AnchorJoinTokenRedeemed {
+                        raft_id: anchor.raft_id,
+                    },
+                    token_id.clone(),
+                    anchor_details(anchor),
+                ))
             }
             Command::RemoveAnchor { raft_id } => {
                 if self.anchors.remove(raft_id).is_none() {
                     return Err(Reject::NoSuchAnchor { raft_id: *raft_id });
                 }
                 self.changed.insert(RecordKey::Anchor(*raft_id));
-                Ok(Outcome::AnchorRemoved { raft_id: *raft_id })
+                ok(cluster(
+                    Outcome::AnchorRemoved { raft_id: *raft_id },
+                    format!("raft {raft_id}"),
+                    String::new(),
+                ))
+            }
+            Command::RegisterNode {
+                registration,
+                token,
+                certificate,
+            } => {
+                let (outcome, mesh, node_id) = self.register_node(
+                    registration,
+                    token.as_ref(),
+                    certificate.as_deref(),
+                    meta.timestamp,
+                    meta.index,
+                )?;
+                let details = self.node_details(&mesh, &node_id);
+                ok(scoped(outcome, &mesh, node_id.to_string(), details))
+            }
+            Command::ApproveNode {
+                mesh,
+                node_id,
+                certificate,
+            } => {
+                let outcome =
+                    self.approve_node(mesh, node_id, certificate, meta.timestamp, meta.index)?;
+                let details = self.node_details(mesh, node_id);
+                ok(scoped(outcome, mesh, node_id.to_string(), details))
+            }
+            Command::RejectNode {
+                mesh,
+                node_id,
+                reason,
+            } => {
+                let outcome =
+                    self.reject_node(mesh, node_id, reason, meta.timestamp, meta.index)?;
+                ok(scoped(
+                    outcome,
+                    mesh,
+                    node_id.to_string(),
+                    format!("reason {reason:?}"),
+                ))
+            }
+            Command::RevokeNode {
+                mesh,
+                node_id,
+                reason,
+            } => {
+                let outcome =
+                    self.revoke_node(mesh, node_id, reason, meta.timestamp, meta.index)?;
+                ok(scoped(
+                    outcome,
+                    mesh,
+                    node_id.to_string(),
+                    format!("reason {reason:?}"),
+                ))
+            }
+            Command::AddJoinToken {
+                mesh,
+                token_id,
+                secret_hash,
+                usage,
+                pre_approved,
+                tags,
+                not_before,
+                not_after,
+                for_node,
+            } => {
+                let outcome = self.add_join_token(
+                    mesh,
+                    *token_id,
+                    *secret_hash,
+                    *usage,
+                    *pre_approved,
+                    tags,
+                    (*not_before, *not_after),
+                    *for_node,
+                    meta.timestamp,
+                )?;
+                let tags: Vec<&str> = tags.iter().map(|t| t.as_str()).collect();
+                let details = format!(
+                    "{usage:?}, pre-approved {pre_approved}, tags [{}], valid {not_before} to {not_after}{}",
+                    tags.join(","),
+                    for_node.map_or_else(String::new, |n| format!(", replaces node {n}"))
+                );
+                ok(scoped(outcome, mesh, hex_id(token_id), details))
+            }
+            Command::RotateJoinTokens { mesh } => {
+                let outcome = self.rotate_join_tokens(mesh)?;
+                let details = match &outcome {
+                    Outcome::JoinTokensRotated { epoch, invalidated } => {
+                        format!("epoch {epoch}, {invalidated} token(s) invalidated")
+                    }
+                    _ => String::new(),
+                };
+                ok(scoped(outcome, mesh, mesh.to_string(), details))
             }
         }
     }
+
+    /// Records an anchor and (for good) its identity key.
+    fn record_anchor(&mut self, anchor: &AnchorRecord) {
+        self.anchors.insert(anchor.raft_id, anchor.clone());
+        self.changed.insert(RecordKey::Anchor(anchor.raft_id));
+        if self.anchor_keys.get(&anchor.node_id) != Some(&anchor.identity_key) {
+            self.anchor_keys
+                .insert(anchor.node_id, anchor.identity_key.clone());
+            self.changed.insert(RecordKey::AnchorKey(anchor.node_id));
+        }
+    }
+
+    fn node_details(&self, mesh: &MeshId, node_id: &NodeId) -> String {
+        self.node(mesh, node_id).map_or_else(String::new, |node| {
+            let tags: Vec<&str> = node.tags.iter().map(|t| t.as_str()).collect();
+            format!(
+                "{} {} {}, state {}, overlay {}, tags [{}]",
+                node.device_class,
+                node.hostname,
+                node.node_id.short(),
+                node.state,
+                node.overlay_ip
+                    .map_or_else(|| "-".to_owned(), |ip| ip.to_string()),
+                tags.join(",")
+            )
+        })
+    }
+}
+
+fn anchor_details(anchor: &AnchorRecord) -> String {
+    format!(
+        "raft {} peer {} api {}",
+        anchor.raft_id, anchor.peer_id, anchor.api_url
+    )
 }
 
 fn validate_anchor(anchor: &AnchorRecord) -> Result<(), Reject> {
+    let key = nodes::verifying_key(&anchor.identity_key)?;
+    if key.node_id() != anchor.node_id {
+        return Err(Reject::Invalid(
+            "the anchor's node id is not the hash of its identity key".into(),
+        ));
+    }
     if anchor.peer_id.is_empty() || anchor.peer_id.len() > 128 {
         return Err(Reject::Invalid(
             "anchor peer id must be 1 to 128 bytes".into(),
@@ -630,19 +1050,15 @@ fn validate_anchor(anchor: &AnchorRecord) -> Result<(), Reject> {
 }
 
 /// Compares two hashes in time independent of where they differ.
-fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// A result as remembered: mesh outcomes without their settings (the command has them).
 fn without_settings(result: &Result<Outcome, Reject>) -> Result<Outcome, Reject> {
     let bare = |mesh: &Mesh| Mesh {
-        id: mesh.id.clone(),
         settings: MeshSettings::default(),
-        version: mesh.version,
-        created_at: mesh.created_at,
-        updated_at: mesh.updated_at,
-        updated_index: mesh.updated_index,
+        ..mesh.clone()
     };
     match result {
         Ok(Outcome::MeshCreated { mesh }) => Ok(Outcome::MeshCreated { mesh: bare(mesh) }),
@@ -684,18 +1100,115 @@ fn validate_settings(settings: &MeshSettings) -> Result<(), Reject> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
-    use x0t_types::NodeId;
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    use std::sync::LazyLock;
+    use x0t_crypto::{AuditStatement, SigAlgorithm, SignedAuditStatement, SigningKey};
+    use x0t_types::Actor;
 
-    fn meta(index: u64) -> ApplyMeta {
+    /// The anchor every test ledger is bootstrapped with.
+    pub(crate) static ANCHOR: LazyLock<SigningKey> =
+        LazyLock::new(|| SigningKey::generate(SigAlgorithm::MlDsa65).unwrap());
+
+    /// Test metadata: the real [`super::ApplyMeta`] plus the request id the proposal carries.
+    #[derive(Clone, Copy, Debug)]
+    pub(crate) struct ApplyMeta {
+        pub(crate) index: u64,
+        pub(crate) position: u32,
+        pub(crate) timestamp: Timestamp,
+        pub(crate) request_id: Option<u128>,
+    }
+
+    pub(crate) fn meta(index: u64) -> ApplyMeta {
         ApplyMeta {
             index,
             position: 0,
             timestamp: Timestamp(1_000 * index),
             request_id: None,
         }
+    }
+
+    thread_local! {
+        static STATEMENTS: RefCell<HashMap<Vec<u8>, Vec<u8>>> = RefCell::new(HashMap::new());
+    }
+
+    /// The statement [`ANCHOR`] signs for `command` as an admin key (cached: signing is the
+    /// slow part and a statement does not depend on the request id).
+    pub(crate) fn statement(command: &Command) -> Vec<u8> {
+        let bytes = command_bytes(command);
+        STATEMENTS.with(|cache| {
+            cache
+                .borrow_mut()
+                .entry(bytes.clone())
+                .or_insert_with(|| {
+                    SignedAuditStatement::sign(
+                        AuditStatement {
+                            mesh: command_scope(command),
+                            actor: Actor::ApiKey {
+                                key_id: "test".into(),
+                            },
+                            action: command.action().to_owned(),
+                            command_digest: x0t_crypto::command_digest(&bytes),
+                            requested_at: Timestamp(0),
+                            issuer: ANCHOR.node_id(),
+                        },
+                        &ANCHOR,
+                    )
+                    .unwrap()
+                    .encode()
+                })
+                .clone()
+        })
+    }
+
+    pub(crate) trait ApplyExt {
+        fn ap(&mut self, command: &Command, meta: ApplyMeta) -> Result<Outcome, Reject>;
+    }
+
+    impl ApplyExt for Ledger {
+        fn ap(&mut self, command: &Command, m: ApplyMeta) -> Result<Outcome, Reject> {
+            let proposed = ProposedCommand {
+                command: command.clone(),
+                request_id: m.request_id,
+                statement: statement(command),
+            };
+            self.apply(
+                &proposed,
+                super::ApplyMeta {
+                    index: m.index,
+                    position: m.position,
+                    timestamp: m.timestamp,
+                },
+            )
+        }
+    }
+
+    /// An anchor record with [`ANCHOR`]'s key.
+    pub(crate) fn anchor(raft_id: u64) -> AnchorRecord {
+        AnchorRecord {
+            raft_id,
+            node_id: ANCHOR.node_id(),
+            identity_key: PublicKeyBytes {
+                algorithm: ANCHOR.algorithm().code(),
+                bytes: ANCHOR.verifying_key().as_bytes().to_vec(),
+            },
+            peer_id: "12D3KooW".into(),
+            addrs: vec!["/ip4/127.0.0.1/udp/1/quic-v1".into()],
+            api_url: "http://127.0.0.1:2".into(),
+        }
+    }
+
+    /// A ledger that knows [`ANCHOR`] (raft id 1), as after bootstrap.
+    pub(crate) fn booted() -> Ledger {
+        let mut ledger = Ledger::new();
+        ledger
+            .ap(&Command::AddAnchor { anchor: anchor(1) }, meta(0))
+            .unwrap();
+        ledger.take_changes();
+        ledger
     }
 
     fn mesh(name: &str) -> MeshId {
@@ -710,17 +1223,18 @@ mod tests {
 
     #[test]
     fn create_then_compare_and_set() {
-        let mut ledger = Ledger::new();
+        let mut ledger = booted();
         let create = Command::CreateMesh {
             mesh: mesh("m"),
             settings: settings("a"),
+            plan: Plan::Starter,
         };
         assert!(matches!(
-            ledger.apply(&create, meta(1)),
+            ledger.ap(&create, meta(1)),
             Ok(Outcome::MeshCreated { .. })
         ));
         assert_eq!(
-            ledger.apply(&create, meta(2)),
+            ledger.ap(&create, meta(2)),
             Err(Reject::MeshExists { mesh: mesh("m") })
         );
         let update = |expected, text: &str| Command::UpdateMeshSettings {
@@ -728,14 +1242,13 @@ mod tests {
             expected_version: expected,
             settings: settings(text),
         };
-        let Ok(Outcome::MeshUpdated { mesh: updated }) =
-            ledger.apply(&update(Some(1), "b"), meta(3))
+        let Ok(Outcome::MeshUpdated { mesh: updated }) = ledger.ap(&update(Some(1), "b"), meta(3))
         else {
             panic!("update failed")
         };
         assert_eq!((updated.version, updated.updated_at), (2, Timestamp(3_000)));
         assert_eq!(
-            ledger.apply(&update(Some(1), "c"), meta(4)),
+            ledger.ap(&update(Some(1), "c"), meta(4)),
             Err(Reject::VersionMismatch {
                 mesh: mesh("m"),
                 expected: 1,
@@ -743,7 +1256,7 @@ mod tests {
             })
         );
         assert_eq!(ledger.mesh(&mesh("m")).unwrap().settings, settings("b"));
-        assert!(ledger.apply(&update(None, "d"), meta(5)).is_ok());
+        assert!(ledger.ap(&update(None, "d"), meta(5)).is_ok());
         assert_eq!(ledger.mesh(&mesh("m")).unwrap().version, 3);
         let missing = Command::UpdateMeshSettings {
             mesh: mesh("nope"),
@@ -751,19 +1264,16 @@ mod tests {
             settings: settings(""),
         };
         assert!(matches!(
-            ledger.apply(&missing, meta(6)),
+            ledger.ap(&missing, meta(6)),
             Err(Reject::NoSuchMesh { .. })
         ));
         let huge = update(None, &"x".repeat(MAX_DESCRIPTION_LEN + 1));
-        assert!(matches!(
-            ledger.apply(&huge, meta(7)),
-            Err(Reject::Invalid(_))
-        ));
+        assert!(matches!(ledger.ap(&huge, meta(7)), Err(Reject::Invalid(_))));
     }
 
     #[test]
     fn retried_requests_apply_once_and_are_forgotten_oldest_first() {
-        let mut ledger = Ledger::new();
+        let mut ledger = booted();
         let with_id = |index, id| ApplyMeta {
             request_id: Some(id),
             ..meta(index)
@@ -771,17 +1281,18 @@ mod tests {
         let create = Command::CreateMesh {
             mesh: mesh("m"),
             settings: settings(""),
+            plan: Plan::Starter,
         };
-        let first = ledger.apply(&create, with_id(1, 7)).unwrap();
+        let first = ledger.ap(&create, with_id(1, 7)).unwrap();
         // The retry gets the first result, not MeshExists, and changes nothing.
-        assert_eq!(ledger.apply(&create, with_id(2, 7)).unwrap(), first);
+        assert_eq!(ledger.ap(&create, with_id(2, 7)).unwrap(), first);
         let bump = Command::UpdateMeshSettings {
             mesh: mesh("m"),
             expected_version: None,
             settings: settings("x"),
         };
-        ledger.apply(&bump, with_id(3, 8)).unwrap();
-        ledger.apply(&bump, with_id(4, 8)).unwrap();
+        ledger.ap(&bump, with_id(3, 8)).unwrap();
+        ledger.ap(&bump, with_id(4, 8)).unwrap();
         assert_eq!(ledger.mesh(&mesh("m")).unwrap().version, 2, "applied once");
         // A rejected request's rejection is remembered too.
         let cas = Command::UpdateMeshSettings {
@@ -789,30 +1300,35 @@ mod tests {
             expected_version: Some(1),
             settings: settings("y"),
         };
-        let rejected = ledger.apply(&cas, with_id(5, 9)).unwrap_err();
-        assert_eq!(ledger.apply(&cas, with_id(6, 9)).unwrap_err(), rejected);
+        let rejected = ledger.ap(&cas, with_id(5, 9)).unwrap_err();
+        assert_eq!(ledger.ap(&cas, with_id(6, 9)).unwrap_err(), rejected);
         // Several requests in one entry share one record.
         let at = |position, id| ApplyMeta {
             position,
             ..with_id(7, id)
         };
         ledger.take_changes();
-        let tenth = ledger.apply(&bump, at(0, 10)).unwrap();
-        ledger.apply(&bump, at(1, 11)).unwrap();
-        let changed: Vec<RecordKey> = ledger.take_changes().into_iter().map(|c| c.0).collect();
+        let tenth = ledger.ap(&bump, at(0, 10)).unwrap();
+        ledger.ap(&bump, at(1, 11)).unwrap();
+        let changed: Vec<RecordKey> = ledger
+            .take_changes()
+            .into_iter()
+            .map(|c| c.0)
+            .filter(|key| !matches!(key, RecordKey::Audit(..)))
+            .collect();
         assert_eq!(
             changed,
             [RecordKey::Mesh(mesh("m")), RecordKey::Requests(7)],
             "two requests of one entry: one record"
         );
-        assert_eq!(ledger.apply(&bump, at(2, 10)).unwrap(), tenth);
+        assert_eq!(ledger.ap(&bump, at(2, 10)).unwrap(), tenth);
         assert_eq!(ledger.mesh(&mesh("m")).unwrap().version, 4);
         // Results are remembered for REQUEST_MEMORY_MS of log time, then forgotten.
         let later = |index: u64, id| ApplyMeta {
             timestamp: Timestamp(7_000 + REQUEST_MEMORY_MS),
             ..with_id(index, id)
         };
-        ledger.apply(&bump, later(8, 12)).unwrap();
+        ledger.ap(&bump, later(8, 12)).unwrap();
         assert!(
             ledger.request_index.contains_key(&10),
             "exactly at the limit: kept"
@@ -825,12 +1341,18 @@ mod tests {
             timestamp: Timestamp(7_001 + REQUEST_MEMORY_MS),
             ..with_id(index, id)
         };
-        ledger.apply(&bump, much_later(9, 13)).unwrap();
+        ledger.ap(&bump, much_later(9, 13)).unwrap();
         assert!(!ledger.request_index.contains_key(&10) && !ledger.request_index.contains_key(&11));
         assert!(ledger.request_index.contains_key(&12) && ledger.request_index.contains_key(&13));
-        // Bounded memory: beyond the cap the oldest ids go first, whatever their age.
+        // Bounded memory: beyond the cap the oldest ids go first, whatever their age. (A
+        // refused command is remembered too, and adds no audit entry to hold in memory.)
+        let refused = Command::UpdateMeshSettings {
+            mesh: mesh("absent"),
+            expected_version: None,
+            settings: settings("x"),
+        };
         for i in 0..MAX_REMEMBERED_REQUESTS as u64 {
-            let _ = ledger.apply(&bump, much_later(10 + i, 1_000 + u128::from(i)));
+            let _ = ledger.ap(&refused, much_later(10 + i, 1_000 + u128::from(i)));
         }
         assert_eq!(ledger.remembered_requests(), MAX_REMEMBERED_REQUESTS);
         assert!(!ledger.request_index.contains_key(&12));
@@ -843,14 +1365,7 @@ mod tests {
 
     #[test]
     fn anchor_join_tokens_work_once_until_they_expire() {
-        let mut ledger = Ledger::new();
-        let anchor = |raft_id| AnchorRecord {
-            raft_id,
-            node_id: NodeId::from_bytes([raft_id as u8; 32]),
-            peer_id: "12D3KooW".into(),
-            addrs: vec!["/ip4/127.0.0.1/udp/1/quic-v1".into()],
-            api_url: "http://127.0.0.1:2".into(),
-        };
+        let mut ledger = booted();
         let add = |id: &str, expires_at| Command::AddAnchorJoinToken {
             token_id: id.into(),
             secret_hash: [1; 32],
@@ -863,22 +1378,19 @@ mod tests {
         };
         // meta(n) is at n seconds.
         assert!(matches!(
-            ledger.apply(&add("t1", 10_000), meta(1)),
+            ledger.ap(&add("t1", 10_000), meta(1)),
             Ok(Outcome::AnchorJoinTokenAdded { .. })
         ));
+        assert!(ledger.ap(&add("t1", 10_000), meta(2)).is_err(), "id in use");
         assert!(
-            ledger.apply(&add("t1", 10_000), meta(2)).is_err(),
-            "id in use"
-        );
-        assert!(
-            ledger.apply(&add("old", 500), meta(2)).is_err(),
+            ledger.ap(&add("old", 500), meta(2)).is_err(),
             "expired at birth"
         );
         ledger.take_changes();
         // A wrong secret changes nothing.
         let before = ledger.clone();
         assert_eq!(
-            ledger.apply(&redeem("t1", [2; 32], 9), meta(3)),
+            ledger.ap(&redeem("t1", [2; 32], 9), meta(3)),
             Err(Reject::InvalidToken)
         );
         assert_eq!(ledger, before);
@@ -886,29 +1398,26 @@ mod tests {
         if let Command::RedeemAnchorJoinToken { anchor, .. } = &mut huge {
             anchor.api_url = "h".repeat(257);
         }
-        assert!(matches!(
-            ledger.apply(&huge, meta(4)),
-            Err(Reject::Invalid(_))
-        ));
+        assert!(matches!(ledger.ap(&huge, meta(4)), Err(Reject::Invalid(_))));
         assert!(
             ledger.anchor_join_token("t1").is_some(),
             "a refused redeem spends nothing"
         );
         assert_eq!(
-            ledger.apply(&redeem("t1", [1; 32], 9), meta(4)),
+            ledger.ap(&redeem("t1", [1; 32], 9), meta(4)),
             Ok(Outcome::AnchorJoinTokenRedeemed { raft_id: 9 })
         );
-        assert_eq!(ledger.anchors().count(), 1);
+        assert_eq!(ledger.anchors().count(), 2, "the booted anchor and raft 9");
         assert!(ledger.anchor_join_token("t1").is_none(), "spent");
         assert_eq!(
-            ledger.apply(&redeem("t1", [1; 32], 10), meta(5)),
+            ledger.ap(&redeem("t1", [1; 32], 10), meta(5)),
             Err(Reject::InvalidToken),
             "single use"
         );
         // Expiry uses the proposal's time.
-        ledger.apply(&add("t2", 20_000), meta(6)).unwrap();
+        ledger.ap(&add("t2", 20_000), meta(6)).unwrap();
         assert!(matches!(
-            ledger.apply(&redeem("t2", [1; 32], 11), meta(20)),
+            ledger.ap(&redeem("t2", [1; 32], 11), meta(20)),
             Err(Reject::TokenExpired { .. })
         ));
         assert!(
@@ -916,16 +1425,16 @@ mod tests {
             "a refusal changes nothing"
         );
         // Adding a token forgets expired ones; the number outstanding is bounded.
-        ledger.apply(&add("t3", 100_000), meta(21)).unwrap();
+        ledger.ap(&add("t3", 100_000), meta(21)).unwrap();
         assert!(ledger.anchor_join_token("t2").is_none());
         for i in 1..MAX_ANCHOR_JOIN_TOKENS {
             ledger
-                .apply(&add(&format!("n{i}"), 100_000), meta(22))
+                .ap(&add(&format!("n{i}"), 100_000), meta(22))
                 .unwrap();
         }
         assert_eq!(
-            ledger.apply(&add("one-more", 100_000), meta(23)),
-            Err(Reject::TooManyTokens)
+            ledger.ap(&add("one-more", 100_000), meta(23)),
+            Err(Reject::TooManyAnchorTokens)
         );
         ledger.take_changes();
         assert!(Ledger::from_records(ledger.records()) == ledger);
@@ -933,16 +1442,10 @@ mod tests {
 
     #[test]
     fn anchors_and_changes() {
-        let mut ledger = Ledger::new();
-        let anchor = AnchorRecord {
-            raft_id: 7,
-            node_id: NodeId::from_bytes([7; 32]),
-            peer_id: "12D3KooW".into(),
-            addrs: vec!["/ip4/127.0.0.1/tcp/1".into()],
-            api_url: "http://127.0.0.1:2".into(),
-        };
+        let mut ledger = booted();
+        let anchor = anchor(7);
         ledger
-            .apply(
+            .ap(
                 &Command::AddAnchor {
                     anchor: anchor.clone(),
                 },
@@ -950,18 +1453,22 @@ mod tests {
             )
             .unwrap();
         let changes = ledger.take_changes();
+        assert_eq!(changes.len(), 2, "{changes:?}");
         assert_eq!(
-            changes,
-            vec![(RecordKey::Anchor(7), Some(Record::Anchor(anchor)))]
+            changes[0],
+            (RecordKey::Anchor(7), Some(Record::Anchor(anchor)))
         );
+        assert!(matches!(changes[1], (RecordKey::Audit(None, 1), Some(_))));
         assert!(ledger.take_changes().is_empty());
         ledger
-            .apply(&Command::RemoveAnchor { raft_id: 7 }, meta(2))
+            .ap(&Command::RemoveAnchor { raft_id: 7 }, meta(2))
             .unwrap();
-        assert_eq!(ledger.take_changes(), vec![(RecordKey::Anchor(7), None)]);
+        let changes = ledger.take_changes();
+        assert_eq!(changes[0], (RecordKey::Anchor(7), None));
+        assert_eq!(changes.len(), 2, "the removal and its audit entry");
         assert!(
             ledger
-                .apply(&Command::RemoveAnchor { raft_id: 7 }, meta(3))
+                .ap(&Command::RemoveAnchor { raft_id: 7 }, meta(3))
                 .is_err()
         );
         assert!(ledger.take_changes().is_empty(), "a reject changes nothing");
@@ -972,7 +1479,8 @@ mod tests {
         prop_oneof![
             (name.clone(), "[a-z]{0,8}").prop_map(|(mesh, text)| Command::CreateMesh {
                 mesh,
-                settings: settings(&text)
+                settings: settings(&text),
+                plan: Plan::Pro,
             }),
             (name, proptest::option::of(0u64..5), "[a-z]{0,8}").prop_map(
                 |(mesh, expected_version, text)| Command::UpdateMeshSettings {
@@ -982,19 +1490,14 @@ mod tests {
                 }
             ),
             (0u64..3).prop_map(|raft_id| Command::RemoveAnchor { raft_id }),
-            (0u8..3).prop_map(|k| Command::AddAdminKey {
+            (0u8..3).prop_map(|k| Command::AddApiKey {
                 key_id: format!("k{k}"),
                 secret_hash: [k; 32],
                 label: String::new(),
+                role: KeyRole::Admin,
             }),
-            (0u64..3).prop_map(|raft_id| Command::AddAnchor {
-                anchor: AnchorRecord {
-                    raft_id,
-                    node_id: NodeId::from_bytes([raft_id as u8; 32]),
-                    peer_id: "p".into(),
-                    addrs: vec![],
-                    api_url: String::new(),
-                }
+            (2u64..4).prop_map(|raft_id| Command::AddAnchor {
+                anchor: anchor(raft_id)
             }),
         ]
     }
@@ -1004,14 +1507,15 @@ mod tests {
         /// same state as the live ledger; a rejected command changes nothing.
         #[test]
         fn deterministic_and_persistable(commands in proptest::collection::vec(command(), 0..40)) {
-            let mut a = Ledger::new();
-            let mut b = Ledger::new();
-            let mut persisted: BTreeMap<RecordKey, Record> = BTreeMap::new();
+            let mut a = booted();
+            let mut b = booted();
+            let mut persisted: BTreeMap<RecordKey, Record> =
+                a.records().map(|r| (r.key(), r)).collect();
             for (i, command) in commands.iter().enumerate() {
                 let before = a.clone();
                 let m = meta(i as u64 + 1);
-                let result = a.apply(command, m);
-                prop_assert_eq!(&result, &b.apply(command, m));
+                let result = a.ap(command, m);
+                prop_assert_eq!(&result, &b.ap(command, m));
                 if result.is_err() {
                     prop_assert_eq!(&a, &before);
                 }
