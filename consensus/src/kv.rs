@@ -36,8 +36,9 @@ pub enum StoreError {
 
 /// Version of the on-disk layout (trees, keys and encodings of log entries, state records
 /// and snapshots) this build reads and writes; kept under [`FORMAT_KEY`] in sled's default
-/// tree. Format 2 introduced batched proposals; format 1 databases carry no marker.
-pub const STORAGE_FORMAT_VERSION: u32 = 2;
+/// tree. Format 2 introduced batched proposals; format 3 node lifecycle records, audit chains
+/// and anchor identity keys; format 1 databases carry no marker.
+pub const STORAGE_FORMAT_VERSION: u32 = 3;
 /// How long [`SledStorage::open`] waits for a database lock held by a closing handle.
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// Where the format version is kept.

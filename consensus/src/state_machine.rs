@@ -326,9 +326,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                                 index: entry.log_id.index,
                                 position,
                                 timestamp: proposal.proposed_at,
-                                request_id: proposed.request_id,
                             };
-                            state.ledger.apply(&proposed.command, meta)
+                            state.ledger.apply(proposed, meta)
                         })
                         .collect(),
                 ),

@@ -12,7 +12,61 @@ use x0t_consensus::{
     TypeConfig,
 };
 use x0t_ledger::{Outcome, Reject};
-use x0t_types::{Command, MeshId, MeshSettings, Proposal, ProposedCommand, Timestamp};
+use x0t_crypto::{AuditStatement, SigAlgorithm, SignedAuditStatement, SigningKey};
+use x0t_types::{
+    Actor, AnchorRecord, Command, MeshId, MeshSettings, Plan, Proposal, ProposedCommand,
+    PublicKeyBytes, Timestamp,
+};
+
+/// The anchor that signs every test command's audit statement.
+static ANCHOR: std::sync::LazyLock<SigningKey> =
+    std::sync::LazyLock::new(|| SigningKey::generate(SigAlgorithm::MlDsa65).unwrap());
+
+/// `command` as the anchor proposes it: with its signed statement of who asked.
+fn proposed(command: Command) -> ProposedCommand {
+    let statement = SignedAuditStatement::sign(
+        AuditStatement {
+            mesh: x0t_ledger::command_scope(&command),
+            actor: Actor::Anchor {
+                node_id: ANCHOR.node_id(),
+            },
+            action: command.action().to_owned(),
+            command_digest: x0t_crypto::command_digest(&x0t_ledger::command_bytes(&command)),
+            requested_at: Timestamp(0),
+            issuer: ANCHOR.node_id(),
+        },
+        &ANCHOR,
+    )
+    .unwrap()
+    .encode();
+    ProposedCommand {
+        command,
+        request_id: None,
+        statement,
+    }
+}
+
+/// Entry 0: the anchor records itself, as at bootstrap.
+fn bootstrap() -> Entry<TypeConfig> {
+    let anchor = AnchorRecord {
+        raft_id: 1,
+        node_id: ANCHOR.node_id(),
+        identity_key: PublicKeyBytes {
+            algorithm: ANCHOR.algorithm().code(),
+            bytes: ANCHOR.verifying_key().as_bytes().to_vec(),
+        },
+        peer_id: "12D3KooW".into(),
+        addrs: vec![],
+        api_url: String::new(),
+    };
+    Entry {
+        log_id: log_id(1, 1, 0),
+        payload: EntryPayload::Normal(Proposal {
+            proposed_at: Timestamp(0),
+            commands: vec![proposed(Command::AddAnchor { anchor })],
+        }),
+    }
+}
 
 fn open(dir: &std::path::Path) -> (LogStore, StateMachineStore) {
     let storage = SledStorage::open(dir).unwrap();
@@ -48,12 +102,12 @@ fn create_meshes(index: u64, names: &[&str]) -> Entry<TypeConfig> {
             proposed_at: Timestamp(index * 1000),
             commands: names
                 .iter()
-                .map(|name| ProposedCommand {
-                    command: Command::CreateMesh {
+                .map(|name| {
+                    proposed(Command::CreateMesh {
                         mesh: MeshId::new(*name).unwrap(),
                         settings: MeshSettings::default(),
-                    },
-                    request_id: None,
+                        plan: Plan::Starter,
+                    })
                 })
                 .collect(),
         }),
@@ -77,6 +131,7 @@ fn state_survives_reopen_and_snapshots_restore() {
     let dir = tempfile::tempdir().unwrap();
     runtime().block_on(async {
         let (_, mut sm) = open(dir.path());
+        sm.apply([bootstrap()]).await.unwrap();
         let responses = sm
             .apply([
                 create_mesh(1, "a"),
