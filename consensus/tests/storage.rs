@@ -11,8 +11,8 @@ use x0t_consensus::{
     LogStore, Response, STORAGE_FORMAT_VERSION, SledStorage, StateMachineStore, StoreError,
     TypeConfig,
 };
-use x0t_ledger::{Outcome, Reject};
 use x0t_crypto::{AuditStatement, SigAlgorithm, SignedAuditStatement, SigningKey};
+use x0t_ledger::{Outcome, Reject};
 use x0t_types::{
     Actor, AnchorRecord, Command, MeshId, MeshSettings, Plan, Proposal, ProposedCommand,
     PublicKeyBytes, Timestamp,

@@ -68,6 +68,11 @@ impl Ledger {
             .and_then(|key| crate::nodes::verifying_key(key).ok())
     }
 
+    /// The identity key of every anchor ever recorded, by node id.
+    pub fn anchor_keys(&self) -> impl Iterator<Item = (&NodeId, &x0t_types::PublicKeyBytes)> {
+        self.anchor_keys.iter()
+    }
+
     /// The head of a chain.
     pub fn audit_head(&self, mesh: Option<&MeshId>) -> ChainHead {
         self.audit_heads

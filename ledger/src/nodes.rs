@@ -174,7 +174,7 @@ impl Ledger {
                 node: id.to_owned(),
             });
         }
-        let id = id.to_ascii_uppercase();
+        let id = id.to_ascii_lowercase();
         let mut found = self
             .nodes(mesh)
             .filter(|n| !id.is_empty() && n.node_id.to_string().starts_with(&id));

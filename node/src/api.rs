@@ -1,59 +1,300 @@
-//! The HTTP/JSON API (axum). Errors are typed JSON bodies; every mutating route needs an
-//! admin key (`Authorization: Bearer x0tadm_…`); reads are linearizable unless `?stale=true`.
+//! The HTTP/JSON face of the [`Service`] (axum). Errors are typed JSON bodies; every mutating
+//! route needs an admin key (`Authorization: Bearer x0tadm_…`) except a node's own signed
+//! registration; reads are linearizable unless `?stale=true`. [`ROUTES`] lists every route
+//! with its authentication: the OpenAPI document and the authorization tests are built from it.
 
+use std::sync::atomic::Ordering;
+
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, State};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use x0t_consensus::AnchorNode;
-use x0t_ledger::{Mesh, Outcome, Reject};
-use x0t_types::{Command, MeshId, MeshSettings, Timestamp};
+pub use x0t_types::api::{
+    AnchorView, ApiKeyView, ApproveNode, AuditEntryView, AuditExport, AuditVerification,
+    CertificateStatus, CreateApiKey, CreateMesh, CreateToken, ErrorBody, ErrorDetail, MeshView,
+    NodeStatus, NodeView, Reason, RegisterNode, RotateTokens, TokenView, UpdateSettings,
+    VerifyCertificate,
+};
+use x0t_types::{DeviceClass, NodeState, Tag};
 
-use crate::control::{ClusterStatus, ControlError, ControlPlane};
+use crate::control::{ClusterStatus, ControlError};
+use crate::service::{Caller, ErrorKind, NodeFilter, Service, ServiceError, hex};
 use crate::token::{SecretToken, TokenKind};
 
 /// Largest request body accepted.
-const MAX_BODY: usize = 64 * 1024;
+pub const MAX_BODY: usize = 64 * 1024;
 
-/// A typed API error: HTTP status plus `{"error": {"code", "message"}}`.
+/// Who may call a route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Auth {
+    /// Anyone.
+    Public,
+    /// The caller proves who it is with its own signature (a node's registration).
+    NodeSigned,
+    /// Any API key (viewer or admin).
+    Key,
+    /// An admin key.
+    Admin,
+}
+
+/// One route of the API, for the OpenAPI document and the authorization tests.
+#[derive(Clone, Copy, Debug)]
+pub struct RouteDoc {
+    /// HTTP method.
+    pub method: &'static str,
+    /// Path, with `{mesh}` and `{id}` parameters.
+    pub path: &'static str,
+    /// Who may call it.
+    pub auth: Auth,
+    /// One line on what it does.
+    pub summary: &'static str,
+    /// Name of the request body schema, if any.
+    pub request: Option<&'static str>,
+    /// Name of the success response schema.
+    pub response: &'static str,
+}
+
+const fn route(
+    method: &'static str,
+    path: &'static str,
+    auth: Auth,
+    summary: &'static str,
+    request: Option<&'static str>,
+    response: &'static str,
+) -> RouteDoc {
+    RouteDoc {
+        method,
+        path,
+        auth,
+        summary,
+        request,
+        response,
+    }
+}
+
+/// Every route the router serves (kept in step with [`router`] by a test).
+pub const ROUTES: &[RouteDoc] = &[
+    route("GET", "/healthz", Auth::Public, "Liveness.", None, "text"),
+    route(
+        "GET",
+        "/metrics",
+        Auth::Public,
+        "Prometheus metrics.",
+        None,
+        "text",
+    ),
+    route(
+        "GET",
+        "/api/v1/openapi.json",
+        Auth::Public,
+        "This API's OpenAPI 3.1 document.",
+        None,
+        "object",
+    ),
+    route(
+        "GET",
+        "/api/v1/cluster",
+        Auth::Public,
+        "Raft state of this node: leader, term, voters, indices.",
+        None,
+        "ClusterStatus",
+    ),
+    route(
+        "GET",
+        "/api/v1/cluster/anchors",
+        Auth::Public,
+        "Anchors, how to reach them, and their identity keys.",
+        None,
+        "AnchorView[]",
+    ),
+    route(
+        "POST",
+        "/api/v1/cluster/anchors",
+        Auth::Admin,
+        "Add an anchor to the Raft membership.",
+        Some("AddAnchor"),
+        "ClusterStatus",
+    ),
+    route(
+        "POST",
+        "/api/v1/cluster/join-tokens",
+        Auth::Admin,
+        "Issue a single-use anchor-join token.",
+        Some("CreateJoinToken"),
+        "JoinTokenView",
+    ),
+    route(
+        "POST",
+        "/api/v1/api-keys",
+        Auth::Admin,
+        "Create an API key (admin or viewer); shown once.",
+        Some("CreateApiKey"),
+        "ApiKeyView",
+    ),
+    route(
+        "GET",
+        "/api/v1/meshes",
+        Auth::Public,
+        "List meshes.",
+        None,
+        "MeshView[]",
+    ),
+    route(
+        "POST",
+        "/api/v1/meshes",
+        Auth::Admin,
+        "Create a mesh.",
+        Some("CreateMesh"),
+        "MeshView",
+    ),
+    route(
+        "GET",
+        "/api/v1/meshes/{mesh}",
+        Auth::Public,
+        "One mesh.",
+        None,
+        "MeshView",
+    ),
+    route(
+        "PUT",
+        "/api/v1/meshes/{mesh}/settings",
+        Auth::Admin,
+        "Replace a mesh's settings (compare-and-set with expected_version).",
+        Some("UpdateSettings"),
+        "MeshView",
+    ),
+    route(
+        "POST",
+        "/api/v1/meshes/{mesh}/nodes/register",
+        Auth::NodeSigned,
+        "A node registers with its signed registration (and optionally a join token).",
+        Some("RegisterNode"),
+        "NodeStatus",
+    ),
+    route(
+        "GET",
+        "/api/v1/meshes/{mesh}/nodes",
+        Auth::Key,
+        "List nodes; filters state, tag, device_class, q (free text), offset, limit.",
+        None,
+        "NodeView[]",
+    ),
+    route(
+        "GET",
+        "/api/v1/meshes/{mesh}/nodes/{id}",
+        Auth::Key,
+        "One node (full id or 16-character short id).",
+        None,
+        "NodeView",
+    ),
+    route(
+        "GET",
+        "/api/v1/meshes/{mesh}/nodes/{id}/status",
+        Auth::Public,
+        "A node's state and, once approved, its certificate (what agents poll).",
+        None,
+        "NodeStatus",
+    ),
+    route(
+        "POST",
+        "/api/v1/meshes/{mesh}/nodes/{id}/approve",
+        Auth::Admin,
+        "Approve a pending node: an anchor signs its certificate.",
+        Some("ApproveNode"),
+        "NodeView",
+    ),
+    route(
+        "POST",
+        "/api/v1/meshes/{mesh}/nodes/{id}/reject",
+        Auth::Admin,
+        "Reject a pending node.",
+        Some("Reason"),
+        "NodeView",
+    ),
+    route(
+        "POST",
+        "/api/v1/meshes/{mesh}/nodes/{id}/revoke",
+        Auth::Admin,
+        "Revoke a node; its certificate is listed as revoked.",
+        Some("Reason"),
+        "NodeView",
+    ),
+    route(
+        "POST",
+        "/api/v1/meshes/{mesh}/nodes/{id}/reissue-token",
+        Auth::Admin,
+        "Issue a token that re-admits an approved node under a new key.",
+        Some("CreateToken"),
+        "TokenView",
+    ),
+    route(
+        "POST",
+        "/api/v1/meshes/{mesh}/tokens",
+        Auth::Admin,
+        "Issue a join token (single-use or reusable, 1 h to 30 d).",
+        Some("CreateToken"),
+        "TokenView",
+    ),
+    route(
+        "POST",
+        "/api/v1/meshes/{mesh}/tokens/rotate",
+        Auth::Admin,
+        "Invalidate every join token issued so far.",
+        None,
+        "RotateTokens",
+    ),
+    route(
+        "POST",
+        "/api/v1/meshes/{mesh}/certificates/verify",
+        Auth::Public,
+        "What the ledger says about a certificate (valid, revoked, superseded).",
+        Some("VerifyCertificate"),
+        "CertificateStatus",
+    ),
+    route(
+        "GET",
+        "/api/v1/meshes/{mesh}/audit-logs/export",
+        Auth::Key,
+        "Stream the audit chain as format=json or format=csv, with hashes and anchor keys.",
+        None,
+        "AuditExport",
+    ),
+    route(
+        "GET",
+        "/api/v1/meshes/{mesh}/audit-logs/verify",
+        Auth::Key,
+        "Verify the audit chain here, signatures included.",
+        None,
+        "AuditVerification",
+    ),
+];
+
+/// A typed API error: an HTTP status plus `{"error": {"code", "message"}}`.
 #[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-}
-
-/// The JSON body of every error.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct ErrorBody {
-    /// The error.
-    pub error: ErrorDetail,
-}
-
-/// What went wrong.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct ErrorDetail {
-    /// Stable machine-readable code, e.g. `version_mismatch`.
-    pub code: String,
-    /// Human-readable explanation.
-    pub message: String,
-}
+pub struct ApiError(ServiceError);
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-        }
-    }
-
     fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+        Self(ServiceError::bad_request(message))
+    }
+}
+
+/// The one place service errors become HTTP statuses.
+pub fn status_of(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
+        ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
@@ -61,40 +302,23 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody {
             error: ErrorDetail {
-                code: self.code.to_owned(),
-                message: self.message,
+                code: self.0.code.to_owned(),
+                message: self.0.message,
             },
         };
-        (self.status, Json(body)).into_response()
+        (status_of(self.0.kind), Json(body)).into_response()
     }
 }
 
-/// The one place control-plane errors become HTTP statuses.
+impl From<ServiceError> for ApiError {
+    fn from(error: ServiceError) -> Self {
+        Self(error)
+    }
+}
+
 impl From<ControlError> for ApiError {
     fn from(error: ControlError) -> Self {
-        let message = error.to_string();
-        match error {
-            ControlError::Rejected(reject) => {
-                let (status, code) = match reject {
-                    Reject::MeshExists { .. } => (StatusCode::CONFLICT, "mesh_exists"),
-                    Reject::NoSuchMesh { .. } => (StatusCode::NOT_FOUND, "no_such_mesh"),
-                    Reject::VersionMismatch { .. } => (StatusCode::CONFLICT, "version_mismatch"),
-                    Reject::NoSuchAnchor { .. } => (StatusCode::NOT_FOUND, "no_such_anchor"),
-                    Reject::AdminKeyExists { .. } => (StatusCode::CONFLICT, "admin_key_exists"),
-                    Reject::InvalidToken => (StatusCode::FORBIDDEN, "invalid_token"),
-                    Reject::TokenExpired { .. } => (StatusCode::FORBIDDEN, "token_expired"),
-                    Reject::TooManyTokens => (StatusCode::CONFLICT, "too_many_tokens"),
-                    Reject::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid"),
-                };
-                Self::new(status, code, message)
-            }
-            ControlError::NoLeader(_) | ControlError::Network(_) => {
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
-            }
-            ControlError::Raft(_) | ControlError::Storage(_) => {
-                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
-            }
-        }
+        Self(error.into())
     }
 }
 
@@ -111,6 +335,11 @@ where
     async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
         match Json::<T>::from_request(request, state).await {
             Ok(Json(value)) => Ok(Self(value)),
+            Err(JsonRejection::BytesRejection(e)) => Err(ApiError(ServiceError::new(
+                ErrorKind::BadRequest,
+                "body_too_large",
+                format!("{} (the limit is {MAX_BODY} bytes)", e.body_text()),
+            ))),
             Err(rejection) => Err(ApiError::bad_request(rejection.body_text())),
         }
     }
@@ -134,73 +363,59 @@ where
     }
 }
 
-/// Proof that the request carries a valid admin key.
-struct Admin;
+/// Path extractor whose rejections are our typed errors.
+struct PathParams<T>(T);
 
-impl FromRequestParts<ControlPlane> for Admin {
+impl<S, T> FromRequestParts<S> for PathParams<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+    S: Send + Sync,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        control: &ControlPlane,
-    ) -> Result<Self, ApiError> {
-        let unauthorized =
-            |message: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message);
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| {
-                unauthorized("this route needs an admin key: Authorization: Bearer x0tadm_…")
-            })?;
-        let token = header
-            .strip_prefix("Bearer ")
-            .and_then(|text| SecretToken::parse(TokenKind::Admin, text))
-            .ok_or_else(|| unauthorized("malformed admin key"))?;
-        let valid = control.read(|ledger| {
-            ledger
-                .admin_key(&token.id)
-                .is_some_and(|key| token.matches(&key.secret_hash))
-        });
-        if valid {
-            Ok(Admin)
-        } else {
-            Err(unauthorized("unknown or wrong admin key"))
-        }
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(value)| Self(value))
+            .map_err(|rejection| ApiError::bad_request(rejection.body_text()))
+    }
+}
+
+fn authorization(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+}
+
+/// Proof that the request carries an admin key.
+struct Admin(Caller);
+
+impl FromRequestParts<Service> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, service: &Service) -> Result<Self, ApiError> {
+        Ok(Self(service.authorize_admin(authorization(parts))?))
+    }
+}
+
+/// Proof that the request carries some valid API key (viewer or admin).
+struct Viewer;
+
+impl FromRequestParts<Service> for Viewer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, service: &Service) -> Result<Self, ApiError> {
+        service.authenticate(authorization(parts))?;
+        Ok(Self)
     }
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ReadOptions {
     #[serde(default)]
     stale: bool,
-}
-
-async fn read_barrier(control: &ControlPlane, options: &ReadOptions) -> Result<(), ApiError> {
-    if !options.stale {
-        control.read_barrier().await?;
-    }
-    Ok(())
-}
-
-/// Request body of `POST /api/v1/meshes`.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct CreateMesh {
-    /// The mesh name.
-    pub name: String,
-    /// Its description.
-    #[serde(default)]
-    pub description: String,
-}
-
-/// Request body of `PUT /api/v1/meshes/{mesh}/settings`.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct UpdateSettings {
-    /// The new description.
-    pub description: String,
-    /// Compare-and-set: apply only if the mesh is at this version.
-    #[serde(default)]
-    pub expected_version: Option<u64>,
 }
 
 /// Request body of `POST /api/v1/cluster/anchors`.
@@ -238,119 +453,59 @@ pub struct JoinTokenView {
     pub expires_at_ms: u64,
 }
 
-/// A mesh as the API shows it.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct MeshView {
-    /// Name.
-    pub name: String,
-    /// Description.
-    pub description: String,
-    /// Compare-and-set version.
-    pub version: u64,
-    /// Creation time, ms since the epoch.
-    pub created_at_ms: u64,
-    /// Last change, ms since the epoch.
-    pub updated_at_ms: u64,
-    /// Log index of the last change.
-    pub updated_index: u64,
-}
-
-impl From<&Mesh> for MeshView {
-    fn from(mesh: &Mesh) -> Self {
-        Self {
-            name: mesh.id.to_string(),
-            description: mesh.settings.description.clone(),
-            version: mesh.version,
-            created_at_ms: mesh.created_at.as_millis(),
-            updated_at_ms: mesh.updated_at.as_millis(),
-            updated_index: mesh.updated_index,
-        }
-    }
-}
-
-fn mesh_id(text: &str) -> Result<MeshId, ApiError> {
-    MeshId::new(text).map_err(|e| ApiError::bad_request(e.to_string()))
-}
-
 async fn healthz() -> &'static str {
     "ok\n"
 }
 
-async fn cluster(State(control): State<ControlPlane>) -> Json<ClusterStatus> {
-    Json(control.status())
+async fn cluster(State(service): State<Service>) -> Json<ClusterStatus> {
+    Json(service.control().status())
+}
+
+async fn anchors(
+    State(service): State<Service>,
+    QueryParams(options): QueryParams<ReadOptions>,
+) -> Result<Json<Vec<AnchorView>>, ApiError> {
+    Ok(Json(service.anchors(options.stale).await?))
 }
 
 async fn list_meshes(
-    State(control): State<ControlPlane>,
+    State(service): State<Service>,
     QueryParams(options): QueryParams<ReadOptions>,
 ) -> Result<Json<Vec<MeshView>>, ApiError> {
-    read_barrier(&control, &options).await?;
-    Ok(Json(
-        control.read(|l| l.meshes().map(MeshView::from).collect()),
-    ))
+    Ok(Json(service.list_meshes(options.stale).await?))
 }
 
 async fn get_mesh(
-    State(control): State<ControlPlane>,
-    Path(mesh): Path<String>,
+    State(service): State<Service>,
+    PathParams(mesh): PathParams<String>,
     QueryParams(options): QueryParams<ReadOptions>,
 ) -> Result<Json<MeshView>, ApiError> {
-    let mesh = mesh_id(&mesh)?;
-    read_barrier(&control, &options).await?;
-    control
-        .read(|l| l.mesh(&mesh).map(MeshView::from))
-        .map(Json)
-        .ok_or_else(|| ControlError::Rejected(Reject::NoSuchMesh { mesh }).into())
-}
-
-fn mesh_outcome(outcome: Outcome) -> Result<Json<MeshView>, ApiError> {
-    match outcome {
-        Outcome::MeshCreated { mesh } | Outcome::MeshUpdated { mesh } => {
-            Ok(Json(MeshView::from(&mesh)))
-        }
-        other => Err(ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            format!("unexpected outcome {other:?}"),
-        )),
-    }
+    Ok(Json(service.get_mesh(&mesh, options.stale).await?))
 }
 
 async fn create_mesh(
-    State(control): State<ControlPlane>,
-    _admin: Admin,
+    State(service): State<Service>,
+    Admin(caller): Admin,
     JsonBody(body): JsonBody<CreateMesh>,
 ) -> Result<(StatusCode, Json<MeshView>), ApiError> {
-    let command = Command::CreateMesh {
-        mesh: mesh_id(&body.name)?,
-        settings: MeshSettings {
-            description: body.description,
-        },
-    };
-    let (_, outcome) = control.write(command).await?;
-    Ok((StatusCode::CREATED, mesh_outcome(outcome)?))
+    Ok((
+        StatusCode::CREATED,
+        Json(service.create_mesh(&caller, body).await?),
+    ))
 }
 
 async fn update_settings(
-    State(control): State<ControlPlane>,
-    _admin: Admin,
-    Path(mesh): Path<String>,
+    State(service): State<Service>,
+    Admin(caller): Admin,
+    PathParams(mesh): PathParams<String>,
     JsonBody(body): JsonBody<UpdateSettings>,
 ) -> Result<Json<MeshView>, ApiError> {
-    let command = Command::UpdateMeshSettings {
-        mesh: mesh_id(&mesh)?,
-        expected_version: body.expected_version,
-        settings: MeshSettings {
-            description: body.description,
-        },
-    };
-    let (_, outcome) = control.write(command).await?;
-    mesh_outcome(outcome)
+    Ok(Json(service.update_settings(&caller, &mesh, body).await?))
 }
 
 async fn create_join_token(
-    State(control): State<ControlPlane>,
-    _admin: Admin,
+    State(service): State<Service>,
+    Admin(caller): Admin,
     JsonBody(body): JsonBody<CreateJoinToken>,
 ) -> Result<(StatusCode, Json<JoinTokenView>), ApiError> {
     let ttl = body.ttl_secs.unwrap_or(MIN_JOIN_TOKEN_TTL_SECS);
@@ -362,17 +517,19 @@ async fn create_join_token(
     }
     // The secret is drawn here, before anything is proposed; the ledger gets its hash.
     let token = SecretToken::generate(TokenKind::AnchorJoin);
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    let expires_at = Timestamp(now_ms.saturating_add(ttl * 1_000));
-    control
-        .write(Command::AddAnchorJoinToken {
-            token_id: token.id.clone(),
-            secret_hash: token.secret_hash(),
-            expires_at,
-        })
+    let expires_at = crate::control::now().saturating_add(ttl * 1_000);
+    service
+        .control()
+        .write_as(
+            x0t_types::Actor::ApiKey {
+                key_id: caller.key_id,
+            },
+            x0t_types::Command::AddAnchorJoinToken {
+                token_id: token.id.clone(),
+                secret_hash: token.secret_hash(),
+                expires_at,
+            },
+        )
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -385,29 +542,592 @@ async fn create_join_token(
 }
 
 async fn add_anchor(
-    State(control): State<ControlPlane>,
+    State(service): State<Service>,
     _admin: Admin,
     JsonBody(body): JsonBody<AddAnchor>,
 ) -> Result<Json<ClusterStatus>, ApiError> {
-    control.add_anchor(body.raft_id, body.node).await?;
-    Ok(Json(control.status()))
+    service
+        .control()
+        .add_anchor(body.raft_id, body.node)
+        .await?;
+    Ok(Json(service.control().status()))
+}
+
+async fn create_api_key(
+    State(service): State<Service>,
+    Admin(caller): Admin,
+    JsonBody(body): JsonBody<CreateApiKey>,
+) -> Result<(StatusCode, Json<ApiKeyView>), ApiError> {
+    Ok((
+        StatusCode::CREATED,
+        Json(service.create_api_key(&caller, body).await?),
+    ))
+}
+
+async fn register(
+    State(service): State<Service>,
+    PathParams(mesh): PathParams<String>,
+    JsonBody(body): JsonBody<RegisterNode>,
+) -> Result<(StatusCode, Json<NodeStatus>), ApiError> {
+    Ok((
+        StatusCode::CREATED,
+        Json(service.register(&mesh, body).await?),
+    ))
+}
+
+/// Query of `GET /api/v1/meshes/{mesh}/nodes`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NodeQuery {
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    tag: Option<String>,
+    #[serde(default)]
+    device_class: Option<String>,
+    #[serde(default)]
+    q: Option<String>,
+    #[serde(default)]
+    offset: Option<usize>,
+    #[serde(default)]
+    limit: Option<usize>,
+    #[serde(default)]
+    stale: bool,
+}
+
+/// Most nodes one list answer carries.
+pub const MAX_LIST_LIMIT: usize = 100_000;
+
+async fn list_nodes(
+    State(service): State<Service>,
+    _viewer: Viewer,
+    PathParams(mesh): PathParams<String>,
+    QueryParams(query): QueryParams<NodeQuery>,
+) -> Result<Json<Vec<NodeView>>, ApiError> {
+    let bad = |e: x0t_types::TypesError| ApiError::bad_request(e.to_string());
+    let filter = NodeFilter {
+        state: query
+            .state
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(str::parse::<NodeState>)
+            .transpose()
+            .map_err(bad)?,
+        tag: query
+            .tag
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(Tag::new)
+            .transpose()
+            .map_err(bad)?,
+        device_class: query
+            .device_class
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(str::parse::<DeviceClass>)
+            .transpose()
+            .map_err(bad)?,
+        q: query.q.filter(|q| !q.is_empty()),
+        offset: query.offset.unwrap_or(0),
+        limit: query.limit.unwrap_or(MAX_LIST_LIMIT).min(MAX_LIST_LIMIT),
+    };
+    Ok(Json(service.list_nodes(&mesh, &filter, query.stale).await?))
+}
+
+async fn get_node(
+    State(service): State<Service>,
+    _viewer: Viewer,
+    PathParams((mesh, id)): PathParams<(String, String)>,
+    QueryParams(options): QueryParams<ReadOptions>,
+) -> Result<Json<NodeView>, ApiError> {
+    Ok(Json(service.get_node(&mesh, &id, options.stale).await?))
+}
+
+async fn node_status(
+    State(service): State<Service>,
+    PathParams((mesh, id)): PathParams<(String, String)>,
+    QueryParams(options): QueryParams<ReadOptions>,
+) -> Result<Json<NodeStatus>, ApiError> {
+    Ok(Json(service.node_status(&mesh, &id, options.stale).await?))
+}
+
+/// A JSON body that may be left out entirely (then it is `T::default()`, as `{}` would be).
+struct MaybeJson<T>(T);
+
+impl<S, T> axum::extract::FromRequest<S> for MaybeJson<T>
+where
+    T: serde::de::DeserializeOwned + Default,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(request, state).await.map_err(|e| {
+            ApiError(ServiceError::new(
+                ErrorKind::BadRequest,
+                "body_too_large",
+                format!("{} (the limit is {MAX_BODY} bytes)", e.body_text()),
+            ))
+        })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self(T::default()));
+        }
+        serde_json::from_slice(&bytes)
+            .map(Self)
+            .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+    }
+}
+
+fn or_default<T>(body: MaybeJson<T>) -> T {
+    body.0
+}
+
+async fn approve(
+    State(service): State<Service>,
+    Admin(caller): Admin,
+    PathParams((mesh, id)): PathParams<(String, String)>,
+    body: MaybeJson<ApproveNode>,
+) -> Result<Json<NodeView>, ApiError> {
+    Ok(Json(
+        service
+            .approve(&caller, &mesh, &id, or_default(body))
+            .await?,
+    ))
+}
+
+async fn reject(
+    State(service): State<Service>,
+    Admin(caller): Admin,
+    PathParams((mesh, id)): PathParams<(String, String)>,
+    body: MaybeJson<Reason>,
+) -> Result<Json<NodeView>, ApiError> {
+    Ok(Json(
+        service
+            .reject(&caller, &mesh, &id, or_default(body))
+            .await?,
+    ))
+}
+
+async fn revoke(
+    State(service): State<Service>,
+    Admin(caller): Admin,
+    PathParams((mesh, id)): PathParams<(String, String)>,
+    body: MaybeJson<Reason>,
+) -> Result<Json<NodeView>, ApiError> {
+    Ok(Json(
+        service
+            .revoke(&caller, &mesh, &id, or_default(body))
+            .await?,
+    ))
+}
+
+async fn reissue_token(
+    State(service): State<Service>,
+    Admin(caller): Admin,
+    PathParams((mesh, id)): PathParams<(String, String)>,
+    body: MaybeJson<CreateToken>,
+) -> Result<(StatusCode, Json<TokenView>), ApiError> {
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            service
+                .reissue_token(&caller, &mesh, &id, or_default(body))
+                .await?,
+        ),
+    ))
+}
+
+async fn create_token(
+    State(service): State<Service>,
+    Admin(caller): Admin,
+    PathParams(mesh): PathParams<String>,
+    body: MaybeJson<CreateToken>,
+) -> Result<(StatusCode, Json<TokenView>), ApiError> {
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            service
+                .create_token(&caller, &mesh, or_default(body))
+                .await?,
+        ),
+    ))
+}
+
+async fn rotate_tokens(
+    State(service): State<Service>,
+    Admin(caller): Admin,
+    PathParams(mesh): PathParams<String>,
+) -> Result<Json<RotateTokens>, ApiError> {
+    Ok(Json(service.rotate_tokens(&caller, &mesh).await?))
+}
+
+async fn verify_certificate(
+    State(service): State<Service>,
+    PathParams(mesh): PathParams<String>,
+    QueryParams(options): QueryParams<ReadOptions>,
+    JsonBody(body): JsonBody<VerifyCertificate>,
+) -> Result<Json<CertificateStatus>, ApiError> {
+    Ok(Json(
+        service
+            .verify_certificate(&mesh, &body.certificate, options.stale)
+            .await?,
+    ))
+}
+
+/// Export formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExportFormat {
+    /// One JSON document ([`AuditExport`]).
+    Json,
+    /// `#` header lines (format, mesh, head, anchor keys), a column row, one row per entry.
+    Csv,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportQuery {
+    #[serde(default)]
+    format: Option<ExportFormat>,
+}
+
+/// The CSV columns of an audit export, in order.
+pub const CSV_COLUMNS: [&str; 10] = [
+    "seq",
+    "log_index",
+    "at_ms",
+    "actor",
+    "action",
+    "subject",
+    "details",
+    "evidence",
+    "prev_hash",
+    "hash",
+];
+
+/// Quotes a CSV field when it needs it (RFC 4180).
+pub fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_owned()
+    }
+}
+
+/// One entry as a CSV row, with its line ending.
+pub fn csv_row(e: &AuditEntryView) -> String {
+    let fields = [
+        e.seq.to_string(),
+        e.log_index.to_string(),
+        e.at_ms.to_string(),
+        csv_field(&e.actor),
+        csv_field(&e.action),
+        csv_field(&e.subject),
+        csv_field(&e.details),
+        e.evidence.clone(),
+        e.prev_hash.clone(),
+        e.hash.clone(),
+    ];
+    format!("{}\r\n", fields.join(","))
+}
+
+async fn export_audit(
+    State(service): State<Service>,
+    _viewer: Viewer,
+    PathParams(mesh): PathParams<String>,
+    QueryParams(query): QueryParams<ExportQuery>,
+) -> Result<Response, ApiError> {
+    let format = query.format.unwrap_or(ExportFormat::Json);
+    let (mesh, head) = service.audit_head(&mesh).await?;
+    let anchors = service.anchor_keys();
+    // The export covers the chain up to its head at request time; entries are read in pages
+    // while the body streams, so a long chain never sits in memory as one document.
+    let header = match format {
+        ExportFormat::Json => {
+            let shell = AuditExport {
+                format: "x0t-audit-v1".to_owned(),
+                mesh: mesh.to_string(),
+                head_len: head.len,
+                head_hash: hex(&head.hash),
+                anchors,
+                entries: Vec::new(),
+            };
+            let text = serde_json::to_string(&shell).map_err(|e| {
+                ApiError(ServiceError::new(
+                    ErrorKind::Internal,
+                    "internal",
+                    e.to_string(),
+                ))
+            })?;
+            // Cut the empty entries array's closing "]}" off; entries and the closer follow.
+            text.strip_suffix("]}").unwrap_or(&text).to_owned()
+        }
+        ExportFormat::Csv => {
+            let mut text = format!(
+                "# x0t-audit-v1,mesh={},head_len={},head_hash={}\r\n",
+                mesh,
+                head.len,
+                hex(&head.hash)
+            );
+            for anchor in &anchors {
+                text.push_str(&format!(
+                    "# anchor,{},{},{}\r\n",
+                    anchor.node_id, anchor.algorithm, anchor.public_key
+                ));
+            }
+            text.push_str(&CSV_COLUMNS.join(","));
+            text.push_str("\r\n");
+            text
+        }
+    };
+    struct Cursor {
+        next: u64,
+        first: bool,
+        done: bool,
+    }
+    let stream = futures::stream::unfold(
+        (
+            Cursor {
+                next: 0,
+                first: true,
+                done: false,
+            },
+            Some(header),
+        ),
+        move |(mut cursor, header)| {
+            let service = service.clone();
+            let mesh = mesh.clone();
+            async move {
+                if let Some(header) = header {
+                    return Some((Ok::<_, std::io::Error>(Bytes::from(header)), (cursor, None)));
+                }
+                if cursor.done {
+                    return None;
+                }
+                let page = match service.audit_page(&mesh, cursor.next, head.len) {
+                    Ok(page) => page,
+                    Err(e) => {
+                        return Some((
+                            Err(std::io::Error::other(e.message)),
+                            (
+                                Cursor {
+                                    done: true,
+                                    ..cursor
+                                },
+                                None,
+                            ),
+                        ));
+                    }
+                };
+                let mut chunk = String::new();
+                if page.is_empty() {
+                    cursor.done = true;
+                    if format == ExportFormat::Json {
+                        chunk.push_str("]}");
+                    }
+                    return Some((Ok(Bytes::from(chunk)), (cursor, None)));
+                }
+                cursor.next += page.len() as u64;
+                for entry in &page {
+                    match format {
+                        ExportFormat::Json => {
+                            if !cursor.first {
+                                chunk.push(',');
+                            }
+                            cursor.first = false;
+                            chunk.push_str(&serde_json::to_string(entry).unwrap_or_default());
+                        }
+                        ExportFormat::Csv => chunk.push_str(&csv_row(entry)),
+                    }
+                }
+                Some((Ok(Bytes::from(chunk)), (cursor, None)))
+            }
+        },
+    );
+    let content_type = match format {
+        ExportFormat::Json => "application/json",
+        ExportFormat::Csv => "text/csv; charset=utf-8",
+    };
+    Ok(Response::builder()
+        .header(header::CONTENT_TYPE, content_type)
+        .body(Body::from_stream(stream))
+        .map_err(|e| {
+            ApiError(ServiceError::new(
+                ErrorKind::Internal,
+                "internal",
+                e.to_string(),
+            ))
+        })?)
+}
+
+async fn verify_audit(
+    State(service): State<Service>,
+    _viewer: Viewer,
+    PathParams(mesh): PathParams<String>,
+) -> Result<Json<AuditVerification>, ApiError> {
+    Ok(Json(service.verify_audit(&mesh).await?))
+}
+
+async fn metrics(State(service): State<Service>) -> Response {
+    let status = service.control().status();
+    let m = service.metrics();
+    let mut text = String::new();
+    let mut gauge = |name: &str, help: &str, kind: &str, samples: Vec<(String, u64)>| {
+        text.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+        for (labels, value) in samples {
+            text.push_str(&format!("{name}{labels} {value}\n"));
+        }
+    };
+    gauge(
+        "x0t_raft_term",
+        "Current Raft term.",
+        "gauge",
+        vec![(String::new(), status.term)],
+    );
+    gauge(
+        "x0t_raft_is_leader",
+        "1 if this node leads.",
+        "gauge",
+        vec![(String::new(), u64::from(status.state == "leader"))],
+    );
+    gauge(
+        "x0t_raft_last_applied_index",
+        "Last log index applied to the ledger.",
+        "gauge",
+        vec![(String::new(), status.last_applied_index.unwrap_or(0))],
+    );
+    gauge(
+        "x0t_raft_voters",
+        "Voters in the membership.",
+        "gauge",
+        vec![(String::new(), status.voters.len() as u64)],
+    );
+    let counts = service.control().read(|l| {
+        l.meshes()
+            .map(|mesh| (mesh.id.to_string(), l.node_counts(&mesh.id)))
+            .collect::<Vec<_>>()
+    });
+    let mut samples = Vec::new();
+    for (mesh, c) in &counts {
+        for (state, n) in [
+            ("pending_approval", c.pending),
+            ("approved", c.approved),
+            ("rejected", c.rejected),
+            ("revoked", c.revoked),
+        ] {
+            samples.push((format!("{{mesh=\"{mesh}\",state=\"{state}\"}}"), n as u64));
+        }
+    }
+    gauge("x0t_nodes", "Nodes by mesh and state.", "gauge", samples);
+    let counter =
+        |v: &std::sync::atomic::AtomicU64| vec![(String::new(), v.load(Ordering::Relaxed))];
+    gauge(
+        "x0t_registrations_total",
+        "Registrations accepted by this node.",
+        "counter",
+        counter(&m.registrations),
+    );
+    gauge(
+        "x0t_approvals_total",
+        "Approvals made through this node.",
+        "counter",
+        counter(&m.approvals),
+    );
+    gauge(
+        "x0t_revocations_total",
+        "Revocations made through this node.",
+        "counter",
+        counter(&m.revocations),
+    );
+    gauge(
+        "x0t_join_tokens_issued_total",
+        "Join tokens issued by this node.",
+        "counter",
+        counter(&m.tokens_issued),
+    );
+    gauge(
+        "x0t_auth_failures_total",
+        "Requests refused for missing, bad or insufficient credentials.",
+        "counter",
+        counter(&m.auth_failures),
+    );
+    gauge(
+        "x0t_http_responses_total",
+        "HTTP responses by status class.",
+        "counter",
+        ["2xx", "4xx", "5xx"]
+            .iter()
+            .zip(&m.http_responses)
+            .map(|(class, v)| (format!("{{class=\"{class}\"}}"), v.load(Ordering::Relaxed)))
+            .collect(),
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+async fn openapi() -> Json<serde_json::Value> {
+    Json(crate::openapi::document())
 }
 
 async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+    ApiError(ServiceError::new(
+        ErrorKind::NotFound,
+        "not_found",
+        "no such route (see /api/v1/openapi.json)",
+    ))
+}
+
+async fn count_responses(
+    State(service): State<Service>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let response = next.run(request).await;
+    let class = match response.status().as_u16() {
+        200..=399 => 0,
+        400..=499 => 1,
+        _ => 2,
+    };
+    service.metrics().http_responses[class].fetch_add(1, Ordering::Relaxed);
+    response
 }
 
 /// The API router for one node.
-pub fn router(control: ControlPlane) -> Router {
+pub fn router(service: Service) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/cluster", get(cluster))
-        .route("/api/v1/cluster/anchors", post(add_anchor))
+        .route("/api/v1/cluster/anchors", get(anchors).post(add_anchor))
         .route("/api/v1/cluster/join-tokens", post(create_join_token))
+        .route("/api/v1/api-keys", post(create_api_key))
         .route("/api/v1/meshes", get(list_meshes).post(create_mesh))
         .route("/api/v1/meshes/{mesh}", get(get_mesh))
         .route("/api/v1/meshes/{mesh}/settings", put(update_settings))
+        .route("/api/v1/meshes/{mesh}/nodes/register", post(register))
+        .route("/api/v1/meshes/{mesh}/nodes", get(list_nodes))
+        .route("/api/v1/meshes/{mesh}/nodes/{id}", get(get_node))
+        .route("/api/v1/meshes/{mesh}/nodes/{id}/status", get(node_status))
+        .route("/api/v1/meshes/{mesh}/nodes/{id}/approve", post(approve))
+        .route("/api/v1/meshes/{mesh}/nodes/{id}/reject", post(reject))
+        .route("/api/v1/meshes/{mesh}/nodes/{id}/revoke", post(revoke))
+        .route(
+            "/api/v1/meshes/{mesh}/nodes/{id}/reissue-token",
+            post(reissue_token),
+        )
+        .route("/api/v1/meshes/{mesh}/tokens", post(create_token))
+        .route("/api/v1/meshes/{mesh}/tokens/rotate", post(rotate_tokens))
+        .route(
+            "/api/v1/meshes/{mesh}/certificates/verify",
+            post(verify_certificate),
+        )
+        .route("/api/v1/meshes/{mesh}/audit-logs/export", get(export_audit))
+        .route("/api/v1/meshes/{mesh}/audit-logs/verify", get(verify_audit))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .with_state(control)
+        .layer(axum::middleware::from_fn_with_state(
+            service.clone(),
+            count_responses,
+        ))
+        .with_state(service)
 }

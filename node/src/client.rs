@@ -5,7 +5,10 @@ use serde::de::DeserializeOwned;
 
 use crate::NodeError;
 use crate::api::{
-    AddAnchor, CreateJoinToken, CreateMesh, ErrorBody, JoinTokenView, MeshView, UpdateSettings,
+    AddAnchor, AnchorView, ApiKeyView, ApproveNode, AuditVerification, CertificateStatus,
+    CreateApiKey, CreateJoinToken, CreateMesh, CreateToken, ErrorBody, JoinTokenView, MeshView,
+    NodeStatus, NodeView, Reason, RegisterNode, RotateTokens, TokenView, UpdateSettings,
+    VerifyCertificate,
 };
 use crate::control::ClusterStatus;
 
@@ -109,6 +112,170 @@ impl ApiClient {
             self.http
                 .put(self.url(&format!("/api/v1/meshes/{mesh}/settings")))
                 .json(body),
+        )
+        .await
+    }
+
+    /// The base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// `GET /api/v1/cluster/anchors`.
+    pub async fn anchors(&self) -> Result<Vec<AnchorView>, NodeError> {
+        self.send(self.http.get(self.url("/api/v1/cluster/anchors")))
+            .await
+    }
+
+    /// `POST /api/v1/api-keys`.
+    pub async fn create_api_key(&self, body: &CreateApiKey) -> Result<ApiKeyView, NodeError> {
+        self.post("/api/v1/api-keys", body).await
+    }
+
+    /// `POST /api/v1/meshes/{mesh}/nodes/register`.
+    pub async fn register(&self, mesh: &str, body: &RegisterNode) -> Result<NodeStatus, NodeError> {
+        self.post(&format!("/api/v1/meshes/{mesh}/nodes/register"), body)
+            .await
+    }
+
+    /// `GET /api/v1/meshes/{mesh}/nodes/{id}/status`.
+    pub async fn node_status(&self, mesh: &str, id: &str) -> Result<NodeStatus, NodeError> {
+        self.send(
+            self.http
+                .get(self.url(&format!("/api/v1/meshes/{mesh}/nodes/{id}/status"))),
+        )
+        .await
+    }
+
+    /// `GET /api/v1/meshes/{mesh}/nodes` with query filters (`state`, `tag`,
+    /// `device_class`, `q`, `offset`, `limit`).
+    pub async fn list_nodes(
+        &self,
+        mesh: &str,
+        query: &[(&str, String)],
+    ) -> Result<Vec<NodeView>, NodeError> {
+        self.send(
+            self.http
+                .get(self.url(&format!("/api/v1/meshes/{mesh}/nodes")))
+                .query(query),
+        )
+        .await
+    }
+
+    /// `GET /api/v1/meshes/{mesh}/nodes/{id}`.
+    pub async fn node(&self, mesh: &str, id: &str) -> Result<NodeView, NodeError> {
+        self.send(
+            self.http
+                .get(self.url(&format!("/api/v1/meshes/{mesh}/nodes/{id}"))),
+        )
+        .await
+    }
+
+    /// `POST /api/v1/meshes/{mesh}/nodes/{id}/approve`.
+    pub async fn approve(
+        &self,
+        mesh: &str,
+        id: &str,
+        body: &ApproveNode,
+    ) -> Result<NodeView, NodeError> {
+        self.post(&format!("/api/v1/meshes/{mesh}/nodes/{id}/approve"), body)
+            .await
+    }
+
+    /// `POST /api/v1/meshes/{mesh}/nodes/{id}/reject` or `…/revoke` (`action`).
+    pub async fn reject_or_revoke(
+        &self,
+        mesh: &str,
+        id: &str,
+        action: &str,
+        body: &Reason,
+    ) -> Result<NodeView, NodeError> {
+        self.post(&format!("/api/v1/meshes/{mesh}/nodes/{id}/{action}"), body)
+            .await
+    }
+
+    /// `POST /api/v1/meshes/{mesh}/nodes/{id}/reissue-token`.
+    pub async fn reissue_token(
+        &self,
+        mesh: &str,
+        id: &str,
+        body: &CreateToken,
+    ) -> Result<TokenView, NodeError> {
+        self.post(
+            &format!("/api/v1/meshes/{mesh}/nodes/{id}/reissue-token"),
+            body,
+        )
+        .await
+    }
+
+    /// `POST /api/v1/meshes/{mesh}/tokens`.
+    pub async fn create_token(
+        &self,
+        mesh: &str,
+        body: &CreateToken,
+    ) -> Result<TokenView, NodeError> {
+        self.post(&format!("/api/v1/meshes/{mesh}/tokens"), body)
+            .await
+    }
+
+    /// `POST /api/v1/meshes/{mesh}/tokens/rotate`.
+    pub async fn rotate_tokens(&self, mesh: &str) -> Result<RotateTokens, NodeError> {
+        self.send(
+            self.http
+                .post(self.url(&format!("/api/v1/meshes/{mesh}/tokens/rotate"))),
+        )
+        .await
+    }
+
+    /// `POST /api/v1/meshes/{mesh}/certificates/verify`.
+    pub async fn verify_certificate(
+        &self,
+        mesh: &str,
+        certificate: &str,
+    ) -> Result<CertificateStatus, NodeError> {
+        let body = VerifyCertificate {
+            certificate: certificate.to_owned(),
+        };
+        self.post(&format!("/api/v1/meshes/{mesh}/certificates/verify"), &body)
+            .await
+    }
+
+    /// `GET /api/v1/meshes/{mesh}/audit-logs/export?format=…`: the raw document.
+    pub async fn audit_export(&self, mesh: &str, format: &str) -> Result<String, NodeError> {
+        let request = self
+            .http
+            .get(self.url(&format!("/api/v1/meshes/{mesh}/audit-logs/export")))
+            .query(&[("format", format)]);
+        let request = match &self.admin_key {
+            Some(key) => request.bearer_auth(key.trim()),
+            None => request,
+        };
+        let response = request
+            .send()
+            .await
+            .map_err(|e| NodeError::Client(format!("{}: {e}", self.base)))?;
+        let status = response.status();
+        let text = response
+            .text()
+            .await
+            .map_err(|e| NodeError::Client(e.to_string()))?;
+        if status.is_success() {
+            Ok(text)
+        } else {
+            Err(NodeError::Api {
+                status: status.as_u16(),
+                message: serde_json::from_str::<ErrorBody>(&text)
+                    .map(|b| format!("{} ({})", b.error.message, b.error.code))
+                    .unwrap_or(text),
+            })
+        }
+    }
+
+    /// `GET /api/v1/meshes/{mesh}/audit-logs/verify`.
+    pub async fn audit_verify(&self, mesh: &str) -> Result<AuditVerification, NodeError> {
+        self.send(
+            self.http
+                .get(self.url(&format!("/api/v1/meshes/{mesh}/audit-logs/verify"))),
         )
         .await
     }

@@ -11,8 +11,9 @@ use openraft::{ChangeMembers, ServerState, SnapshotPolicy};
 use serde::Serialize;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use x0t_consensus::{AnchorNode, LogId, LogStore, Raft, Response, SledStorage, StateMachineStore};
+use x0t_crypto::{AuditStatement, SignedAuditStatement, SigningKey};
 use x0t_ledger::{Ledger, Outcome, Reject};
-use x0t_types::{AnchorRecord, Command, Proposal, ProposedCommand, Timestamp};
+use x0t_types::{Actor, AnchorRecord, Command, Proposal, ProposedCommand, Timestamp};
 
 use crate::p2p::protocol::{ControlRequest, ControlResponse, ForwardedWriteError};
 use crate::p2p::{InboundRequest, P2p, P2pError};
@@ -149,6 +150,8 @@ pub struct ControlPlane {
     p2p: P2p,
     id: u64,
     node: AnchorNode,
+    /// This anchor's ML-DSA identity: signs audit statements and certificates.
+    identity: Arc<SigningKey>,
     /// Peers allowed to send Raft RPCs before they appear in our membership (while joining).
     expected_peers: Arc<RwLock<HashSet<PeerId>>>,
     /// The batcher's queue. `None` only in the batcher's own handle, so that the queue closes
@@ -161,6 +164,7 @@ impl ControlPlane {
     pub async fn start(
         id: u64,
         node: AnchorNode,
+        identity: Arc<SigningKey>,
         storage: &SledStorage,
         p2p: P2p,
         settings: &RaftSettings,
@@ -202,6 +206,7 @@ impl ControlPlane {
             p2p,
             id,
             node,
+            identity,
             expected_peers: Arc::default(),
             writes: None,
         };
@@ -219,6 +224,11 @@ impl ControlPlane {
     /// How this node is reached.
     pub fn node(&self) -> &AnchorNode {
         &self.node
+    }
+
+    /// This anchor's identity key.
+    pub fn identity(&self) -> &SigningKey {
+        &self.identity
     }
 
     /// The Raft handle (tests, admin operations).
@@ -310,12 +320,27 @@ impl ControlPlane {
     /// seconds) for a leader during an election instead of failing at once. Concurrent writes
     /// leave together as one log entry (see [`Self::propose_batches`]).
     pub async fn write(&self, command: Command) -> Result<(LogId, Outcome), ControlError> {
+        let actor = Actor::Anchor {
+            node_id: self.identity.node_id(),
+        };
+        self.write_as(actor, command).await
+    }
+
+    /// Like [`Self::write`], on behalf of `actor`: this anchor signs a statement that `actor`
+    /// asked for exactly this command, which the audit chain records.
+    pub async fn write_as(
+        &self,
+        actor: Actor,
+        command: Command,
+    ) -> Result<(LogId, Outcome), ControlError> {
         // One id for every attempt of this write: the ledger applies it once.
         let mut id = [0u8; 16];
         rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut id);
+        let statement = self.statement(actor, &command)?;
         let command = ProposedCommand {
             command,
             request_id: Some(u128::from_be_bytes(id)),
+            statement,
         };
         let size = encoded_size(&command)?;
         let (log_id, mut results) = self.enqueue(vec![command], size, false).await?;
@@ -323,6 +348,25 @@ impl ControlPlane {
             .pop()
             .ok_or_else(|| ControlError::Raft("the log answered no result for the write".into()))?;
         Ok((log_id, result?))
+    }
+
+    /// The signed statement that `actor` asked for `command` (empty for a registration,
+    /// which the node signed itself).
+    fn statement(&self, actor: Actor, command: &Command) -> Result<Vec<u8>, ControlError> {
+        if matches!(command, Command::RegisterNode { .. }) {
+            return Ok(Vec::new());
+        }
+        let statement = AuditStatement {
+            mesh: x0t_ledger::command_scope(command),
+            actor,
+            action: command.action().to_owned(),
+            command_digest: x0t_crypto::command_digest(&x0t_ledger::command_bytes(command)),
+            requested_at: now(),
+            issuer: self.identity.node_id(),
+        };
+        SignedAuditStatement::sign(statement, &self.identity)
+            .map(|signed| signed.encode())
+            .map_err(|e| ControlError::Raft(format!("signing the audit statement: {e}")))
     }
 
     /// Queues `commands` (`size` encoded bytes) for the batcher, kept together in one entry,
@@ -535,6 +579,17 @@ impl ControlPlane {
         };
         let written = self.raft.client_write(proposal).await?;
         Ok((written.log_id, written.data))
+    }
+
+    /// Waits until this node has applied the log up to `index` (after a write that a
+    /// leader elsewhere committed, before reading its effect locally).
+    pub async fn wait_applied(&self, index: u64) -> Result<(), ControlError> {
+        self.raft
+            .wait(Some(LEADER_WAIT))
+            .applied_index_at_least(Some(index), "local apply")
+            .await
+            .map(|_| ())
+            .map_err(|e| ControlError::Raft(format!("catching up after a write: {e}")))
     }
 
     /// Makes the next local read linearizable: confirms leadership (read index) with a quorum,
@@ -820,7 +875,7 @@ fn check_batch(commands: &[ProposedCommand]) -> Result<usize, String> {
 }
 
 /// The leader's clock, stamped into proposals.
-fn now() -> Timestamp {
+pub(crate) fn now() -> Timestamp {
     let millis = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)

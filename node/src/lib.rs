@@ -4,14 +4,18 @@
 //! ([`p2p`]), control plane on openraft ([`control`]), HTTP API ([`api`]). Tests and the
 //! testnet start nodes through the same function, in-process or as `x0t up` processes.
 
+pub mod agent;
 pub mod api;
+pub mod audit_file;
 pub mod bench;
 pub mod client;
 pub mod control;
 pub mod identity;
+pub mod openapi;
 pub mod p2p;
 mod raft_network;
 pub mod run;
+pub mod service;
 pub mod testnet;
 pub mod token;
 

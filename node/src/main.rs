@@ -10,6 +10,8 @@ use x0t_node::client::ApiClient;
 use x0t_node::run::{ADMIN_KEY_FILE, JoinConfig, NodeInfo};
 use x0t_node::{bench, identity, testnet};
 
+mod lifecycle_cli;
+
 /// x0t mesh: a zero-trust, post-quantum, self-healing overlay network.
 #[derive(Debug, Parser)]
 #[command(name = "x0t", version, propagate_version = true)]
@@ -116,6 +118,44 @@ enum Command {
         #[arg(long, default_value_t = 1_000, hide = true)]
         keep_after_snapshot: u64,
     },
+    /// Register this device with a mesh and wait for approval (stores the certificate).
+    Join(lifecycle_cli::JoinArgs),
+    /// This agent's state, certificate validity and the anchors it reaches.
+    Status(lifecycle_cli::StatusArgs),
+    /// Admin: list, show, approve, reject, revoke nodes; re-issue a node's token.
+    Nodes {
+        #[command(subcommand)]
+        which: lifecycle_cli::NodesCommand,
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(flatten)]
+        mesh: MeshArg,
+    },
+    /// Admin: issue and rotate join tokens.
+    Tokens {
+        #[command(subcommand)]
+        which: lifecycle_cli::TokensCommand,
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(flatten)]
+        mesh: MeshArg,
+    },
+    /// Export and verify the mesh's audit chain.
+    Audit {
+        #[command(subcommand)]
+        which: lifecycle_cli::AuditCommand,
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(flatten)]
+        mesh: MeshArg,
+    },
+    /// Admin: API keys.
+    Keys {
+        #[command(subcommand)]
+        which: lifecycle_cli::KeysCommand,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Control-plane cluster commands.
     Cluster {
         #[command(subcommand)]
@@ -142,18 +182,31 @@ enum Command {
 #[derive(Debug, clap::Args)]
 struct ClientArgs {
     /// Node API URL [default: $X0T_API, else the node in the data dir]
-    #[arg(long, env = "X0T_API")]
+    #[arg(long, env = "X0T_API", global = true)]
     api: Option<String>,
-    /// Admin key [default: $X0T_KEY, else <data dir>/admin.key]
-    #[arg(long, env = "X0T_KEY", hide_env_values = true)]
+    /// API key [default: $X0T_KEY, else <data dir>/admin.key]
+    #[arg(long, env = "X0T_KEY", hide_env_values = true, global = true)]
     key: Option<String>,
-    #[command(flatten)]
-    dir: DirArg,
+    /// Data directory of the local node [default: $X0T_DATA_DIR, else /var/lib/x0t as root,
+    /// else ~/.local/share/x0t]
+    #[arg(long = "dir", env = identity::DATA_DIR_ENV, global = true)]
+    client_dir: Option<PathBuf>,
+}
+
+/// Which mesh an admin command acts on.
+#[derive(Debug, clap::Args)]
+struct MeshArg {
+    /// The mesh.
+    #[arg(long, env = "X0T_MESH", default_value = "default", global = true)]
+    mesh: String,
 }
 
 impl ClientArgs {
     fn client(&self) -> anyhow::Result<ApiClient> {
-        let dir = self.dir.resolve();
+        let dir = self
+            .client_dir
+            .clone()
+            .unwrap_or_else(identity::default_data_dir);
         let api = match &self.api {
             Some(api) => api.clone(),
             None => NodeInfo::load(&dir)
@@ -222,6 +275,9 @@ enum MeshCommand {
         /// Its description.
         #[arg(long, default_value = "")]
         description: String,
+        /// Its plan: starter, pro or enterprise.
+        #[arg(long, default_value = "starter")]
+        plan: String,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -531,16 +587,39 @@ async fn run(command: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Join(args) => lifecycle_cli::join(args).await,
+        Command::Status(args) => lifecycle_cli::status(args).await,
+        Command::Nodes {
+            which,
+            client,
+            mesh,
+        } => lifecycle_cli::nodes(client.client()?, &mesh.mesh, which).await,
+        Command::Tokens {
+            which,
+            client,
+            mesh,
+        } => lifecycle_cli::tokens(client.client()?, &mesh.mesh, which).await,
+        Command::Audit {
+            which,
+            client,
+            mesh,
+        } => lifecycle_cli::audit(client.client()?, &mesh.mesh, which).await,
+        Command::Keys { which, client } => lifecycle_cli::keys(client.client()?, which).await,
         Command::Mesh { which } => {
             let view = match which {
                 MeshCommand::Create {
                     name,
                     description,
+                    plan,
                     client,
                 } => {
                     client
                         .client()?
-                        .create_mesh(&x0t_node::api::CreateMesh { name, description })
+                        .create_mesh(&x0t_node::api::CreateMesh {
+                            name,
+                            description,
+                            plan: Some(plan.parse()?),
+                        })
                         .await?
                 }
                 MeshCommand::Get {

@@ -8,8 +8,8 @@ use libp2p::{Multiaddr, identity::Keypair};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use x0t_consensus::{AnchorNode, SledStorage};
-use x0t_crypto::SigAlgorithm;
 use x0t_crypto::keyfile::{read_secret_file, write_secret_file};
+use x0t_crypto::{SigAlgorithm, SigningKey};
 use x0t_types::{AnchorRecord, Command, MeshId, MeshSettings};
 
 use crate::NodeError;
@@ -91,7 +91,8 @@ impl NodeInfo {
     }
 }
 
-fn libp2p_keypair(data_dir: &Path) -> Result<Keypair, NodeError> {
+/// The node's libp2p key from the data dir, created on first use (0600).
+pub fn libp2p_keypair(data_dir: &Path) -> Result<Keypair, NodeError> {
     let path = data_dir.join(LIBP2P_KEY_FILE);
     if !path.exists() {
         let keypair = Keypair::generate_ed25519();
@@ -156,8 +157,16 @@ pub async fn run(config: NodeConfig, mut shutdown: watch::Receiver<bool>) -> Res
 
     let storage = SledStorage::open(&data_dir.join("db"))
         .map_err(|e| NodeError::Config(format!("opening the database: {e}")))?;
-    let control =
-        ControlPlane::start(raft_id, anchor.clone(), &storage, p2p.clone(), &config.raft).await?;
+    let identity = std::sync::Arc::new(identity);
+    let control = ControlPlane::start(
+        raft_id,
+        anchor.clone(),
+        identity.clone(),
+        &storage,
+        p2p.clone(),
+        &config.raft,
+    )
+    .await?;
     control.serve(inbound);
 
     let info = NodeInfo {
@@ -169,7 +178,10 @@ pub async fn run(config: NodeConfig, mut shutdown: watch::Receiver<bool>) -> Res
         pid: std::process::id(),
     };
 
-    let server = axum::serve(api_listener, crate::api::router(control.clone()));
+    let server = axum::serve(
+        api_listener,
+        crate::api::router(crate::service::Service::new(control.clone())),
+    );
     let mut server_shutdown = shutdown.clone();
     let server = tokio::spawn(async move {
         server
@@ -181,11 +193,11 @@ pub async fn run(config: NodeConfig, mut shutdown: watch::Receiver<bool>) -> Res
 
     let started = match &config.join {
         None => match control.bootstrap_if_uninitialized().await {
-            Ok(true) => bootstrap_cluster(&control, data_dir, raft_id, node_id, &anchor).await,
+            Ok(true) => bootstrap_cluster(&control, data_dir, raft_id, &anchor).await,
             Ok(false) => Ok(()),
             Err(e) => Err(e.into()),
         },
-        Some(join) => join_cluster(&control, &p2p, join, raft_id, node_id, &anchor).await,
+        Some(join) => join_cluster(&control, &p2p, join, raft_id, &anchor).await,
     };
     if let Err(e) = started {
         // Leave nothing running behind a node that could not start (in-process callers).
@@ -210,7 +222,6 @@ async fn bootstrap_cluster(
     control: &ControlPlane,
     data_dir: &Path,
     raft_id: u64,
-    node_id: x0t_types::NodeId,
     anchor: &AnchorNode,
 ) -> Result<(), NodeError> {
     tracing::info!("bootstrapping a new one-anchor cluster");
@@ -218,18 +229,20 @@ async fn bootstrap_cluster(
     let mesh = MeshId::new(DEFAULT_MESH).map_err(|e| NodeError::Config(e.to_string()))?;
     for command in [
         Command::AddAnchor {
-            anchor: anchor_record(raft_id, node_id, anchor),
+            anchor: anchor_record(raft_id, control.identity(), anchor),
         },
-        Command::AddAdminKey {
+        Command::AddApiKey {
             key_id: token.id.clone(),
             secret_hash: token.secret_hash(),
             label: "bootstrap".to_owned(),
+            role: x0t_types::KeyRole::Admin,
         },
         Command::CreateMesh {
             mesh: mesh.clone(),
             settings: MeshSettings {
                 description: "created at bootstrap".to_owned(),
             },
+            plan: x0t_types::Plan::Enterprise,
         },
     ] {
         control.write(command).await?;
@@ -242,10 +255,14 @@ async fn bootstrap_cluster(
     Ok(())
 }
 
-fn anchor_record(raft_id: u64, node_id: x0t_types::NodeId, anchor: &AnchorNode) -> AnchorRecord {
+fn anchor_record(raft_id: u64, identity: &SigningKey, anchor: &AnchorNode) -> AnchorRecord {
     AnchorRecord {
         raft_id,
-        node_id,
+        node_id: identity.node_id(),
+        identity_key: x0t_types::PublicKeyBytes {
+            algorithm: identity.algorithm().code(),
+            bytes: identity.verifying_key().as_bytes().to_vec(),
+        },
         peer_id: anchor.peer_id.clone(),
         addrs: anchor.addrs.clone(),
         api_url: anchor.api_url.clone(),
@@ -257,7 +274,6 @@ async fn join_cluster(
     p2p: &P2p,
     join: &JoinConfig,
     raft_id: u64,
-    node_id: x0t_types::NodeId,
     anchor: &AnchorNode,
 ) -> Result<(), NodeError> {
     let already = control.status();
@@ -267,10 +283,10 @@ async fn join_cluster(
     }
     match join {
         JoinConfig::Token { peer, token } => {
-            join_with_token(control, p2p, peer, token, raft_id, node_id, anchor).await
+            join_with_token(control, p2p, peer, token, raft_id, anchor).await
         }
         JoinConfig::AdminKey { api_url, admin_key } => {
-            join_with_admin_key(control, api_url, admin_key, raft_id, node_id, anchor).await
+            join_with_admin_key(control, api_url, admin_key, raft_id, anchor).await
         }
     }
 }
@@ -283,7 +299,6 @@ async fn join_with_token(
     peer: &Multiaddr,
     token: &str,
     raft_id: u64,
-    node_id: x0t_types::NodeId,
     anchor: &AnchorNode,
 ) -> Result<(), NodeError> {
     let refused = |why: String| NodeError::Config(format!("joining through {peer}: {why}"));
@@ -299,7 +314,7 @@ async fn join_with_token(
             vec![peer.clone()],
             ControlRequest::JoinAnchor {
                 token: token.trim().to_owned(),
-                anchor: anchor_record(raft_id, node_id, anchor),
+                anchor: anchor_record(raft_id, control.identity(), anchor),
             },
         )
         .await?;
@@ -334,7 +349,6 @@ async fn join_with_admin_key(
     api_url: &str,
     admin_key: &str,
     raft_id: u64,
-    node_id: x0t_types::NodeId,
     anchor: &AnchorNode,
 ) -> Result<(), NodeError> {
     let client = crate::client::ApiClient::new(api_url, Some(admin_key.to_owned()))?;
@@ -355,7 +369,7 @@ async fn join_with_admin_key(
         .await?;
     control
         .write(Command::AddAnchor {
-            anchor: anchor_record(raft_id, node_id, anchor),
+            anchor: anchor_record(raft_id, control.identity(), anchor),
         })
         .await?;
     Ok(())

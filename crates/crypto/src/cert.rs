@@ -211,3 +211,37 @@ mod tests {
         assert!(!is_overlay_ip(Ipv4Addr::new(10, 0, 0, 1)));
     }
 }
+
+/// Prefix of a certificate's text form.
+pub const CERTIFICATE_TEXT_PREFIX: &str = "x0tc1_";
+
+impl Signed<NodeCertificate> {
+    /// The text form: `x0tc1_` followed by base32 of the envelope.
+    pub fn to_text(&self) -> String {
+        format!(
+            "{CERTIFICATE_TEXT_PREFIX}{}",
+            x0t_types::base32::encode(&self.encode())
+        )
+    }
+
+    /// Parses the text form (surrounding whitespace allowed), bounding its length first.
+    pub fn from_text(text: &str) -> Result<Self, CryptoError> {
+        let text = text.trim();
+        let max_len = CERTIFICATE_TEXT_PREFIX.len() + Self::max_encoded_len().div_ceil(5) * 8;
+        if text.len() > max_len {
+            return Err(CryptoError::decode(
+                "node certificate",
+                format!("text of {} characters exceeds {max_len}", text.len()),
+            ));
+        }
+        let encoded = text.strip_prefix(CERTIFICATE_TEXT_PREFIX).ok_or_else(|| {
+            CryptoError::decode(
+                "node certificate",
+                format!("text must start with {CERTIFICATE_TEXT_PREFIX:?}"),
+            )
+        })?;
+        let bytes = x0t_types::base32::decode(encoded)
+            .map_err(|e| CryptoError::decode("node certificate", e.to_string()))?;
+        Self::decode(&bytes)
+    }
+}

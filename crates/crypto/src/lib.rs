@@ -29,8 +29,8 @@ pub use audit::{
     AuditEntry, AuditStatement, ChainError, SignedAuditStatement, command_digest, verify_chain,
 };
 pub use cert::{
-    CERTIFICATE_VERSION, MAX_CERT_TAGS, MAX_PEER_ID_LEN, NodeCertificate, OVERLAY_NETWORK,
-    SignedNodeCertificate, is_overlay_ip,
+    CERTIFICATE_TEXT_PREFIX, CERTIFICATE_VERSION, MAX_CERT_TAGS, MAX_PEER_ID_LEN, NodeCertificate,
+    OVERLAY_NETWORK, SignedNodeCertificate, is_overlay_ip,
 };
 pub use error::CryptoError;
 pub use registration::{

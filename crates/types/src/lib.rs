@@ -4,6 +4,7 @@
 //! can use the same types as the node. Nothing here does I/O, reads a clock or touches crypto:
 //! a [`NodeId`] is computed by `x0t-crypto` and only carried here.
 
+pub mod api;
 pub mod base32;
 pub mod command;
 mod device;

@@ -38,6 +38,32 @@ impl fmt::Display for Actor {
     }
 }
 
+impl FromStr for Actor {
+    type Err = TypesError;
+
+    /// Parses the display form: `key:<id>`, `node:<node id>`, `anchor:<node id>`.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let bad = || TypesError::UnknownVariant {
+            kind: "actor",
+            value: crate::error::quote(text),
+            expected: "key:<id>, node:<node id>, anchor:<node id>",
+        };
+        let (kind, id) = text.split_once(':').ok_or_else(bad)?;
+        match kind {
+            "key" if !id.is_empty() => Ok(Self::ApiKey {
+                key_id: id.to_owned(),
+            }),
+            "node" => Ok(Self::Node {
+                node_id: id.parse()?,
+            }),
+            "anchor" => Ok(Self::Anchor {
+                node_id: id.parse()?,
+            }),
+            _ => Err(bad()),
+        }
+    }
+}
+
 /// Where a node is in its lifecycle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

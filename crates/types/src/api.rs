@@ -1,0 +1,344 @@
+//! Request and response bodies of the HTTP/JSON API, shared by the node, its clients and the
+//! browser UI. Binary values travel as text: signed objects in base32 (`x0t_types::base32`),
+//! hashes and keys in hex.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{DeviceClass, KeyRole, NodeState, Plan};
+
+/// The JSON body of every error.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code, e.g. `version_mismatch`.
+    pub code: String,
+    /// Human-readable explanation.
+    pub message: String,
+}
+
+/// Request body of `POST /api/v1/meshes`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateMesh {
+    /// The mesh name.
+    pub name: String,
+    /// Its description.
+    #[serde(default)]
+    pub description: String,
+    /// Its plan [default: starter].
+    #[serde(default)]
+    pub plan: Option<Plan>,
+}
+
+/// Request body of `PUT /api/v1/meshes/{mesh}/settings`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateSettings {
+    /// The new description.
+    pub description: String,
+    /// Compare-and-set: apply only if the mesh is at this version.
+    #[serde(default)]
+    pub expected_version: Option<u64>,
+}
+
+/// A mesh as the API shows it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MeshView {
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Compare-and-set version.
+    pub version: u64,
+    /// Its plan.
+    pub plan: Plan,
+    /// Join-token rotation epoch.
+    pub token_epoch: u64,
+    /// Creation time, ms since the epoch.
+    pub created_at_ms: u64,
+    /// Last change, ms since the epoch.
+    pub updated_at_ms: u64,
+    /// Log index of the last change.
+    pub updated_index: u64,
+}
+
+/// Request body of `POST /api/v1/meshes/{mesh}/nodes/register`: what `x0t join` sends.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterNode {
+    /// The node's signed registration (`SignedRegistration` envelope, base32).
+    pub registration: String,
+    /// A join token (`x0tj1_…`), if the node has one.
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
+/// Answer to a registration, and what an agent polls while it waits.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NodeStatus {
+    /// The node's id.
+    pub node_id: String,
+    /// Its state.
+    pub state: NodeState,
+    /// Why it was rejected or revoked.
+    pub state_reason: Option<String>,
+    /// Its overlay address, once approved.
+    pub overlay_ip: Option<String>,
+    /// Its signed certificate (`x0tc1_…`), once approved.
+    pub certificate: Option<String>,
+}
+
+/// A node as an admin sees it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NodeView {
+    /// Its id.
+    pub node_id: String,
+    /// Its short id (first 16 characters).
+    pub short_id: String,
+    /// Its mesh.
+    pub mesh: String,
+    /// Hostname.
+    pub hostname: String,
+    /// Device class.
+    pub device_class: DeviceClass,
+    /// State.
+    pub state: NodeState,
+    /// Why it was rejected or revoked.
+    pub state_reason: Option<String>,
+    /// Tags it asked for.
+    pub requested_tags: Vec<String>,
+    /// Tags it holds (its certificate's).
+    pub tags: Vec<String>,
+    /// Overlay address.
+    pub overlay_ip: Option<String>,
+    /// libp2p peer id.
+    pub peer_id: String,
+    /// Registration time, ms since the epoch.
+    pub registered_at_ms: u64,
+    /// Last change, ms since the epoch.
+    pub updated_at_ms: u64,
+    /// End of its certificate's validity, ms since the epoch.
+    pub certificate_not_after_ms: Option<u64>,
+    /// The join token it used (hex id).
+    pub token_id: Option<String>,
+    /// The node it replaced.
+    pub replaces: Option<String>,
+}
+
+/// Request body of `POST …/nodes/{id}/approve`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApproveNode {
+    /// Tags to grant [default: the tags the node asked for].
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+}
+
+/// Request body of `POST …/nodes/{id}/reject` and `…/revoke`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reason {
+    /// Why (kept in the audit log and, for revocations, shown to peers).
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// Request body of `POST /api/v1/meshes/{mesh}/tokens` and `…/nodes/{id}/reissue-token`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateToken {
+    /// Validity in seconds, 3,600 (1 h) to 2,592,000 (30 d) [default: 24 h].
+    #[serde(default)]
+    pub ttl_secs: Option<u64>,
+    /// Usable by many nodes (else single use).
+    #[serde(default)]
+    pub reusable: bool,
+    /// For a reusable token: at most this many registrations.
+    #[serde(default)]
+    pub uses: Option<u32>,
+    /// Nodes registering with it are approved at once.
+    #[serde(default)]
+    pub pre_approved: bool,
+    /// Tags it grants.
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+/// A join token as issued: its text is shown this once; the ledger keeps only its hash.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TokenView {
+    /// The token text (`x0tj1_…`), for `x0t join --token`.
+    pub token: String,
+    /// Its id (hex).
+    pub token_id: String,
+    /// Its mesh.
+    pub mesh: String,
+    /// `single_use` or `reusable`.
+    pub usage: String,
+    /// Most registrations (none: unlimited).
+    pub max_uses: Option<u32>,
+    /// Approves at once.
+    pub pre_approved: bool,
+    /// Tags it grants.
+    pub tags: Vec<String>,
+    /// Start of validity, ms since the epoch.
+    pub not_before_ms: u64,
+    /// End of validity, ms since the epoch.
+    pub not_after_ms: u64,
+    /// The node it replaces (`reissue-token`).
+    pub for_node: Option<String>,
+}
+
+/// Answer of `POST /api/v1/meshes/{mesh}/tokens/rotate`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RotateTokens {
+    /// The new epoch.
+    pub epoch: u64,
+    /// Recorded tokens it invalidated.
+    pub invalidated: u32,
+}
+
+/// Answer of `GET /api/v1/meshes/{mesh}/audit-logs/verify`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AuditVerification {
+    /// Whether the whole chain verified.
+    pub ok: bool,
+    /// Entries checked.
+    pub entries: u64,
+    /// Hash of the last entry (hex).
+    pub head_hash: String,
+    /// The first position that failed, if any.
+    pub first_bad: Option<ChainBreak>,
+}
+
+/// Where a chain breaks.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainBreak {
+    /// 0-based position.
+    pub index: u64,
+    /// Why.
+    pub reason: String,
+}
+
+/// One audit entry in an export.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntryView {
+    /// Position in the chain.
+    pub seq: u64,
+    /// Raft log index.
+    pub log_index: u64,
+    /// When, ms since the epoch.
+    pub at_ms: u64,
+    /// Who (`key:<id>`, `node:<id>`, `anchor:<id>`).
+    pub actor: String,
+    /// What, e.g. `node.approve`.
+    pub action: String,
+    /// To what.
+    pub subject: String,
+    /// Summary.
+    pub details: String,
+    /// Signed evidence (hex).
+    pub evidence: String,
+    /// Previous entry's hash (hex).
+    pub prev_hash: String,
+    /// This entry's hash (hex).
+    pub hash: String,
+}
+
+/// An anchor's identity key, as exports and `GET /api/v1/cluster/anchors` carry it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnchorKeyView {
+    /// Node id.
+    pub node_id: String,
+    /// Signature algorithm code.
+    pub algorithm: u8,
+    /// Public key (hex).
+    pub public_key: String,
+}
+
+/// The JSON export of an audit chain (`GET …/audit-logs/export?format=json`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AuditExport {
+    /// Always `x0t-audit-v1`.
+    pub format: String,
+    /// The mesh.
+    pub mesh: String,
+    /// Number of entries at export time.
+    pub head_len: u64,
+    /// Hash of the last entry at export time (hex).
+    pub head_hash: String,
+    /// Keys of every anchor that ever signed for this cluster.
+    pub anchors: Vec<AnchorKeyView>,
+    /// The entries, in order.
+    pub entries: Vec<AuditEntryView>,
+}
+
+/// Request body of `POST /api/v1/meshes/{mesh}/certificates/verify`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyCertificate {
+    /// The certificate text (`x0tc1_…`).
+    pub certificate: String,
+}
+
+/// What an anchor says about a certificate.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CertificateStatus {
+    /// Signed by a recorded anchor, inside its validity, for a node that is approved now with
+    /// exactly this certificate.
+    pub valid: bool,
+    /// The node it names, if it decoded.
+    pub node_id: Option<String>,
+    /// The node's state in the ledger.
+    pub state: Option<NodeState>,
+    /// Why it is not valid (`revoked: …`, `superseded`, a signature error…).
+    pub reason: Option<String>,
+}
+
+/// Request body of `POST /api/v1/api-keys`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateApiKey {
+    /// What it may do.
+    pub role: KeyRole,
+    /// A label.
+    #[serde(default)]
+    pub label: String,
+}
+
+/// A new API key: its text is shown this once; the ledger keeps only its hash.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ApiKeyView {
+    /// The key text (`x0tadm_…`).
+    pub key: String,
+    /// Its id.
+    pub key_id: String,
+    /// Its role.
+    pub role: KeyRole,
+}
+
+/// An anchor as `GET /api/v1/cluster/anchors` shows it: how to reach it and the key its
+/// certificates and statements verify against.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AnchorView {
+    /// Raft id.
+    pub raft_id: u64,
+    /// Node id.
+    pub node_id: String,
+    /// libp2p peer id.
+    pub peer_id: String,
+    /// Multiaddrs.
+    pub addrs: Vec<String>,
+    /// API base URL.
+    pub api_url: String,
+    /// Signature algorithm code.
+    pub algorithm: u8,
+    /// Public key (hex).
+    pub public_key: String,
+}

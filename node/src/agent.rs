@@ -1,0 +1,327 @@
+//! The agent side of enrollment: `x0t join` registers this device with a mesh and waits for
+//! its certificate; `x0t status` reports what the agent holds and what the anchors say.
+//!
+//! The agent's state lives in its data directory next to its keys:
+//! `agent.json` (mesh, node id, anchors' API URLs, state) and `node.cert` (the certificate
+//! text, once approved). Neither is secret; the keys are (0600).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use x0t_crypto::{
+    NodeCertificate, Registration, SigAlgorithm, SignedNodeCertificate, SigningKey, VerifyingKey,
+};
+use x0t_types::api::{NodeStatus, RegisterNode};
+use x0t_types::{DeviceClass, MeshId, NodeId, NodeState, Tag, base32};
+
+use crate::NodeError;
+use crate::client::ApiClient;
+use crate::control::now;
+use crate::identity::{generate_identity, identity_key_path, load_identity};
+use crate::service::unhex;
+
+/// The agent's state file.
+pub const AGENT_FILE: &str = "agent.json";
+/// The certificate file.
+pub const CERTIFICATE_FILE: &str = "node.cert";
+
+/// What `x0t join` needs.
+#[derive(Clone, Debug)]
+pub struct JoinOptions {
+    /// The agent's data directory (keys, state).
+    pub data_dir: PathBuf,
+    /// An anchor's API URL.
+    pub anchor: String,
+    /// The mesh to join.
+    pub mesh: MeshId,
+    /// A join token (`x0tj1_…`).
+    pub token: Option<String>,
+    /// Tags to ask for.
+    pub tags: Vec<Tag>,
+    /// What kind of device this is.
+    pub device_class: DeviceClass,
+    /// Hostname to register [default: the system's].
+    pub hostname: Option<String>,
+    /// How long to wait for approval.
+    pub timeout: Duration,
+    /// How often to ask.
+    pub poll_every: Duration,
+}
+
+/// What the agent remembers between runs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentState {
+    /// Its mesh.
+    pub mesh: String,
+    /// Its node id.
+    pub node_id: String,
+    /// API URLs of the anchors it knows.
+    pub anchors: Vec<String>,
+    /// Last state it saw.
+    pub state: NodeState,
+    /// Its overlay address, once approved.
+    pub overlay_ip: Option<String>,
+}
+
+/// Progress of a join, for a progress indicator.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JoinProgress {
+    /// Registered (or found already registered); now in `state`.
+    Registered {
+        /// The node id.
+        node_id: NodeId,
+        /// Its state.
+        state: NodeState,
+    },
+    /// Still waiting for an admin, this long so far.
+    Waiting {
+        /// Time since registering.
+        elapsed: Duration,
+    },
+}
+
+/// This machine's hostname, cleaned to what a registration accepts.
+pub fn system_hostname() -> String {
+    let raw = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .unwrap_or_else(|_| "node".to_owned());
+    let cleaned: String = raw
+        .trim()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(x0t_crypto::MAX_HOSTNAME_LEN)
+        .collect();
+    if cleaned.is_empty() {
+        "node".to_owned()
+    } else {
+        cleaned
+    }
+}
+
+fn identity(dir: &Path) -> Result<SigningKey, NodeError> {
+    if identity_key_path(dir).exists() {
+        load_identity(dir)
+    } else {
+        generate_identity(dir, SigAlgorithm::MlDsa65, false)
+    }
+}
+
+/// Loads the agent's state, if it joined before.
+pub fn load_state(dir: &Path) -> Result<Option<AgentState>, NodeError> {
+    let path = dir.join(AGENT_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| NodeError::Config(format!("{} is corrupt: {e}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(NodeError::Config(format!(
+            "reading {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
+fn save(dir: &Path, state: &AgentState, certificate: Option<&str>) -> Result<(), NodeError> {
+    let write = |name: &str, bytes: &[u8]| {
+        let path = dir.join(name);
+        let tmp = dir.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, bytes)
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(|e| NodeError::Config(format!("writing {}: {e}", path.display())))
+    };
+    if let Some(certificate) = certificate {
+        write(CERTIFICATE_FILE, format!("{certificate}\n").as_bytes())?;
+    }
+    let json = serde_json::to_vec_pretty(state).map_err(|e| NodeError::Config(e.to_string()))?;
+    write(AGENT_FILE, &json)
+}
+
+/// The stored certificate, if any.
+pub fn load_certificate(dir: &Path) -> Result<Option<SignedNodeCertificate>, NodeError> {
+    match std::fs::read_to_string(dir.join(CERTIFICATE_FILE)) {
+        Ok(text) => SignedNodeCertificate::from_text(&text)
+            .map(Some)
+            .map_err(Into::into),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(NodeError::Config(format!(
+            "reading {CERTIFICATE_FILE}: {e}"
+        ))),
+    }
+}
+
+/// Checks a certificate the way a peer will: signed by an anchor the cluster lists, for this
+/// node and mesh, valid now.
+pub fn check_certificate(
+    text: &str,
+    node_id: &NodeId,
+    mesh: &MeshId,
+    anchors: &[x0t_types::api::AnchorView],
+) -> Result<NodeCertificate, NodeError> {
+    let bad = |why: String| NodeError::Config(format!("the certificate is not valid: {why}"));
+    let signed = SignedNodeCertificate::from_text(text)?;
+    let issuer = signed.payload().issuer;
+    let anchor = anchors
+        .iter()
+        .find(|a| a.node_id == issuer.to_string())
+        .ok_or_else(|| bad(format!("issuer {} is not an anchor", issuer.short())))?;
+    let algorithm = SigAlgorithm::from_code(anchor.algorithm)
+        .ok_or_else(|| bad("anchor key of unknown algorithm".to_owned()))?;
+    let key = VerifyingKey::from_bytes(algorithm, &unhex(&anchor.public_key).map_err(bad)?)?;
+    if key.node_id() != issuer {
+        return Err(bad("the anchor's key does not hash to its id".to_owned()));
+    }
+    let cert = signed.verify(&key, now())?.clone();
+    if cert.node_id != *node_id || cert.mesh != *mesh {
+        return Err(bad("it names another node or mesh".to_owned()));
+    }
+    Ok(cert)
+}
+
+/// Registers this device and waits until it is approved (or rejected, or the timeout
+/// passes), reporting progress. On approval the certificate is verified against the
+/// anchors' keys and stored.
+pub async fn join(
+    options: &JoinOptions,
+    mut progress: impl FnMut(&JoinProgress),
+) -> Result<(AgentState, Option<NodeCertificate>), NodeError> {
+    std::fs::create_dir_all(&options.data_dir)
+        .map_err(|e| NodeError::Config(format!("creating the data dir: {e}")))?;
+    let identity = identity(&options.data_dir)?;
+    let keypair = crate::run::libp2p_keypair(&options.data_dir)?;
+    let node_id = identity.node_id();
+    let mut tags = options.tags.clone();
+    tags.sort();
+    tags.dedup();
+    let registration = Registration {
+        mesh: options.mesh.clone(),
+        node_id,
+        identity_key: identity.verifying_key().clone(),
+        peer_id: keypair.public().to_peer_id().to_bytes(),
+        hostname: options.hostname.clone().unwrap_or_else(system_hostname),
+        device_class: options.device_class,
+        requested_tags: tags,
+        requested_at: now(),
+    }
+    .sign(&identity)?;
+    let client = ApiClient::new(&options.anchor, None)?;
+    let mesh = options.mesh.as_str();
+    let first = match client
+        .register(
+            mesh,
+            &RegisterNode {
+                registration: base32::encode(&registration.encode()),
+                token: options.token.clone(),
+            },
+        )
+        .await
+    {
+        Ok(status) => status,
+        // Registered before (a second `x0t join`): pick up where it stands.
+        Err(NodeError::Api {
+            status: 409,
+            ref message,
+        }) if message.contains("node_exists") => {
+            client.node_status(mesh, &node_id.to_string()).await?
+        }
+        Err(e) => return Err(e),
+    };
+    let anchors: Vec<String> = client
+        .anchors()
+        .await
+        .map(|list| list.into_iter().map(|a| a.api_url).collect())
+        .unwrap_or_else(|_| vec![options.anchor.clone()]);
+    progress(&JoinProgress::Registered {
+        node_id,
+        state: first.state,
+    });
+    let started = Instant::now();
+    let mut status: NodeStatus = first;
+    loop {
+        match status.state {
+            NodeState::Approved if status.certificate.is_some() => break,
+            NodeState::Rejected | NodeState::Revoked => {
+                let state = AgentState {
+                    mesh: mesh.to_owned(),
+                    node_id: node_id.to_string(),
+                    anchors,
+                    state: status.state,
+                    overlay_ip: None,
+                };
+                save(&options.data_dir, &state, None)?;
+                return Err(NodeError::Config(format!(
+                    "the mesh {} this node: {}{}",
+                    if status.state == NodeState::Rejected {
+                        "rejected"
+                    } else {
+                        "revoked"
+                    },
+                    status.state_reason.unwrap_or_default(),
+                    if status.state == NodeState::Revoked {
+                        " (to re-enroll, move the data dir's identity.key aside and join again)"
+                    } else {
+                        ""
+                    }
+                )));
+            }
+            _ => {}
+        }
+        if started.elapsed() >= options.timeout {
+            let state = AgentState {
+                mesh: mesh.to_owned(),
+                node_id: node_id.to_string(),
+                anchors,
+                state: status.state,
+                overlay_ip: None,
+            };
+            save(&options.data_dir, &state, None)?;
+            return Err(NodeError::Config(format!(
+                "still {} after {} s; an admin can approve it with `x0t nodes approve {}` \
+                 (run `x0t join` again to keep waiting)",
+                status.state,
+                options.timeout.as_secs(),
+                node_id.short()
+            )));
+        }
+        tokio::time::sleep(options.poll_every).await;
+        progress(&JoinProgress::Waiting {
+            elapsed: started.elapsed(),
+        });
+        // Ask every known anchor in turn, so one being down does not stall the wait.
+        let mut last_error = None;
+        for url in std::iter::once(&options.anchor).chain(anchors.iter()) {
+            match ApiClient::new(url, None)?
+                .node_status(mesh, &node_id.to_string())
+                .await
+            {
+                Ok(answer) => {
+                    status = answer;
+                    last_error = None;
+                    break;
+                }
+                Err(e) => last_error = Some(e),
+            }
+        }
+        if let Some(e) = last_error {
+            tracing::debug!("no anchor answered: {e}");
+        }
+    }
+    let certificate = status.certificate.unwrap_or_default();
+    let anchor_views = client.anchors().await?;
+    let cert = check_certificate(&certificate, &node_id, &options.mesh, &anchor_views)?;
+    let state = AgentState {
+        mesh: mesh.to_owned(),
+        node_id: node_id.to_string(),
+        anchors,
+        state: NodeState::Approved,
+        overlay_ip: Some(cert.overlay_ip.to_string()),
+    };
+    save(&options.data_dir, &state, Some(&certificate))?;
+    Ok((state, Some(cert)))
+}
