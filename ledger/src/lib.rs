@@ -247,7 +247,7 @@ pub enum Reject {
         raft_id: u64,
     },
     /// The token is unknown, already spent (anchor-join tokens), or its secret is wrong.
-    #[error("unknown or wrong token")]
+    #[error("unknown, spent or wrong token")]
     InvalidToken,
     /// The token is right but outside its validity.
     #[error("token {token_id} is not valid now (it expires at {expires_at})")]

@@ -898,6 +898,7 @@ mod tests {
                 },
             },
             request_id: Some(7),
+            statement: Vec::new(),
         }
     }
 

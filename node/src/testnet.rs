@@ -26,6 +26,14 @@ pub fn ports(base_port: u16, index: usize) -> (u16, u16) {
 pub fn free_base_port(nodes: usize, seed: u32) -> Result<u16, NodeError> {
     const FIRST: u32 = 20_000;
     const SLOTS: u32 = (32_768 - FIRST) / 10 - 10;
+    // Callers in one process (tests running in parallel) start at different slots: two
+    // searches from the same seed would find the same free ports before either binds them.
+    static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let seed = seed.wrapping_add(
+        CALLS
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            .wrapping_mul(389),
+    );
     for attempt in 0..SLOTS {
         let slot = seed.wrapping_add(attempt.wrapping_mul(97)) % (SLOTS - nodes as u32);
         let base = (FIRST + slot * 10) as u16;

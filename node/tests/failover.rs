@@ -52,6 +52,7 @@ async fn leader_kill_restart_and_snapshot_catch_up() {
         .create_mesh(&CreateMesh {
             name: "m".into(),
             description: "0".into(),
+            plan: None,
         })
         .await
         .unwrap();
@@ -184,6 +185,7 @@ async fn durability_acknowledged_write_survives_kill_9() {
         .create_mesh(&CreateMesh {
             name: "d".into(),
             description: String::new(),
+            plan: None,
         })
         .await
         .unwrap();

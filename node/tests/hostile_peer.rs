@@ -137,6 +137,10 @@ async fn strangers_and_garbage_are_refused_without_harm() {
         anchor: x0t_types::AnchorRecord {
             raft_id: 42,
             node_id: x0t_types::NodeId::from_bytes([4; 32]),
+            identity_key: x0t_types::PublicKeyBytes {
+                algorithm: 0x65,
+                bytes: vec![4; 1952],
+            },
             peer_id: me,
             addrs: vec![],
             api_url: "http://127.0.0.1:1".into(),

@@ -88,6 +88,7 @@ async fn mesh_settings_are_linearizable_across_leader_kills() {
         .create_mesh(&CreateMesh {
             name: "lin".into(),
             description: String::new(),
+            plan: None,
         })
         .await
         .unwrap();

@@ -533,6 +533,7 @@ async fn x0t_system(urls: &[String], key: String, clients: usize) -> anyhow::Res
                 .create_mesh(&x0t_node::api::CreateMesh {
                     name: mesh,
                     description: String::new(),
+                    plan: None,
                 })
                 .await?;
         }
