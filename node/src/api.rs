@@ -293,6 +293,7 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
         ErrorKind::Forbidden => StatusCode::FORBIDDEN,
         ErrorKind::NotFound => StatusCode::NOT_FOUND,
         ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -336,7 +337,7 @@ where
         match Json::<T>::from_request(request, state).await {
             Ok(Json(value)) => Ok(Self(value)),
             Err(JsonRejection::BytesRejection(e)) => Err(ApiError(ServiceError::new(
-                ErrorKind::BadRequest,
+                ErrorKind::TooLarge,
                 "body_too_large",
                 format!("{} (the limit is {MAX_BODY} bytes)", e.body_text()),
             ))),
@@ -664,7 +665,7 @@ where
     async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
         let bytes = Bytes::from_request(request, state).await.map_err(|e| {
             ApiError(ServiceError::new(
-                ErrorKind::BadRequest,
+                ErrorKind::TooLarge,
                 "body_too_large",
                 format!("{} (the limit is {MAX_BODY} bytes)", e.body_text()),
             ))

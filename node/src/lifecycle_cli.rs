@@ -584,7 +584,7 @@ pub(crate) async fn tokens(
 
 /// `x0t audit …`.
 pub(crate) async fn audit(
-    client: ApiClient,
+    client: impl FnOnce() -> anyhow::Result<ApiClient>,
     mesh: &str,
     which: AuditCommand,
 ) -> anyhow::Result<()> {
@@ -593,7 +593,7 @@ pub(crate) async fn audit(
             if format != "csv" && format != "json" {
                 bail!("--format must be csv or json, not {format:?}");
             }
-            let text = client.audit_export(mesh, &format).await?;
+            let text = client()?.audit_export(mesh, &format).await?;
             match output {
                 Some(path) => {
                     std::fs::write(&path, &text)
@@ -636,7 +636,7 @@ pub(crate) async fn audit(
             }
         }
         AuditCommand::Verify { file: None, json } => {
-            let verdict = client.audit_verify(mesh).await?;
+            let verdict = client()?.audit_verify(mesh).await?;
             if json {
                 print_json(&verdict)?;
             } else if verdict.ok {

@@ -54,6 +54,8 @@ pub enum ErrorKind {
     NotFound,
     /// The state does not allow it (409, FailedPrecondition / AlreadyExists).
     Conflict,
+    /// The request is larger than allowed (413, ResourceExhausted).
+    TooLarge,
     /// No quorum or leader now (503, Unavailable).
     Unavailable,
     /// A bug or storage failure (500, Internal).

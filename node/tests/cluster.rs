@@ -1,80 +1,13 @@
 //! Three anchors in one process on loopback: bootstrap, join, replicate, forward, authorize.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
-
-use tokio::sync::watch;
+use x0t_node::NodeError;
 use x0t_node::api::{CreateJoinToken, CreateMesh, UpdateSettings};
-use x0t_node::client::ApiClient;
-use x0t_node::control::RaftSettings;
 use x0t_node::run::{ADMIN_KEY_FILE, JoinConfig};
-use x0t_node::{NodeConfig, NodeError, NodeInfo};
 
-struct TestNode {
-    dir: PathBuf,
-    stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<Result<(), NodeError>>,
-}
+mod common;
 
-fn config(dir: &Path, join: Option<JoinConfig>) -> NodeConfig {
-    NodeConfig {
-        data_dir: dir.to_path_buf(),
-        p2p_listen: vec![
-            "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
-            "/ip4/127.0.0.1/udp/0/quic-v1".parse().unwrap(),
-        ],
-        api_listen: "127.0.0.1:0".parse().unwrap(),
-        join,
-        raft: RaftSettings::default(),
-    }
-}
-
-async fn start(dir: &Path, join: Option<JoinConfig>) -> TestNode {
-    let _ = std::fs::remove_file(dir.join("node.json"));
-    let (stop, shutdown) = watch::channel(false);
-    let task = tokio::spawn(x0t_node::run(config(dir, join), shutdown));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while NodeInfo::load(dir).is_err() {
-        assert!(!task.is_finished(), "node exited early: {:?}", task.await);
-        assert!(Instant::now() < deadline, "node did not become ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    TestNode {
-        dir: dir.to_path_buf(),
-        stop,
-        task,
-    }
-}
-
-/// Runs a node that is expected to fail to join; returns its error.
-async fn run_until_error(dir: &Path, join: JoinConfig) -> String {
-    let (_stop, shutdown) = watch::channel(false);
-    let result = tokio::time::timeout(
-        Duration::from_secs(30),
-        x0t_node::run(config(dir, Some(join)), shutdown),
-    )
-    .await
-    .expect("a refused join must end the node, not hang");
-    result
-        .expect_err("the join should have been refused")
-        .to_string()
-}
-
-impl TestNode {
-    fn info(&self) -> NodeInfo {
-        NodeInfo::load(&self.dir).unwrap()
-    }
-
-    fn client(&self, key: Option<String>) -> ApiClient {
-        ApiClient::new(&self.info().api_url, key).unwrap()
-    }
-
-    async fn stop(self) {
-        self.stop.send(true).unwrap();
-        self.task.await.unwrap().unwrap();
-    }
-}
+use common::{run_until_error, start};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_anchors_replicate_forward_and_authorize() {

@@ -1,0 +1,589 @@
+//! The node lifecycle through the API of in-process anchors: join tokens (single use across a
+//! leader change, rotation, limits), certificates (forged, flipped, revoked), authorization of
+//! every route, malformed input, and audit exports that verify and catch tampering.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+mod common;
+
+use std::time::Duration;
+
+use common::{TestNode, cluster, eventually, register, registration, start, status_of};
+use x0t_crypto::{SigAlgorithm, SignedNodeCertificate, SigningKey};
+use x0t_node::api::{ApproveNode, Auth, CreateApiKey, CreateToken, ROUTES, Reason};
+use x0t_node::audit_file;
+use x0t_node::client::ApiClient;
+use x0t_types::{KeyRole, NodeState};
+
+const MESH: &str = "default";
+
+fn token(pre_approved: bool, reusable: bool) -> CreateToken {
+    CreateToken {
+        ttl_secs: Some(3_600),
+        reusable,
+        uses: None,
+        pre_approved,
+        tags: vec!["line-3".into()],
+    }
+}
+
+async fn leader_index(nodes: &[TestNode]) -> usize {
+    let leader = eventually("a leader", Duration::from_secs(15), async || {
+        nodes[0].client(None).cluster().await.ok()?.leader
+    })
+    .await;
+    nodes
+        .iter()
+        .position(|n| n.info().raft_id == leader)
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_work_once_across_a_leader_change_and_rotation_invalidates_them() {
+    let root = tempfile::tempdir().unwrap();
+    let (mut nodes, key) = cluster(root.path(), 3).await;
+    let admin = |i: usize, nodes: &[TestNode]| nodes[i].client(Some(key.clone()));
+
+    // A single-use, pre-approved token: the node is approved at once, certificate in hand.
+    let single = admin(0, &nodes)
+        .create_token(MESH, &token(true, false))
+        .await
+        .unwrap();
+    let (first, answer) = register(&nodes[1].client(None), MESH, Some(single.token.clone())).await;
+    let answer = answer.unwrap();
+    assert_eq!(answer.state, NodeState::Approved);
+    let cert_text = answer.certificate.clone().unwrap();
+    let cert = SignedNodeCertificate::from_text(&cert_text).unwrap();
+    assert_eq!(cert.payload().node_id, first.node_id());
+    assert_eq!(cert.payload().tags[0].as_str(), "line-3");
+
+    // The leader stops; on another anchor, under the new leader, the token is spent.
+    let old = leader_index(&nodes).await;
+    nodes.remove(old).stop().await;
+    let replay = eventually(
+        "a refusal under the new leader",
+        Duration::from_secs(20),
+        async || match register(&nodes[1].client(None), MESH, Some(single.token.clone()))
+            .await
+            .1
+        {
+            Err(e) if status_of(&e) != 503 => Some(e),
+            _ => None,
+        },
+    )
+    .await;
+    assert_eq!(status_of(&replay), 403, "{replay}");
+    assert!(replay.to_string().contains("token_used_up"), "{replay}");
+
+    // Rotation: a token issued before it is refused, with its own reason; a new one works.
+    let reusable = admin(0, &nodes)
+        .create_token(MESH, &token(false, true))
+        .await
+        .unwrap();
+    let rotated = admin(1, &nodes).rotate_tokens(MESH).await.unwrap();
+    assert!(rotated.invalidated >= 1);
+    let refused = register(&nodes[0].client(None), MESH, Some(reusable.token.clone()))
+        .await
+        .1;
+    let refused = refused.unwrap_err();
+    assert_eq!(status_of(&refused), 403);
+    assert!(refused.to_string().contains("token_rotated"), "{refused}");
+    let fresh = admin(0, &nodes)
+        .create_token(MESH, &token(false, true))
+        .await
+        .unwrap();
+    let (_, pending) = register(&nodes[0].client(None), MESH, Some(fresh.token)).await;
+    assert_eq!(pending.unwrap().state, NodeState::PendingApproval);
+
+    // Lifetimes outside 1 h .. 30 d, a limit on a single-use token, a forged token: clear errors.
+    for (ttl, what) in [(3_599, "59m59s"), (30 * 86_400 + 1, "30d+1s")] {
+        let err = admin(0, &nodes)
+            .create_token(
+                MESH,
+                &CreateToken {
+                    ttl_secs: Some(ttl),
+                    ..token(false, false)
+                },
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(status_of(&err), 400, "{what}");
+        assert!(
+            err.to_string()
+                .contains("between 3600 (1 h) and 2592000 (30 d)"),
+            "{err}"
+        );
+    }
+    let err = admin(0, &nodes)
+        .create_token(
+            MESH,
+            &CreateToken {
+                uses: Some(3),
+                ..token(false, false)
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(status_of(&err), 400);
+    let mut forged = single.token.clone();
+    let last = forged.pop().unwrap();
+    forged.push(if last == 'a' { 'b' } else { 'a' });
+    let err = register(&nodes[0].client(None), MESH, Some(forged))
+        .await
+        .1
+        .unwrap_err();
+    assert_eq!(status_of(&err), 403, "{err}");
+
+    // A certificate signed by a key that is no anchor, or with one flipped byte, is not valid.
+    let stranger = SigningKey::generate(SigAlgorithm::MlDsa65).unwrap();
+    let mut payload = cert.payload().clone();
+    payload.issuer = stranger.node_id();
+    let foreign = SignedNodeCertificate::sign(payload, &stranger).unwrap();
+    let status = nodes[0]
+        .client(None)
+        .verify_certificate(MESH, &foreign.to_text())
+        .await
+        .unwrap();
+    assert!(!status.valid);
+    assert!(status.reason.unwrap().contains("not an anchor"));
+    let mut bytes = cert.encode();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    let flipped = format!("x0tc1_{}", x0t_types::base32::encode(&bytes));
+    match nodes[0]
+        .client(None)
+        .verify_certificate(MESH, &flipped)
+        .await
+    {
+        Ok(status) => assert!(!status.valid, "{status:?}"),
+        Err(e) => assert_eq!(status_of(&e), 400, "{e}"),
+    }
+    let good = nodes[0]
+        .client(None)
+        .verify_certificate(MESH, &cert_text)
+        .await
+        .unwrap();
+    assert!(good.valid, "{good:?}");
+
+    // Revoked: every anchor reports it.
+    admin(0, &nodes)
+        .reject_or_revoke(
+            MESH,
+            &first.node_id().to_string(),
+            "revoke",
+            &Reason {
+                reason: "lost".into(),
+            },
+        )
+        .await
+        .unwrap();
+    for node in &nodes {
+        let status = node
+            .client(None)
+            .verify_certificate(MESH, &cert_text)
+            .await
+            .unwrap();
+        assert!(!status.valid);
+        assert_eq!(status.state, Some(NodeState::Revoked));
+        assert!(status.reason.unwrap().starts_with("revoked: lost"));
+    }
+    for node in nodes {
+        node.stop().await;
+    }
+}
+
+/// Fills a route's path parameters.
+fn concrete(path: &str, node: &str) -> String {
+    path.replace("{mesh}", MESH).replace("{id}", node)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_is_served_and_every_mutating_route_needs_an_admin_key() {
+    let root = tempfile::tempdir().unwrap();
+    let node = start(&root.path().join("a1"), None).await;
+    let key = std::fs::read_to_string(node.dir.join(x0t_node::run::ADMIN_KEY_FILE)).unwrap();
+    let admin = node.client(Some(key.trim().to_owned()));
+    let viewer = admin
+        .create_api_key(&CreateApiKey {
+            role: KeyRole::Viewer,
+            label: "ro".into(),
+        })
+        .await
+        .unwrap();
+    let (pending, _) = register(&node.client(None), MESH, None).await;
+    let node_id = pending.node_id().to_string();
+    let base = node.info().api_url;
+    let http = reqwest::Client::new();
+    let openapi: serde_json::Value = http
+        .get(format!("{base}/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let before = admin.audit_verify(MESH).await.unwrap().entries;
+    let mut mutating = 0;
+    for route in ROUTES {
+        let url = format!("{base}{}", concrete(route.path, &node_id));
+        let method: reqwest::Method = route.method.parse().unwrap();
+        let send = |auth: Option<&str>| {
+            let mut request = http.request(method.clone(), &url).body("{}");
+            request = request.header("content-type", "application/json");
+            if let Some(auth) = auth {
+                request = request.header("authorization", auth);
+            }
+            request.send()
+        };
+        // The OpenAPI document lists it.
+        assert!(
+            openapi["paths"][route.path][route.method.to_ascii_lowercase()].is_object(),
+            "{} {} missing from openapi.json",
+            route.method,
+            route.path
+        );
+        if matches!(route.auth, Auth::Admin | Auth::Key) {
+            for auth in [None, Some("Bearer x0tadm_nope"), Some("Basic abc")] {
+                let response = send(auth).await.unwrap();
+                assert_eq!(
+                    response.status(),
+                    401,
+                    "{} {} with {auth:?}",
+                    route.method,
+                    route.path
+                );
+                let body: serde_json::Value = response.json().await.unwrap();
+                assert_eq!(body["error"]["code"], "unauthorized");
+            }
+        }
+        if route.auth == Auth::Admin {
+            mutating += 1;
+            let response = send(Some(&format!("Bearer {}", viewer.key))).await.unwrap();
+            assert_eq!(
+                response.status(),
+                403,
+                "{} {} with a viewer key",
+                route.method,
+                route.path
+            );
+            let body: serde_json::Value = response.json().await.unwrap();
+            assert_eq!(body["error"]["code"], "forbidden");
+        } else {
+            // Served: whatever it answers, it is not the router's "no such route".
+            let auth = format!("Bearer {}", viewer.key);
+            let response = send(Some(&auth)).await.unwrap();
+            let status = response.status();
+            let text = response.text().await.unwrap();
+            assert!(
+                !(status == 404 && text.contains("no such route")),
+                "{} {} is not routed",
+                route.method,
+                route.path
+            );
+        }
+    }
+    assert_eq!(mutating, 11, "admin routes enumerated");
+    // None of that changed anything.
+    assert_eq!(admin.audit_verify(MESH).await.unwrap().entries, before);
+    let listed = admin.list_nodes(MESH, &[]).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].state, NodeState::PendingApproval);
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_input_gets_typed_errors_and_changes_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let node = start(&root.path().join("a1"), None).await;
+    let key = std::fs::read_to_string(node.dir.join(x0t_node::run::ADMIN_KEY_FILE)).unwrap();
+    let admin = node.client(Some(key.trim().to_owned()));
+    let (pending, _) = register(&node.client(None), MESH, None).await;
+    let node_id = pending.node_id().to_string();
+    let base = node.info().api_url;
+    let before = admin.audit_verify(MESH).await.unwrap();
+    let http = reqwest::Client::new();
+    let auth = format!("Bearer {}", key.trim());
+    let cases: Vec<(&str, String, String, u16, &str)> = vec![
+        (
+            "POST",
+            "/api/v1/meshes".into(),
+            "{not json".into(),
+            400,
+            "bad_request",
+        ),
+        (
+            "POST",
+            "/api/v1/meshes".into(),
+            r#"{"name":"x","surprise":1}"#.into(),
+            400,
+            "bad_request",
+        ),
+        (
+            "POST",
+            "/api/v1/meshes".into(),
+            r#"{"name":"Not A Name!"}"#.into(),
+            400,
+            "bad_request",
+        ),
+        (
+            "POST",
+            "/api/v1/meshes".into(),
+            format!(r#"{{"name":"{}"}}"#, "x".repeat(100_000)),
+            413,
+            "body_too_large",
+        ),
+        (
+            "POST",
+            format!("/api/v1/meshes/{MESH}/nodes/register"),
+            r#"{"registration":"!!!"}"#.into(),
+            400,
+            "bad_request",
+        ),
+        (
+            "POST",
+            format!("/api/v1/meshes/{MESH}/nodes/register"),
+            r#"{"registration":"AAAA"}"#.into(),
+            400,
+            "bad_registration",
+        ),
+        (
+            "POST",
+            format!("/api/v1/meshes/{MESH}/nodes/register"),
+            "[]".into(),
+            400,
+            "bad_request",
+        ),
+        (
+            "GET",
+            "/api/v1/meshes/nope/nodes".into(),
+            String::new(),
+            404,
+            "no_such_mesh",
+        ),
+        (
+            "GET",
+            format!("/api/v1/meshes/{MESH}/nodes?state=sleeping"),
+            String::new(),
+            400,
+            "bad_request",
+        ),
+        (
+            "GET",
+            format!("/api/v1/meshes/{MESH}/nodes/zzzzzzzzzzzzzzzz"),
+            String::new(),
+            404,
+            "no_such_node",
+        ),
+        (
+            "POST",
+            format!("/api/v1/meshes/{MESH}/nodes/zzzzzzzzzzzzzzzz/approve"),
+            String::new(),
+            404,
+            "no_such_node",
+        ),
+        (
+            "POST",
+            format!("/api/v1/meshes/nope/nodes/{node_id}/approve"),
+            String::new(),
+            404,
+            "no_such_mesh",
+        ),
+        (
+            "POST",
+            format!("/api/v1/meshes/{MESH}/nodes/{node_id}/approve"),
+            r#"{"tags":["BAD TAG"]}"#.into(),
+            400,
+            "bad_request",
+        ),
+        (
+            "POST",
+            format!("/api/v1/meshes/{MESH}/nodes/{node_id}/revoke"),
+            format!(r#"{{"reason":"{}"}}"#, "r".repeat(300)),
+            400,
+            "invalid",
+        ),
+        (
+            "POST",
+            format!("/api/v1/meshes/{MESH}/nodes/{node_id}/reissue-token"),
+            String::new(),
+            409,
+            "invalid_state",
+        ),
+        (
+            "POST",
+            format!("/api/v1/meshes/{MESH}/tokens"),
+            r#"{"ttl_secs":"soon"}"#.into(),
+            400,
+            "bad_request",
+        ),
+        (
+            "POST",
+            format!("/api/v1/meshes/{MESH}/certificates/verify"),
+            r#"{"certificate":"x0tc1_AAAA"}"#.into(),
+            400,
+            "bad_certificate",
+        ),
+        (
+            "GET",
+            format!("/api/v1/meshes/{MESH}/audit-logs/export?format=xml"),
+            String::new(),
+            400,
+            "bad_request",
+        ),
+        (
+            "GET",
+            "/api/v1/nothing-here".into(),
+            String::new(),
+            404,
+            "not_found",
+        ),
+    ];
+    for (method, path, body, status, code) in cases {
+        let response = http
+            .request(method.parse().unwrap(), format!("{base}{path}"))
+            .header("authorization", &auth)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "{method} {path}");
+        let error: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(error["error"]["code"], code, "{method} {path}: {error}");
+    }
+    // Registering for one mesh at another mesh's route: refused.
+    let key2 = common::node_key();
+    let err = node
+        .client(None)
+        .register("other", &registration(&key2, MESH, None))
+        .await
+        .unwrap_err();
+    assert_eq!(status_of(&err), 400);
+    let after = admin.audit_verify(MESH).await.unwrap();
+    assert_eq!(
+        (after.entries, after.head_hash),
+        (before.entries, before.head_hash)
+    );
+    assert_eq!(admin.list_nodes(MESH, &[]).await.unwrap().len(), 1);
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_exports_round_trip_and_tampering_is_found_at_its_entry() {
+    let root = tempfile::tempdir().unwrap();
+    let node = start(&root.path().join("a1"), None).await;
+    let key = std::fs::read_to_string(node.dir.join(x0t_node::run::ADMIN_KEY_FILE)).unwrap();
+    let admin: ApiClient = node.client(Some(key.trim().to_owned()));
+    // Some history: registrations, an approval, a rejection, a token, a rotation.
+    let (a, _) = register(&node.client(None), MESH, None).await;
+    let (b, _) = register(&node.client(None), MESH, None).await;
+    admin
+        .approve(
+            MESH,
+            &a.node_id().short(),
+            &ApproveNode {
+                tags: Some(vec!["robot".into(), "arm".into()]),
+            },
+        )
+        .await
+        .unwrap();
+    admin
+        .reject_or_revoke(
+            MESH,
+            &b.node_id().short(),
+            "reject",
+            &Reason {
+                reason: "unknown, \"suspicious\"\ndevice".into(),
+            },
+        )
+        .await
+        .unwrap();
+    admin.create_token(MESH, &token(true, true)).await.unwrap();
+    admin.rotate_tokens(MESH).await.unwrap();
+    let verdict = admin.audit_verify(MESH).await.unwrap();
+    assert!(verdict.ok, "{verdict:?}");
+    assert!(verdict.entries >= 7, "{verdict:?}");
+
+    let exe = env!("CARGO_BIN_EXE_x0t");
+    for format in ["json", "csv"] {
+        let text = admin.audit_export(MESH, format).await.unwrap();
+        let parsed = audit_file::parse(&text).unwrap();
+        assert_eq!(parsed.entries.len() as u64, verdict.entries);
+        assert_eq!(
+            audit_file::verify(&parsed).unwrap().entries,
+            verdict.entries
+        );
+        // The CLI verifies the file too.
+        let path = root.path().join(format!("audit.{format}"));
+        std::fs::write(&path, &text).unwrap();
+        let out = std::process::Command::new(exe)
+            .args(["audit", "verify", "--file"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+
+        // Tampering with entry k is reported at k: a changed detail, a dropped entry, a swap.
+        let n = parsed.entries.len();
+        for k in [1, n / 2, n - 2] {
+            let mut edited = audit_file::parse(&text).unwrap();
+            if let Ok(entry) = &mut edited.entries[k] {
+                entry.details.push('!');
+            }
+            assert_eq!(
+                audit_file::verify(&edited).unwrap_err().index,
+                k as u64,
+                "{format}: edit {k}"
+            );
+            let mut dropped = audit_file::parse(&text).unwrap();
+            let _removed = dropped.entries.remove(k);
+            assert_eq!(
+                audit_file::verify(&dropped).unwrap_err().index,
+                k as u64,
+                "{format}: drop {k}"
+            );
+            let mut swapped = audit_file::parse(&text).unwrap();
+            swapped.entries.swap(k, k + 1);
+            assert_eq!(
+                audit_file::verify(&swapped).unwrap_err().index,
+                k as u64,
+                "{format}: swap {k}"
+            );
+        }
+        // Cutting the tail is caught by the head the export declares.
+        let mut cut = audit_file::parse(&text).unwrap();
+        cut.entries.pop();
+        assert_eq!(audit_file::verify(&cut).unwrap_err().index, (n - 1) as u64);
+    }
+    // One flipped character in the file itself: the CLI names the entry.
+    let text = admin.audit_export(MESH, "csv").await.unwrap();
+    let rows: Vec<&str> = text.split("\r\n").collect();
+    let header_rows = rows.iter().take_while(|r| r.starts_with('#')).count() + 1;
+    let k = 3;
+    let row = rows[header_rows + k];
+    let hash_field = row.rsplit(',').next().unwrap();
+    let flipped_hash = format!(
+        "{}{}",
+        if hash_field.starts_with('0') {
+            '1'
+        } else {
+            '0'
+        },
+        &hash_field[1..]
+    );
+    let tampered = text.replacen(row, &row.replace(hash_field, &flipped_hash), 1);
+    let path = root.path().join("tampered.csv");
+    std::fs::write(&path, tampered).unwrap();
+    let out = std::process::Command::new(exe)
+        .args(["audit", "verify", "--file"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("breaks at entry {k}")), "{stderr}");
+    node.stop().await;
+}
