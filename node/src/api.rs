@@ -949,7 +949,7 @@ async fn export_audit(
         ExportFormat::Json => "application/json",
         ExportFormat::Csv => "text/csv; charset=utf-8",
     };
-    Ok(Response::builder()
+    Response::builder()
         .header(header::CONTENT_TYPE, content_type)
         .body(Body::from_stream(stream))
         .map_err(|e| {
@@ -958,7 +958,7 @@ async fn export_audit(
                 "internal",
                 e.to_string(),
             ))
-        })?)
+        })
 }
 
 async fn verify_audit(

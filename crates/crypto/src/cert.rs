@@ -199,19 +199,6 @@ impl SignedPayload for NodeCertificate {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn overlay_range() {
-        assert!(is_overlay_ip(Ipv4Addr::new(100, 64, 0, 1)));
-        assert!(is_overlay_ip(Ipv4Addr::new(100, 127, 255, 254)));
-        assert!(!is_overlay_ip(Ipv4Addr::new(100, 128, 0, 1)));
-        assert!(!is_overlay_ip(Ipv4Addr::new(10, 0, 0, 1)));
-    }
-}
-
 /// Prefix of a certificate's text form.
 pub const CERTIFICATE_TEXT_PREFIX: &str = "x0tc1_";
 
@@ -243,5 +230,18 @@ impl Signed<NodeCertificate> {
         let bytes = x0t_types::base32::decode(encoded)
             .map_err(|e| CryptoError::decode("node certificate", e.to_string()))?;
         Self::decode(&bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlay_range() {
+        assert!(is_overlay_ip(Ipv4Addr::new(100, 64, 0, 1)));
+        assert!(is_overlay_ip(Ipv4Addr::new(100, 127, 255, 254)));
+        assert!(!is_overlay_ip(Ipv4Addr::new(100, 128, 0, 1)));
+        assert!(!is_overlay_ip(Ipv4Addr::new(10, 0, 0, 1)));
     }
 }
