@@ -24,7 +24,7 @@ pub use x0t_types::api::{
 use x0t_types::{DeviceClass, NodeState, Tag};
 
 use crate::control::{ClusterStatus, ControlError};
-use crate::service::{Caller, ErrorKind, NodeFilter, Service, ServiceError, hex};
+use crate::service::{Caller, ErrorKind, ExportFormat, NodeFilter, Service, ServiceError};
 use crate::token::{SecretToken, TokenKind};
 
 /// Largest request body accepted.
@@ -775,61 +775,11 @@ async fn verify_certificate(
     ))
 }
 
-/// Export formats.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ExportFormat {
-    /// One JSON document ([`AuditExport`]).
-    Json,
-    /// `#` header lines (format, mesh, head, anchor keys), a column row, one row per entry.
-    Csv,
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ExportQuery {
     #[serde(default)]
     format: Option<ExportFormat>,
-}
-
-/// The CSV columns of an audit export, in order.
-pub const CSV_COLUMNS: [&str; 10] = [
-    "seq",
-    "log_index",
-    "at_ms",
-    "actor",
-    "action",
-    "subject",
-    "details",
-    "evidence",
-    "prev_hash",
-    "hash",
-];
-
-/// Quotes a CSV field when it needs it (RFC 4180).
-pub fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_owned()
-    }
-}
-
-/// One entry as a CSV row, with its line ending.
-pub fn csv_row(e: &AuditEntryView) -> String {
-    let fields = [
-        e.seq.to_string(),
-        e.log_index.to_string(),
-        e.at_ms.to_string(),
-        csv_field(&e.actor),
-        csv_field(&e.action),
-        csv_field(&e.subject),
-        csv_field(&e.details),
-        e.evidence.clone(),
-        e.prev_hash.clone(),
-        e.hash.clone(),
-    ];
-    format!("{}\r\n", fields.join(","))
 }
 
 async fn export_audit(
@@ -839,119 +789,19 @@ async fn export_audit(
     QueryParams(query): QueryParams<ExportQuery>,
 ) -> Result<Response, ApiError> {
     let format = query.format.unwrap_or(ExportFormat::Json);
-    let (mesh, head) = service.audit_head(&mesh).await?;
-    let anchors = service.anchor_keys();
-    // The export covers the chain up to its head at request time; entries are read in pages
-    // while the body streams, so a long chain never sits in memory as one document.
-    let header = match format {
-        ExportFormat::Json => {
-            let shell = AuditExport {
-                format: "x0t-audit-v1".to_owned(),
-                mesh: mesh.to_string(),
-                head_len: head.len,
-                head_hash: hex(&head.hash),
-                anchors,
-                entries: Vec::new(),
-            };
-            let text = serde_json::to_string(&shell).map_err(|e| {
-                ApiError(ServiceError::new(
-                    ErrorKind::Internal,
-                    "internal",
-                    e.to_string(),
-                ))
-            })?;
-            // Cut the empty entries array's closing "]}" off; entries and the closer follow.
-            text.strip_suffix("]}").unwrap_or(&text).to_owned()
-        }
-        ExportFormat::Csv => {
-            let mut text = format!(
-                "# x0t-audit-v1,mesh={},head_len={},head_hash={}\r\n",
-                mesh,
-                head.len,
-                hex(&head.hash)
-            );
-            for anchor in &anchors {
-                text.push_str(&format!(
-                    "# anchor,{},{},{}\r\n",
-                    anchor.node_id, anchor.algorithm, anchor.public_key
-                ));
-            }
-            text.push_str(&CSV_COLUMNS.join(","));
-            text.push_str("\r\n");
-            text
-        }
-    };
-    struct Cursor {
-        next: u64,
-        first: bool,
-        done: bool,
-    }
-    let stream = futures::stream::unfold(
-        (
-            Cursor {
-                next: 0,
-                first: true,
-                done: false,
-            },
-            Some(header),
-        ),
-        move |(mut cursor, header)| {
-            let service = service.clone();
-            let mesh = mesh.clone();
-            async move {
-                if let Some(header) = header {
-                    return Some((Ok::<_, std::io::Error>(Bytes::from(header)), (cursor, None)));
-                }
-                if cursor.done {
-                    return None;
-                }
-                let page = match service.audit_page(&mesh, cursor.next, head.len) {
-                    Ok(page) => page,
-                    Err(e) => {
-                        return Some((
-                            Err(std::io::Error::other(e.message)),
-                            (
-                                Cursor {
-                                    done: true,
-                                    ..cursor
-                                },
-                                None,
-                            ),
-                        ));
-                    }
-                };
-                let mut chunk = String::new();
-                if page.is_empty() {
-                    cursor.done = true;
-                    if format == ExportFormat::Json {
-                        chunk.push_str("]}");
-                    }
-                    return Some((Ok(Bytes::from(chunk)), (cursor, None)));
-                }
-                cursor.next += page.len() as u64;
-                for entry in &page {
-                    match format {
-                        ExportFormat::Json => {
-                            if !cursor.first {
-                                chunk.push(',');
-                            }
-                            cursor.first = false;
-                            chunk.push_str(&serde_json::to_string(entry).unwrap_or_default());
-                        }
-                        ExportFormat::Csv => chunk.push_str(&csv_row(entry)),
-                    }
-                }
-                Some((Ok(Bytes::from(chunk)), (cursor, None)))
-            }
-        },
-    );
+    let stream = service.export_audit(&mesh, format).await?;
     let content_type = match format {
         ExportFormat::Json => "application/json",
         ExportFormat::Csv => "text/csv; charset=utf-8",
     };
+    let body = futures::StreamExt::map(stream, |chunk| {
+        chunk
+            .map(Bytes::from)
+            .map_err(|e| std::io::Error::other(e.message))
+    });
     Response::builder()
         .header(header::CONTENT_TYPE, content_type)
-        .body(Body::from_stream(stream))
+        .body(Body::from_stream(body))
         .map_err(|e| {
             ApiError(ServiceError::new(
                 ErrorKind::Internal,
@@ -1124,11 +974,16 @@ pub fn router(service: Service) -> Router {
         )
         .route("/api/v1/meshes/{mesh}/audit-logs/export", get(export_audit))
         .route("/api/v1/meshes/{mesh}/audit-logs/verify", get(verify_audit))
+        // The gRPC face: `/x0t.v1.MeshAdmin/*` on the same port (HTTP/2 cleartext).
+        .route_service(
+            "/x0t.v1.MeshAdmin/{*method}",
+            crate::grpc::server(service.clone()),
+        )
         .fallback(not_found)
+        .with_state(service.clone())
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn_with_state(
-            service.clone(),
+            service,
             count_responses,
         ))
-        .with_state(service)
 }

@@ -5,7 +5,7 @@ use x0t_crypto::{SigAlgorithm, VerifyingKey, verify_chain};
 use x0t_types::api::{AnchorKeyView, AuditEntryView, AuditExport, ChainBreak};
 use x0t_types::{MeshId, NodeId};
 
-use crate::api::CSV_COLUMNS;
+use crate::service::CSV_COLUMNS;
 use crate::service::{audit_entry_from_view, hex, unhex};
 
 /// Largest export file read.
@@ -303,7 +303,7 @@ mod tests {
             vec!["a,\"x\ny\"".to_owned(), "b".to_owned(), String::new()]
         );
         assert!(csv_fields("\"open").is_err());
-        let text = crate::api::csv_field("he said \"hi\", then\nleft");
+        let text = crate::service::csv_field("he said \"hi\", then\nleft");
         assert_eq!(csv_fields(&text).unwrap(), ["he said \"hi\", then\nleft"]);
     }
 

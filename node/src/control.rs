@@ -777,7 +777,10 @@ impl ControlPlane {
         });
         if !plausible {
             tracing::warn!(%peer, "refusing an anchor join with an unknown or wrong token");
-            return Err(Reject::InvalidToken.to_string());
+            return Err(format!(
+                "anchor-join token refused: {}",
+                Reject::InvalidToken
+            ));
         }
         let (raft_id, peer_id) = (anchor.raft_id, anchor.peer_id.clone());
         match self
@@ -795,7 +798,7 @@ impl ControlPlane {
                     l.anchors()
                         .any(|a| a.raft_id == raft_id && a.peer_id == peer_id)
                 }) => {}
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(format!("anchor-join token refused: {e}")),
         }
         tracing::info!(%peer, raft_id, "anchor-join token redeemed");
         let status = self.status();

@@ -10,6 +10,8 @@ pub mod audit_file;
 pub mod bench;
 pub mod client;
 pub mod control;
+pub mod grpc;
+pub mod grpc_client;
 pub mod identity;
 pub mod openapi;
 pub mod p2p;

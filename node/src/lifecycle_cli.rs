@@ -8,9 +8,11 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Subcommand;
 use x0t_node::agent::{self, JoinOptions, JoinProgress};
-use x0t_node::api::{ApproveNode, CreateApiKey, CreateToken, NodeView, Reason, TokenView};
+use x0t_node::api::{CreateApiKey, NodeView, TokenView};
 use x0t_node::client::ApiClient;
+use x0t_node::grpc_client::AdminClient;
 use x0t_node::{audit_file, identity};
+use x0t_proto::pb;
 use x0t_types::{DeviceClass, KeyRole, MeshId, Tag};
 
 use crate::parse_ttl;
@@ -428,7 +430,7 @@ pub(crate) async fn status(args: StatusArgs) -> anyhow::Result<()> {
 
 /// `x0t nodes …`.
 pub(crate) async fn nodes(
-    client: ApiClient,
+    client: AdminClient,
     mesh: &str,
     which: NodesCommand,
 ) -> anyhow::Result<()> {
@@ -440,16 +442,17 @@ pub(crate) async fn nodes(
             q,
             json,
         } => {
-            let query: Vec<(&str, String)> = [
-                ("state", state),
-                ("tag", tag),
-                ("device_class", device_class),
-                ("q", q),
-            ]
-            .into_iter()
-            .filter_map(|(k, v)| v.map(|v| (k, v)))
-            .collect();
-            let nodes = client.list_nodes(mesh, &query).await?;
+            let nodes = client
+                .list_nodes(pb::ListNodesRequest {
+                    mesh: mesh.to_owned(),
+                    state: state.unwrap_or_default(),
+                    tag: tag.unwrap_or_default(),
+                    device_class: device_class.unwrap_or_default(),
+                    q: q.unwrap_or_default(),
+                    offset: 0,
+                    limit: 0,
+                })
+                .await?;
             if json {
                 print_json(&nodes)
             } else {
@@ -467,7 +470,7 @@ pub(crate) async fn nodes(
             }
         }
         NodesCommand::Approve { id, tags, json } => {
-            let node = client.approve(mesh, &id, &ApproveNode { tags }).await?;
+            let node = client.approve(mesh, &id, tags).await?;
             if json {
                 print_json(&node)
             } else {
@@ -481,22 +484,13 @@ pub(crate) async fn nodes(
             }
         }
         NodesCommand::Reject { id, reason, json } => {
-            reject_or_revoke(client, mesh, "reject", &id, reason, json).await
+            reject_or_revoke(client, mesh, false, &id, reason, json).await
         }
         NodesCommand::Revoke { id, reason, json } => {
-            reject_or_revoke(client, mesh, "revoke", &id, reason, json).await
+            reject_or_revoke(client, mesh, true, &id, reason, json).await
         }
         NodesCommand::ReissueToken { id, ttl, json } => {
-            let token = client
-                .reissue_token(
-                    mesh,
-                    &id,
-                    &CreateToken {
-                        ttl_secs: Some(ttl),
-                        ..CreateToken::default()
-                    },
-                )
-                .await?;
+            let token = client.reissue_token(mesh, &id, ttl).await?;
             if json {
                 print_json(&token)
             } else {
@@ -509,16 +503,15 @@ pub(crate) async fn nodes(
 
 /// `x0t nodes reject|revoke`.
 async fn reject_or_revoke(
-    client: ApiClient,
+    client: AdminClient,
     mesh: &str,
-    action: &str,
+    revoke: bool,
     id: &str,
     reason: String,
     json: bool,
 ) -> anyhow::Result<()> {
-    let node = client
-        .reject_or_revoke(mesh, id, action, &Reason { reason })
-        .await?;
+    let node = client.reject_or_revoke(mesh, id, revoke, reason).await?;
+    let action = if revoke { "revoked" } else { "rejected" };
     if json {
         print_json(&node)
     } else {
@@ -535,7 +528,7 @@ async fn reject_or_revoke(
 
 /// `x0t tokens …`.
 pub(crate) async fn tokens(
-    client: ApiClient,
+    client: AdminClient,
     mesh: &str,
     which: TokensCommand,
 ) -> anyhow::Result<()> {
@@ -549,16 +542,14 @@ pub(crate) async fn tokens(
             json,
         } => {
             let token = client
-                .create_token(
-                    mesh,
-                    &CreateToken {
-                        ttl_secs: Some(ttl),
-                        reusable,
-                        uses,
-                        pre_approved,
-                        tags: tags.into_iter().filter(|t| !t.is_empty()).collect(),
-                    },
-                )
+                .create_token(pb::CreateTokenRequest {
+                    mesh: mesh.to_owned(),
+                    ttl_secs: ttl,
+                    reusable,
+                    uses,
+                    pre_approved,
+                    tags: tags.into_iter().filter(|t| !t.is_empty()).collect(),
+                })
                 .await?;
             if json {
                 print_json(&token)
@@ -584,7 +575,7 @@ pub(crate) async fn tokens(
 
 /// `x0t audit …`.
 pub(crate) async fn audit(
-    client: impl FnOnce() -> anyhow::Result<ApiClient>,
+    client: impl Future<Output = anyhow::Result<AdminClient>>,
     mesh: &str,
     which: AuditCommand,
 ) -> anyhow::Result<()> {
@@ -593,7 +584,8 @@ pub(crate) async fn audit(
             if format != "csv" && format != "json" {
                 bail!("--format must be csv or json, not {format:?}");
             }
-            let text = client()?.audit_export(mesh, &format).await?;
+            let bytes = client.await?.export_audit(mesh, &format).await?;
+            let text = String::from_utf8(bytes).context("the export is not UTF-8")?;
             match output {
                 Some(path) => {
                     std::fs::write(&path, &text)
@@ -636,7 +628,7 @@ pub(crate) async fn audit(
             }
         }
         AuditCommand::Verify { file: None, json } => {
-            let verdict = client()?.audit_verify(mesh).await?;
+            let verdict = client.await?.verify_audit(mesh).await?;
             if json {
                 print_json(&verdict)?;
             } else if verdict.ok {

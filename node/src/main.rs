@@ -219,6 +219,19 @@ impl ClientArgs {
             .or_else(|| std::fs::read_to_string(dir.join(ADMIN_KEY_FILE)).ok());
         Ok(ApiClient::new(&api, key)?)
     }
+
+    /// A gRPC admin client for the same node and key.
+    async fn admin(&self) -> anyhow::Result<x0t_node::grpc_client::AdminClient> {
+        let http = self.client()?;
+        let key = self.key.clone().or_else(|| {
+            let dir = self
+                .client_dir
+                .clone()
+                .unwrap_or_else(identity::default_data_dir);
+            std::fs::read_to_string(dir.join(ADMIN_KEY_FILE)).ok()
+        });
+        Ok(x0t_node::grpc_client::AdminClient::connect(http.base(), key).await?)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -593,17 +606,17 @@ async fn run(command: Command) -> anyhow::Result<()> {
             which,
             client,
             mesh,
-        } => lifecycle_cli::nodes(client.client()?, &mesh.mesh, which).await,
+        } => lifecycle_cli::nodes(client.admin().await?, &mesh.mesh, which).await,
         Command::Tokens {
             which,
             client,
             mesh,
-        } => lifecycle_cli::tokens(client.client()?, &mesh.mesh, which).await,
+        } => lifecycle_cli::tokens(client.admin().await?, &mesh.mesh, which).await,
         Command::Audit {
             which,
             client,
             mesh,
-        } => lifecycle_cli::audit(|| client.client(), &mesh.mesh, which).await,
+        } => lifecycle_cli::audit(client.admin(), &mesh.mesh, which).await,
         Command::Keys { which, client } => lifecycle_cli::keys(client.client()?, which).await,
         Command::Mesh { which } => {
             let view = match which {

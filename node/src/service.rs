@@ -7,6 +7,7 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use serde::Deserialize;
 use x0t_crypto::{
     AuditEntry, JoinToken, NodeCertificate, SignedJoinToken, SignedNodeCertificate,
     SignedRegistration, verify_chain,
@@ -1200,5 +1201,159 @@ impl Service {
             head_hash: hex(&head.hash),
             first_bad,
         })
+    }
+}
+
+/// Export formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExportFormat {
+    /// One JSON document ([`AuditExport`]).
+    Json,
+    /// `#` header lines (format, mesh, head, anchor keys), a column row, one row per entry.
+    Csv,
+}
+
+/// The CSV columns of an audit export, in order.
+pub const CSV_COLUMNS: [&str; 10] = [
+    "seq",
+    "log_index",
+    "at_ms",
+    "actor",
+    "action",
+    "subject",
+    "details",
+    "evidence",
+    "prev_hash",
+    "hash",
+];
+
+/// Quotes a CSV field when it needs it (RFC 4180).
+pub fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_owned()
+    }
+}
+
+/// One entry as a CSV row, with its line ending.
+pub fn csv_row(e: &AuditEntryView) -> String {
+    let fields = [
+        e.seq.to_string(),
+        e.log_index.to_string(),
+        e.at_ms.to_string(),
+        csv_field(&e.actor),
+        csv_field(&e.action),
+        csv_field(&e.subject),
+        csv_field(&e.details),
+        e.evidence.clone(),
+        e.prev_hash.clone(),
+        e.hash.clone(),
+    ];
+    format!("{}\r\n", fields.join(","))
+}
+
+impl Service {
+    /// The mesh's audit chain up to its head at call time, as chunks of an export document
+    /// (JSON or CSV, with the chain hashes and the anchors' keys so anyone can verify it).
+    /// Entries are read in pages of [`AUDIT_PAGE`] while the stream is consumed, so a long
+    /// chain never sits in memory as one document.
+    pub async fn export_audit(
+        &self,
+        mesh: &str,
+        format: ExportFormat,
+    ) -> Result<
+        impl futures::Stream<Item = Result<Vec<u8>, ServiceError>> + Send + 'static,
+        ServiceError,
+    > {
+        let (mesh, head) = self.audit_head(mesh).await?;
+        let anchors = self.anchor_keys();
+        let header = match format {
+            ExportFormat::Json => {
+                let shell = x0t_types::api::AuditExport {
+                    format: "x0t-audit-v1".to_owned(),
+                    mesh: mesh.to_string(),
+                    head_len: head.len,
+                    head_hash: hex(&head.hash),
+                    anchors,
+                    entries: Vec::new(),
+                };
+                let text = serde_json::to_string(&shell)
+                    .map_err(|e| ServiceError::internal(e.to_string()))?;
+                // Cut the empty entries array's closing "]}": entries and the closer follow.
+                text.strip_suffix("]}").unwrap_or(&text).to_owned()
+            }
+            ExportFormat::Csv => {
+                let mut text = format!(
+                    "# x0t-audit-v1,mesh={},head_len={},head_hash={}\r\n",
+                    mesh,
+                    head.len,
+                    hex(&head.hash)
+                );
+                for anchor in &anchors {
+                    text.push_str(&format!(
+                        "# anchor,{},{},{}\r\n",
+                        anchor.node_id, anchor.algorithm, anchor.public_key
+                    ));
+                }
+                text.push_str(&CSV_COLUMNS.join(","));
+                text.push_str("\r\n");
+                text
+            }
+        };
+        let service = self.clone();
+        // State: next entry to read, whether one was written (JSON commas), whether done.
+        let state = (Some(header), 0u64, true, false);
+        Ok(futures::stream::unfold(
+            state,
+            move |(header, next, first, done)| {
+                let service = service.clone();
+                let mesh = mesh.clone();
+                async move {
+                    if let Some(header) = header {
+                        return Some((Ok(header.into_bytes()), (None, next, first, done)));
+                    }
+                    if done {
+                        return None;
+                    }
+                    let page = match service.audit_page(&mesh, next, head.len) {
+                        Ok(page) => page,
+                        Err(e) => return Some((Err(e), (None, next, first, true))),
+                    };
+                    if page.is_empty() {
+                        let closer = match format {
+                            ExportFormat::Json => "]}",
+                            ExportFormat::Csv => "",
+                        };
+                        return Some((Ok(closer.as_bytes().to_vec()), (None, next, first, true)));
+                    }
+                    let mut chunk = String::new();
+                    let mut first = first;
+                    for entry in &page {
+                        match format {
+                            ExportFormat::Json => {
+                                if !first {
+                                    chunk.push(',');
+                                }
+                                first = false;
+                                match serde_json::to_string(entry) {
+                                    Ok(text) => chunk.push_str(&text),
+                                    Err(e) => {
+                                        return Some((
+                                            Err(ServiceError::internal(e.to_string())),
+                                            (None, next, first, true),
+                                        ));
+                                    }
+                                }
+                            }
+                            ExportFormat::Csv => chunk.push_str(&csv_row(entry)),
+                        }
+                    }
+                    let next = next + page.len() as u64;
+                    Some((Ok(chunk.into_bytes()), (None, next, first, false)))
+                }
+            },
+        ))
     }
 }

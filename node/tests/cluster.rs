@@ -250,7 +250,7 @@ async fn three_anchors_replicate_forward_and_authorize() {
             },
         )
         .await;
-        assert!(refused.contains("token"), "{name}: {refused}");
+        assert!(refused.contains("anchor-join token"), "{name}: {refused}");
     }
     let status = a.client(None).cluster().await.unwrap();
     assert_eq!(

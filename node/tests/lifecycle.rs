@@ -587,3 +587,158 @@ async fn audit_exports_round_trip_and_tampering_is_found_at_its_entry() {
     assert!(stderr.contains(&format!("breaks at entry {k}")), "{stderr}");
     node.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_grpc_face_and_the_admin_cli_act_like_the_http_face() {
+    use x0t_node::grpc_client::AdminClient;
+    use x0t_proto::pb;
+    let root = tempfile::tempdir().unwrap();
+    let node = start(&root.path().join("a1"), None).await;
+    let key = std::fs::read_to_string(node.dir.join(x0t_node::run::ADMIN_KEY_FILE))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let url = node.info().api_url;
+    let viewer = node
+        .client(Some(key.clone()))
+        .create_api_key(&CreateApiKey {
+            role: KeyRole::Viewer,
+            label: String::new(),
+        })
+        .await
+        .unwrap();
+    let (a, _) = register(&node.client(None), MESH, None).await;
+    let (b, _) = register(&node.client(None), MESH, None).await;
+    let admin = AdminClient::connect(&url, Some(key.clone())).await.unwrap();
+    let anonymous = AdminClient::connect(&url, None).await.unwrap();
+    let read_only = AdminClient::connect(&url, Some(viewer.key.clone()))
+        .await
+        .unwrap();
+    let all = pb::ListNodesRequest {
+        mesh: MESH.into(),
+        ..Default::default()
+    };
+
+    // Authorization: no key → 401, viewer key → reads yes, writes 403.
+    let err = anonymous.list_nodes(all.clone()).await.unwrap_err();
+    assert_eq!(status_of(&err), 401, "{err}");
+    assert_eq!(read_only.list_nodes(all.clone()).await.unwrap().len(), 2);
+    for result in [
+        read_only
+            .approve(MESH, &a.node_id().short(), None)
+            .await
+            .map(|_| ()),
+        read_only
+            .reject_or_revoke(MESH, &b.node_id().short(), false, String::new())
+            .await
+            .map(|_| ()),
+        read_only.rotate_tokens(MESH).await.map(|_| ()),
+        read_only
+            .create_token(pb::CreateTokenRequest {
+                mesh: MESH.into(),
+                ..Default::default()
+            })
+            .await
+            .map(|_| ()),
+        anonymous.rotate_tokens(MESH).await.map(|_| ()),
+    ] {
+        let err = result.unwrap_err();
+        assert!([401, 403].contains(&status_of(&err)), "{err}");
+    }
+
+    // The same operations, through gRPC.
+    let approved = admin
+        .approve(MESH, &a.node_id().short(), Some(vec!["arm".into()]))
+        .await
+        .unwrap();
+    assert_eq!(
+        (approved.state, approved.tags.clone()),
+        (NodeState::Approved, vec!["arm".to_owned()])
+    );
+    let status = admin
+        .node_status(MESH, &a.node_id().to_string())
+        .await
+        .unwrap();
+    assert!(status.certificate.is_some());
+    let err = admin
+        .approve(MESH, &a.node_id().short(), None)
+        .await
+        .unwrap_err();
+    assert_eq!(status_of(&err), 409, "approving twice: {err}");
+    assert!(err.to_string().contains("invalid_state"), "{err}");
+    let err = admin.node(MESH, "zzzzzzzzzzzzzzzz").await.unwrap_err();
+    assert_eq!(status_of(&err), 404);
+    let err = admin
+        .create_token(pb::CreateTokenRequest {
+            mesh: MESH.into(),
+            ttl_secs: 60,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status_of(&err), 400, "{err}");
+    let pending = admin
+        .list_nodes(pb::ListNodesRequest {
+            state: "pending".into(),
+            ..all.clone()
+        })
+        .await
+        .unwrap();
+    assert_eq!(pending.len(), 1);
+    let export = admin.export_audit(MESH, "csv").await.unwrap();
+    let parsed = audit_file::parse(std::str::from_utf8(&export).unwrap()).unwrap();
+    audit_file::verify(&parsed).unwrap();
+    assert!(admin.verify_audit(MESH).await.unwrap().ok);
+
+    // The admin CLI talks gRPC: approve and list with tables and JSON.
+    let exe = env!("CARGO_BIN_EXE_x0t");
+    let cli = |args: &[&str]| {
+        std::process::Command::new(exe)
+            .args(args)
+            .env("X0T_API", &url)
+            .env("X0T_KEY", &key)
+            .env("X0T_DATA_DIR", root.path().join("nowhere"))
+            .output()
+            .unwrap()
+    };
+    let out = cli(&["nodes", "approve", &b.node_id().short()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cli(&["nodes", "list", "--state", "approved", "--json"]);
+    let listed: Vec<x0t_node::api::NodeView> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed.len(), 2);
+    let out = cli(&["nodes", "list"]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains(&b.node_id().short()) && table.contains("2 node(s)"),
+        "{table}"
+    );
+    let out = cli(&[
+        "tokens",
+        "create",
+        "--ttl",
+        "2h",
+        "--reusable",
+        "--uses",
+        "5",
+        "--json",
+    ]);
+    let token: x0t_node::api::TokenView = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (token.usage.as_str(), token.max_uses),
+        ("reusable", Some(5))
+    );
+    let out = cli(&["tokens", "create", "--ttl", "31d"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("30 d"));
+    let out = cli(&["audit", "verify"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    node.stop().await;
+}

@@ -1,0 +1,266 @@
+//! Conversions between the wire types (`pb`) and the API types of `x0t-types`, both ways: the
+//! node answers gRPC calls with what its service layer returns, and clients (the CLI) turn
+//! answers back into the types they print.
+
+use x0t_types::api::{
+    AuditVerification, ChainBreak, MeshView, NodeStatus, NodeView, RotateTokens, TokenView,
+};
+use x0t_types::{DeviceClass, NodeState, Plan};
+
+use crate::pb;
+
+/// A node state on the wire.
+pub fn node_state_to_pb(state: NodeState) -> pb::NodeState {
+    match state {
+        NodeState::PendingApproval => pb::NodeState::PendingApproval,
+        NodeState::Approved => pb::NodeState::Approved,
+        NodeState::Rejected => pb::NodeState::Rejected,
+        NodeState::Revoked => pb::NodeState::Revoked,
+    }
+}
+
+/// A node state from the wire (`None` for unspecified or unknown values).
+pub fn node_state_from_pb(value: i32) -> Option<NodeState> {
+    match pb::NodeState::try_from(value).ok()? {
+        pb::NodeState::Unspecified => None,
+        pb::NodeState::PendingApproval => Some(NodeState::PendingApproval),
+        pb::NodeState::Approved => Some(NodeState::Approved),
+        pb::NodeState::Rejected => Some(NodeState::Rejected),
+        pb::NodeState::Revoked => Some(NodeState::Revoked),
+    }
+}
+
+impl From<MeshView> for pb::Mesh {
+    fn from(m: MeshView) -> Self {
+        Self {
+            name: m.name,
+            description: m.description,
+            version: m.version,
+            plan: m.plan.name().to_owned(),
+            token_epoch: m.token_epoch,
+            created_at_ms: m.created_at_ms,
+            updated_at_ms: m.updated_at_ms,
+            updated_index: m.updated_index,
+        }
+    }
+}
+
+impl TryFrom<pb::Mesh> for MeshView {
+    type Error = String;
+
+    fn try_from(m: pb::Mesh) -> Result<Self, String> {
+        Ok(Self {
+            name: m.name,
+            description: m.description,
+            version: m.version,
+            plan: m.plan.parse::<Plan>().map_err(|e| e.to_string())?,
+            token_epoch: m.token_epoch,
+            created_at_ms: m.created_at_ms,
+            updated_at_ms: m.updated_at_ms,
+            updated_index: m.updated_index,
+        })
+    }
+}
+
+impl From<NodeStatus> for pb::NodeStatus {
+    fn from(s: NodeStatus) -> Self {
+        Self {
+            node_id: s.node_id,
+            state: node_state_to_pb(s.state).into(),
+            state_reason: s.state_reason,
+            overlay_ip: s.overlay_ip,
+            certificate: s.certificate,
+        }
+    }
+}
+
+impl TryFrom<pb::NodeStatus> for NodeStatus {
+    type Error = String;
+
+    fn try_from(s: pb::NodeStatus) -> Result<Self, String> {
+        Ok(Self {
+            node_id: s.node_id,
+            state: node_state_from_pb(s.state).ok_or("unknown node state")?,
+            state_reason: s.state_reason,
+            overlay_ip: s.overlay_ip,
+            certificate: s.certificate,
+        })
+    }
+}
+
+impl From<NodeView> for pb::Node {
+    fn from(n: NodeView) -> Self {
+        Self {
+            node_id: n.node_id,
+            short_id: n.short_id,
+            mesh: n.mesh,
+            hostname: n.hostname,
+            device_class: n.device_class.name().to_owned(),
+            state: node_state_to_pb(n.state).into(),
+            state_reason: n.state_reason,
+            requested_tags: n.requested_tags,
+            tags: n.tags,
+            overlay_ip: n.overlay_ip,
+            peer_id: n.peer_id,
+            registered_at_ms: n.registered_at_ms,
+            updated_at_ms: n.updated_at_ms,
+            certificate_not_after_ms: n.certificate_not_after_ms,
+            token_id: n.token_id,
+            replaces: n.replaces,
+        }
+    }
+}
+
+impl TryFrom<pb::Node> for NodeView {
+    type Error = String;
+
+    fn try_from(n: pb::Node) -> Result<Self, String> {
+        Ok(Self {
+            node_id: n.node_id,
+            short_id: n.short_id,
+            mesh: n.mesh,
+            hostname: n.hostname,
+            device_class: n
+                .device_class
+                .parse::<DeviceClass>()
+                .map_err(|e| e.to_string())?,
+            state: node_state_from_pb(n.state).ok_or("unknown node state")?,
+            state_reason: n.state_reason,
+            requested_tags: n.requested_tags,
+            tags: n.tags,
+            overlay_ip: n.overlay_ip,
+            peer_id: n.peer_id,
+            registered_at_ms: n.registered_at_ms,
+            updated_at_ms: n.updated_at_ms,
+            certificate_not_after_ms: n.certificate_not_after_ms,
+            token_id: n.token_id,
+            replaces: n.replaces,
+        })
+    }
+}
+
+impl From<TokenView> for pb::Token {
+    fn from(t: TokenView) -> Self {
+        Self {
+            token: t.token,
+            token_id: t.token_id,
+            mesh: t.mesh,
+            usage: t.usage,
+            max_uses: t.max_uses,
+            pre_approved: t.pre_approved,
+            tags: t.tags,
+            not_before_ms: t.not_before_ms,
+            not_after_ms: t.not_after_ms,
+            for_node: t.for_node,
+        }
+    }
+}
+
+impl From<pb::Token> for TokenView {
+    fn from(t: pb::Token) -> Self {
+        Self {
+            token: t.token,
+            token_id: t.token_id,
+            mesh: t.mesh,
+            usage: t.usage,
+            max_uses: t.max_uses,
+            pre_approved: t.pre_approved,
+            tags: t.tags,
+            not_before_ms: t.not_before_ms,
+            not_after_ms: t.not_after_ms,
+            for_node: t.for_node,
+        }
+    }
+}
+
+impl From<RotateTokens> for pb::RotateTokensResponse {
+    fn from(r: RotateTokens) -> Self {
+        Self {
+            epoch: r.epoch,
+            invalidated: r.invalidated,
+        }
+    }
+}
+
+impl From<pb::RotateTokensResponse> for RotateTokens {
+    fn from(r: pb::RotateTokensResponse) -> Self {
+        Self {
+            epoch: r.epoch,
+            invalidated: r.invalidated,
+        }
+    }
+}
+
+impl From<AuditVerification> for pb::AuditVerification {
+    fn from(v: AuditVerification) -> Self {
+        Self {
+            ok: v.ok,
+            entries: v.entries,
+            head_hash: v.head_hash,
+            first_bad: v.first_bad.map(|b| pb::ChainBreak {
+                index: b.index,
+                reason: b.reason,
+            }),
+        }
+    }
+}
+
+impl From<pb::AuditVerification> for AuditVerification {
+    fn from(v: pb::AuditVerification) -> Self {
+        Self {
+            ok: v.ok,
+            entries: v.entries,
+            head_hash: v.head_hash,
+            first_bad: v.first_bad.map(|b| ChainBreak {
+                index: b.index,
+                reason: b.reason,
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_states_round_trip_and_unknown_values_are_refused() {
+        for state in NodeState::ALL {
+            assert_eq!(
+                node_state_from_pb(node_state_to_pb(state).into()),
+                Some(state)
+            );
+        }
+        assert_eq!(node_state_from_pb(0), None);
+        assert_eq!(node_state_from_pb(99), None);
+    }
+
+    #[test]
+    fn nodes_round_trip() {
+        let view = NodeView {
+            node_id: "n".into(),
+            short_id: "s".into(),
+            mesh: "m".into(),
+            hostname: "h".into(),
+            device_class: DeviceClass::Sensor,
+            state: NodeState::Revoked,
+            state_reason: Some("lost".into()),
+            requested_tags: vec!["a".into()],
+            tags: vec![],
+            overlay_ip: None,
+            peer_id: "p".into(),
+            registered_at_ms: 1,
+            updated_at_ms: 2,
+            certificate_not_after_ms: Some(3),
+            token_id: None,
+            replaces: Some("r".into()),
+        };
+        let back = NodeView::try_from(pb::Node::from(view.clone())).unwrap();
+        assert_eq!(format!("{back:?}"), format!("{view:?}"));
+        let bad = pb::Node {
+            device_class: "toaster".into(),
+            ..pb::Node::from(view)
+        };
+        assert!(NodeView::try_from(bad).is_err());
+    }
+}

@@ -1,0 +1,13 @@
+//! The public gRPC API of x0t: the generated `pb` types and tonic service, and conversions
+//! between them and the `x0t-types` API types. Wire types stay at this edge: domain crates
+//! never derive prost.
+
+/// Generated protobuf types and the `MeshAdmin` service (package `x0t.v1`).
+#[allow(missing_docs, unreachable_pub, clippy::all)]
+pub mod pb {
+    tonic::include_proto!("x0t.v1");
+}
+
+mod convert;
+
+pub use convert::{node_state_from_pb, node_state_to_pb};

@@ -1,0 +1,349 @@
+//! The gRPC face of the [`Service`] (tonic, `x0t.v1.MeshAdmin`), served on the API port next
+//! to the HTTP routes. Each call authenticates from the `authorization` metadata exactly as
+//! the HTTP face does, calls the same service method, and maps [`ServiceError`] to a gRPC
+//! status (the stable error code rides in the `x0t-error-code` metadata).
+
+use std::pin::Pin;
+
+use futures::{Stream, StreamExt};
+use tonic::metadata::MetadataValue;
+use tonic::{Code, Request, Response, Status};
+use x0t_proto::pb;
+use x0t_proto::pb::mesh_admin_server::{MeshAdmin, MeshAdminServer};
+use x0t_types::api::{ApproveNode, CreateMesh, CreateToken, Reason, RegisterNode};
+use x0t_types::{DeviceClass, NodeState, Tag};
+
+use crate::api::MAX_BODY;
+use crate::service::{Caller, ErrorKind, ExportFormat, NodeFilter, Service, ServiceError};
+
+/// Metadata key carrying the stable error code of a failed call.
+pub const ERROR_CODE_KEY: &str = "x0t-error-code";
+
+/// The one place service errors become gRPC statuses.
+pub fn status_of(error: ServiceError) -> Status {
+    let code = match error.kind {
+        ErrorKind::BadRequest => Code::InvalidArgument,
+        ErrorKind::Unauthorized => Code::Unauthenticated,
+        ErrorKind::Forbidden => Code::PermissionDenied,
+        ErrorKind::NotFound => Code::NotFound,
+        ErrorKind::Conflict if error.code.ends_with("_exists") => Code::AlreadyExists,
+        ErrorKind::Conflict => Code::FailedPrecondition,
+        ErrorKind::TooLarge => Code::ResourceExhausted,
+        ErrorKind::Unavailable => Code::Unavailable,
+        ErrorKind::Internal => Code::Internal,
+    };
+    let mut status = Status::new(code, error.message);
+    if let Ok(value) = MetadataValue::try_from(error.code) {
+        status.metadata_mut().insert(ERROR_CODE_KEY, value);
+    }
+    status
+}
+
+fn authorization<T>(request: &Request<T>) -> Option<&str> {
+    request
+        .metadata()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+}
+
+/// The tonic service over a [`Service`].
+#[derive(Clone)]
+pub struct GrpcFace {
+    service: Service,
+}
+
+/// The gRPC service, ready to be routed (decoded messages bounded like HTTP bodies).
+pub fn server(service: Service) -> MeshAdminServer<GrpcFace> {
+    MeshAdminServer::new(GrpcFace { service })
+        .max_decoding_message_size(MAX_BODY)
+        .max_encoding_message_size(64 * 1024 * 1024)
+}
+
+impl GrpcFace {
+    fn admin<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
+        self.service
+            .authorize_admin(authorization(request))
+            .map_err(status_of)
+    }
+
+    fn viewer<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
+        self.service
+            .authenticate(authorization(request))
+            .map_err(status_of)
+    }
+}
+
+fn parse_optional<T: std::str::FromStr<Err = x0t_types::TypesError>>(
+    text: &str,
+) -> Result<Option<T>, Status> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.parse()
+        .map(Some)
+        .map_err(|e: x0t_types::TypesError| Status::invalid_argument(e.to_string()))
+}
+
+type ChunkStream = Pin<Box<dyn Stream<Item = Result<pb::AuditChunk, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl MeshAdmin for GrpcFace {
+    async fn create_mesh(
+        &self,
+        request: Request<pb::CreateMeshRequest>,
+    ) -> Result<Response<pb::Mesh>, Status> {
+        let caller = self.admin(&request)?;
+        let body = request.into_inner();
+        let plan = parse_optional(&body.plan)?;
+        let mesh = self
+            .service
+            .create_mesh(
+                &caller,
+                CreateMesh {
+                    name: body.name,
+                    description: body.description,
+                    plan,
+                },
+            )
+            .await
+            .map_err(status_of)?;
+        Ok(Response::new(mesh.into()))
+    }
+
+    async fn register_node(
+        &self,
+        request: Request<pb::RegisterNodeRequest>,
+    ) -> Result<Response<pb::NodeStatus>, Status> {
+        let body = request.into_inner();
+        let status = self
+            .service
+            .register(
+                &body.mesh,
+                RegisterNode {
+                    registration: body.registration,
+                    token: body.token,
+                },
+            )
+            .await
+            .map_err(status_of)?;
+        Ok(Response::new(status.into()))
+    }
+
+    async fn get_node_status(
+        &self,
+        request: Request<pb::NodeRef>,
+    ) -> Result<Response<pb::NodeStatus>, Status> {
+        let body = request.into_inner();
+        let status = self
+            .service
+            .node_status(&body.mesh, &body.id, false)
+            .await
+            .map_err(status_of)?;
+        Ok(Response::new(status.into()))
+    }
+
+    async fn list_nodes(
+        &self,
+        request: Request<pb::ListNodesRequest>,
+    ) -> Result<Response<pb::ListNodesResponse>, Status> {
+        self.viewer(&request)?;
+        let body = request.into_inner();
+        let filter = NodeFilter {
+            state: parse_optional::<NodeState>(&body.state)?,
+            tag: if body.tag.is_empty() {
+                None
+            } else {
+                Some(Tag::new(body.tag).map_err(|e| Status::invalid_argument(e.to_string()))?)
+            },
+            device_class: parse_optional::<DeviceClass>(&body.device_class)?,
+            q: Some(body.q).filter(|q| !q.is_empty()),
+            offset: usize::try_from(body.offset).unwrap_or(usize::MAX),
+            limit: match body.limit {
+                0 => crate::api::MAX_LIST_LIMIT,
+                n => usize::try_from(n)
+                    .unwrap_or(usize::MAX)
+                    .min(crate::api::MAX_LIST_LIMIT),
+            },
+        };
+        let nodes = self
+            .service
+            .list_nodes(&body.mesh, &filter, false)
+            .await
+            .map_err(status_of)?;
+        Ok(Response::new(pb::ListNodesResponse {
+            nodes: nodes.into_iter().map(Into::into).collect(),
+        }))
+    }
+
+    async fn get_node(&self, request: Request<pb::NodeRef>) -> Result<Response<pb::Node>, Status> {
+        self.viewer(&request)?;
+        let body = request.into_inner();
+        let node = self
+            .service
+            .get_node(&body.mesh, &body.id, false)
+            .await
+            .map_err(status_of)?;
+        Ok(Response::new(node.into()))
+    }
+
+    async fn approve_node(
+        &self,
+        request: Request<pb::ApproveNodeRequest>,
+    ) -> Result<Response<pb::Node>, Status> {
+        let caller = self.admin(&request)?;
+        let body = request.into_inner();
+        let node = self
+            .service
+            .approve(
+                &caller,
+                &body.mesh,
+                &body.id,
+                ApproveNode {
+                    tags: body.tags.map(|t| t.tags),
+                },
+            )
+            .await
+            .map_err(status_of)?;
+        Ok(Response::new(node.into()))
+    }
+
+    async fn reject_node(
+        &self,
+        request: Request<pb::NodeReasonRequest>,
+    ) -> Result<Response<pb::Node>, Status> {
+        let caller = self.admin(&request)?;
+        let body = request.into_inner();
+        let node = self
+            .service
+            .reject(
+                &caller,
+                &body.mesh,
+                &body.id,
+                Reason {
+                    reason: body.reason,
+                },
+            )
+            .await
+            .map_err(status_of)?;
+        Ok(Response::new(node.into()))
+    }
+
+    async fn revoke_node(
+        &self,
+        request: Request<pb::NodeReasonRequest>,
+    ) -> Result<Response<pb::Node>, Status> {
+        let caller = self.admin(&request)?;
+        let body = request.into_inner();
+        let node = self
+            .service
+            .revoke(
+                &caller,
+                &body.mesh,
+                &body.id,
+                Reason {
+                    reason: body.reason,
+                },
+            )
+            .await
+            .map_err(status_of)?;
+        Ok(Response::new(node.into()))
+    }
+
+    async fn reissue_token(
+        &self,
+        request: Request<pb::ReissueTokenRequest>,
+    ) -> Result<Response<pb::Token>, Status> {
+        let caller = self.admin(&request)?;
+        let body = request.into_inner();
+        let token = self
+            .service
+            .reissue_token(
+                &caller,
+                &body.mesh,
+                &body.id,
+                CreateToken {
+                    ttl_secs: Some(body.ttl_secs).filter(|&t| t != 0),
+                    ..CreateToken::default()
+                },
+            )
+            .await
+            .map_err(status_of)?;
+        Ok(Response::new(token.into()))
+    }
+
+    async fn create_token(
+        &self,
+        request: Request<pb::CreateTokenRequest>,
+    ) -> Result<Response<pb::Token>, Status> {
+        let caller = self.admin(&request)?;
+        let body = request.into_inner();
+        let token = self
+            .service
+            .create_token(
+                &caller,
+                &body.mesh,
+                CreateToken {
+                    ttl_secs: Some(body.ttl_secs).filter(|&t| t != 0),
+                    reusable: body.reusable,
+                    uses: body.uses,
+                    pre_approved: body.pre_approved,
+                    tags: body.tags,
+                },
+            )
+            .await
+            .map_err(status_of)?;
+        Ok(Response::new(token.into()))
+    }
+
+    async fn rotate_tokens(
+        &self,
+        request: Request<pb::MeshRef>,
+    ) -> Result<Response<pb::RotateTokensResponse>, Status> {
+        let caller = self.admin(&request)?;
+        let rotated = self
+            .service
+            .rotate_tokens(&caller, &request.into_inner().mesh)
+            .await
+            .map_err(status_of)?;
+        Ok(Response::new(rotated.into()))
+    }
+
+    type ExportAuditStream = ChunkStream;
+
+    async fn export_audit(
+        &self,
+        request: Request<pb::ExportAuditRequest>,
+    ) -> Result<Response<Self::ExportAuditStream>, Status> {
+        self.viewer(&request)?;
+        let body = request.into_inner();
+        let format = match body.format.as_str() {
+            "" | "json" => ExportFormat::Json,
+            "csv" => ExportFormat::Csv,
+            other => {
+                return Err(Status::invalid_argument(format!(
+                    "format must be json or csv, not {other:?}"
+                )));
+            }
+        };
+        let stream = self
+            .service
+            .export_audit(&body.mesh, format)
+            .await
+            .map_err(status_of)?
+            .map(|chunk| chunk.map(|data| pb::AuditChunk { data }).map_err(status_of));
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn verify_audit(
+        &self,
+        request: Request<pb::MeshRef>,
+    ) -> Result<Response<pb::AuditVerification>, Status> {
+        self.viewer(&request)?;
+        let verdict = self
+            .service
+            .verify_audit(&request.into_inner().mesh)
+            .await
+            .map_err(status_of)?;
+        Ok(Response::new(verdict.into()))
+    }
+}

@@ -1,0 +1,260 @@
+//! A gRPC client for the admin API (`x0t.v1.MeshAdmin`): what the admin CLI talks to any node
+//! with. Answers come back as the same `x0t-types` API types the HTTP client returns.
+
+use tonic::transport::Channel;
+use tonic::{Code, Request, Status};
+use x0t_proto::pb;
+use x0t_proto::pb::mesh_admin_client::MeshAdminClient;
+use x0t_types::api::{AuditVerification, NodeStatus, NodeView, RotateTokens, TokenView};
+
+use crate::NodeError;
+use crate::grpc::ERROR_CODE_KEY;
+
+/// Talks gRPC to one node's API port.
+#[derive(Clone, Debug)]
+pub struct AdminClient {
+    inner: MeshAdminClient<Channel>,
+    key: Option<String>,
+    url: String,
+}
+
+/// The HTTP status a gRPC code corresponds to, so both clients report errors alike.
+fn http_status(code: Code) -> u16 {
+    match code {
+        Code::InvalidArgument | Code::OutOfRange => 400,
+        Code::Unauthenticated => 401,
+        Code::PermissionDenied => 403,
+        Code::NotFound => 404,
+        Code::AlreadyExists | Code::FailedPrecondition | Code::Aborted => 409,
+        Code::ResourceExhausted => 413,
+        Code::Unavailable | Code::DeadlineExceeded => 503,
+        _ => 500,
+    }
+}
+
+fn error(status: Status) -> NodeError {
+    let code = status
+        .metadata()
+        .get(ERROR_CODE_KEY)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("grpc")
+        .to_owned();
+    NodeError::Api {
+        status: http_status(status.code()),
+        message: format!("{} ({code})", status.message()),
+    }
+}
+
+fn bad_answer(e: String) -> NodeError {
+    NodeError::Client(format!("bad answer: {e}"))
+}
+
+impl AdminClient {
+    /// Connects to `url` (the node's API URL, e.g. `http://127.0.0.1:7410`).
+    pub async fn connect(url: &str, key: Option<String>) -> Result<Self, NodeError> {
+        let channel = Channel::from_shared(url.to_owned())
+            .map_err(|e| NodeError::Client(format!("{url}: {e}")))?
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .timeout(std::time::Duration::from_secs(60))
+            .connect()
+            .await
+            .map_err(|e| NodeError::Client(format!("{url}: {e}")))?;
+        Ok(Self {
+            inner: MeshAdminClient::new(channel).max_decoding_message_size(256 * 1024 * 1024),
+            key: key.map(|k| k.trim().to_owned()),
+            url: url.to_owned(),
+        })
+    }
+
+    /// The URL it talks to.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn request<T>(&self, message: T) -> Result<Request<T>, NodeError> {
+        let mut request = Request::new(message);
+        if let Some(key) = &self.key {
+            let value = format!("Bearer {key}")
+                .parse()
+                .map_err(|_| NodeError::Client("the API key is not valid metadata".into()))?;
+            request.metadata_mut().insert("authorization", value);
+        }
+        Ok(request)
+    }
+
+    /// Lists nodes.
+    pub async fn list_nodes(
+        &self,
+        request: pb::ListNodesRequest,
+    ) -> Result<Vec<NodeView>, NodeError> {
+        let answer = self
+            .inner
+            .clone()
+            .list_nodes(self.request(request)?)
+            .await
+            .map_err(error)?;
+        answer
+            .into_inner()
+            .nodes
+            .into_iter()
+            .map(|n| NodeView::try_from(n).map_err(bad_answer))
+            .collect()
+    }
+
+    /// One node.
+    pub async fn node(&self, mesh: &str, id: &str) -> Result<NodeView, NodeError> {
+        let request = pb::NodeRef {
+            mesh: mesh.to_owned(),
+            id: id.to_owned(),
+        };
+        let node = self
+            .inner
+            .clone()
+            .get_node(self.request(request)?)
+            .await
+            .map_err(error)?;
+        NodeView::try_from(node.into_inner()).map_err(bad_answer)
+    }
+
+    /// A node's state and certificate.
+    pub async fn node_status(&self, mesh: &str, id: &str) -> Result<NodeStatus, NodeError> {
+        let request = pb::NodeRef {
+            mesh: mesh.to_owned(),
+            id: id.to_owned(),
+        };
+        let status = self
+            .inner
+            .clone()
+            .get_node_status(self.request(request)?)
+            .await
+            .map_err(error)?;
+        NodeStatus::try_from(status.into_inner()).map_err(bad_answer)
+    }
+
+    /// Approves a node (optionally granting `tags`).
+    pub async fn approve(
+        &self,
+        mesh: &str,
+        id: &str,
+        tags: Option<Vec<String>>,
+    ) -> Result<NodeView, NodeError> {
+        let request = pb::ApproveNodeRequest {
+            mesh: mesh.to_owned(),
+            id: id.to_owned(),
+            tags: tags.map(|tags| pb::TagList { tags }),
+        };
+        let node = self
+            .inner
+            .clone()
+            .approve_node(self.request(request)?)
+            .await
+            .map_err(error)?;
+        NodeView::try_from(node.into_inner()).map_err(bad_answer)
+    }
+
+    /// Rejects (`revoke = false`) or revokes a node.
+    pub async fn reject_or_revoke(
+        &self,
+        mesh: &str,
+        id: &str,
+        revoke: bool,
+        reason: String,
+    ) -> Result<NodeView, NodeError> {
+        let request = self.request(pb::NodeReasonRequest {
+            mesh: mesh.to_owned(),
+            id: id.to_owned(),
+            reason,
+        })?;
+        let mut inner = self.inner.clone();
+        let node = if revoke {
+            inner.revoke_node(request).await
+        } else {
+            inner.reject_node(request).await
+        }
+        .map_err(error)?;
+        NodeView::try_from(node.into_inner()).map_err(bad_answer)
+    }
+
+    /// Re-issues a node's token.
+    pub async fn reissue_token(
+        &self,
+        mesh: &str,
+        id: &str,
+        ttl_secs: u64,
+    ) -> Result<TokenView, NodeError> {
+        let request = pb::ReissueTokenRequest {
+            mesh: mesh.to_owned(),
+            id: id.to_owned(),
+            ttl_secs,
+        };
+        let token = self
+            .inner
+            .clone()
+            .reissue_token(self.request(request)?)
+            .await
+            .map_err(error)?;
+        Ok(token.into_inner().into())
+    }
+
+    /// Issues a join token.
+    pub async fn create_token(
+        &self,
+        request: pb::CreateTokenRequest,
+    ) -> Result<TokenView, NodeError> {
+        let token = self
+            .inner
+            .clone()
+            .create_token(self.request(request)?)
+            .await
+            .map_err(error)?;
+        Ok(token.into_inner().into())
+    }
+
+    /// Rotates a mesh's join tokens.
+    pub async fn rotate_tokens(&self, mesh: &str) -> Result<RotateTokens, NodeError> {
+        let request = pb::MeshRef {
+            mesh: mesh.to_owned(),
+        };
+        let rotated = self
+            .inner
+            .clone()
+            .rotate_tokens(self.request(request)?)
+            .await
+            .map_err(error)?;
+        Ok(rotated.into_inner().into())
+    }
+
+    /// The audit export (`json` or `csv`), streamed and collected.
+    pub async fn export_audit(&self, mesh: &str, format: &str) -> Result<Vec<u8>, NodeError> {
+        let request = pb::ExportAuditRequest {
+            mesh: mesh.to_owned(),
+            format: format.to_owned(),
+        };
+        let mut stream = self
+            .inner
+            .clone()
+            .export_audit(self.request(request)?)
+            .await
+            .map_err(error)?
+            .into_inner();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = stream.message().await.map_err(error)? {
+            bytes.extend_from_slice(&chunk.data);
+        }
+        Ok(bytes)
+    }
+
+    /// Asks the node to verify its audit chain.
+    pub async fn verify_audit(&self, mesh: &str) -> Result<AuditVerification, NodeError> {
+        let request = pb::MeshRef {
+            mesh: mesh.to_owned(),
+        };
+        let verdict = self
+            .inner
+            .clone()
+            .verify_audit(self.request(request)?)
+            .await
+            .map_err(error)?;
+        Ok(verdict.into_inner().into())
+    }
+}
