@@ -184,6 +184,15 @@ pub fn check_certificate(
     Ok(cert)
 }
 
+/// A fresh libp2p peer id (ed25519), as bytes: for registrations built outside `join`
+/// (benchmarks, tests).
+pub fn fresh_peer_id() -> Vec<u8> {
+    libp2p::identity::Keypair::generate_ed25519()
+        .public()
+        .to_peer_id()
+        .to_bytes()
+}
+
 /// Registers this device and waits until it is approved (or rejected, or the timeout
 /// passes), reporting progress. On approval the certificate is verified against the
 /// anchors' keys and stored.

@@ -17,6 +17,8 @@ use tokio::process::{Child, Command};
 use x0t_node::run::{ADMIN_KEY_FILE, NodeInfo};
 use x0t_node::testnet;
 
+mod onboarding;
+
 /// Scenario runs and benchmarks of x0t on local testnets.
 #[derive(Debug, Parser)]
 #[command(name = "x0t-testnet")]
@@ -56,6 +58,25 @@ enum BenchCmd {
         /// The etcd binary.
         #[arg(long, default_value = "/usr/bin/etcd")]
         etcd: PathBuf,
+    },
+    /// Onboarding latency (register → certificate in hand), registrations/s, and reads with
+    /// many registered nodes, on 3 anchors.
+    Onboarding {
+        /// Sequential joins timed for the latency figures.
+        #[arg(long, default_value_t = 100)]
+        joins: usize,
+        /// Registrations sent at once for the registrations/s figure.
+        #[arg(long, default_value_t = 1_000)]
+        concurrent: usize,
+        /// Nodes in the ledger for the read figures.
+        #[arg(long, default_value_t = 10_000)]
+        registered: usize,
+        /// Upper bound on each timed phase.
+        #[arg(long, default_value_t = 120)]
+        max_seconds: u64,
+        /// The x0t binary [default: next to this one].
+        #[arg(long)]
+        x0t: Option<PathBuf>,
     },
     /// Write load against a running x0t testnet only (for profiling; no comparison).
     Load {
@@ -466,6 +487,31 @@ async fn main() -> anyhow::Result<()> {
                 Duration::from_secs(max_seconds),
                 x0t,
                 etcd,
+            )
+            .await
+        }
+        Cmd::Bench {
+            which:
+                BenchCmd::Onboarding {
+                    joins,
+                    concurrent,
+                    registered,
+                    max_seconds,
+                    x0t,
+                },
+        } => {
+            let x0t = match x0t {
+                Some(path) => path,
+                None => std::env::current_exe()?.with_file_name("x0t"),
+            };
+            onboarding::onboarding(
+                x0t,
+                onboarding::Sizes {
+                    joins,
+                    concurrent,
+                    registered,
+                    max: Duration::from_secs(max_seconds),
+                },
             )
             .await
         }
