@@ -174,9 +174,31 @@ impl Ledger {
                 node: id.to_owned(),
             });
         }
+        if !id.is_ascii() {
+            return Err(Reject::NoSuchNode {
+                mesh: mesh.clone(),
+                node: id.chars().take(60).collect(),
+            });
+        }
         let id = id.to_ascii_lowercase();
+        // Whole groups of 8 base32 characters are whole bytes: narrow to the ids starting with
+        // them (a 16-character short id is exactly 10 bytes) instead of scanning the mesh.
+        let whole = id.len() / 8 * 8;
+        let (low, high) = match x0t_types::base32::decode(&id[..whole]) {
+            Ok(prefix) if !prefix.is_empty() && prefix.len() <= 32 => {
+                let (mut low, mut high) = ([0u8; 32], [0xffu8; 32]);
+                low[..prefix.len()].copy_from_slice(&prefix);
+                high[..prefix.len()].copy_from_slice(&prefix);
+                (low, high)
+            }
+            _ => ([0u8; 32], [0xffu8; 32]),
+        };
+        let range =
+            (mesh.clone(), NodeId::from_bytes(low))..=(mesh.clone(), NodeId::from_bytes(high));
         let mut found = self
-            .nodes(mesh)
+            .nodes
+            .range(range)
+            .map(|(_, node)| node)
             .filter(|n| !id.is_empty() && n.node_id.to_string().starts_with(&id));
         match (found.next(), found.next()) {
             (Some(node), None) => Ok(node),
@@ -1248,6 +1270,42 @@ mod tests {
             ledger.record(&RecordKey::Audit(None, 0)),
             Some(Record::Audit(_))
         ));
+    }
+
+    #[test]
+    fn nodes_are_found_by_full_id_short_id_and_prefix() {
+        let mut ledger = with_mesh();
+        let nodes: Vec<SigningKey> = (0..3).map(|_| key()).collect();
+        for (i, node) in nodes.iter().enumerate() {
+            ledger
+                .ap(
+                    &register(node, None, None, 2 + i as u64),
+                    meta(2 + i as u64),
+                )
+                .unwrap();
+        }
+        for node in &nodes {
+            let id = node.node_id();
+            let full = id.to_string();
+            for query in [
+                full.clone(),
+                id.short(),
+                full[..9].to_owned(),
+                full[..5].to_uppercase(),
+            ] {
+                match ledger.find_node(&mesh(), &query) {
+                    Ok(found) => assert_eq!(found.node_id, id, "{query}"),
+                    // A 5-character prefix may be shared; then it must say so.
+                    Err(Reject::Invalid(why)) => {
+                        assert!(query.len() < 8 && why.contains("several"), "{query}: {why}")
+                    }
+                    Err(e) => panic!("{query}: {e}"),
+                }
+            }
+        }
+        for bad in ["zzzzzzzzzzzzzzzz", "", "ünïcödé-prefix-x", "!!"] {
+            assert!(ledger.find_node(&mesh(), bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -193,6 +193,125 @@ pub fn fresh_peer_id() -> Vec<u8> {
         .to_bytes()
 }
 
+/// How the agent reaches an anchor: its HTTP API (`http://…`), or libp2p
+/// (`/ip4/…/udp/…/quic-v1/p2p/<peer id>`), where only the enrollment calls are open to a node
+/// that is not approved and the anchor sees which peer is asking.
+enum AnchorLink {
+    Http(ApiClient),
+    P2p {
+        p2p: crate::p2p::P2p,
+        peer: libp2p::PeerId,
+        addr: libp2p::Multiaddr,
+        /// Stops the agent's swarm when the link is dropped.
+        _stop: tokio::sync::watch::Sender<bool>,
+    },
+}
+
+impl AnchorLink {
+    async fn open(anchor: &str, keypair: libp2p::identity::Keypair) -> Result<Self, NodeError> {
+        if anchor.starts_with("http://") || anchor.starts_with("https://") {
+            return Ok(Self::Http(ApiClient::new(anchor, None)?));
+        }
+        let addr: libp2p::Multiaddr = anchor.parse().map_err(|_| {
+            NodeError::Config(format!(
+                "--anchor {anchor:?} is neither an http(s) URL nor a multiaddr"
+            ))
+        })?;
+        let Some(libp2p::multiaddr::Protocol::P2p(peer)) = addr.iter().last() else {
+            return Err(NodeError::Config(
+                "a multiaddr --anchor must end in /p2p/<peer id> (see `x0t cluster status`)"
+                    .to_owned(),
+            ));
+        };
+        let (stop, shutdown) = tokio::sync::watch::channel(false);
+        let (p2p, _inbound) = crate::p2p::spawn(
+            crate::p2p::P2pConfig {
+                keypair,
+                listen: Vec::new(),
+                request_timeout: Duration::from_secs(10),
+            },
+            shutdown,
+        )
+        .await?;
+        Ok(Self::P2p {
+            p2p,
+            peer,
+            addr,
+            _stop: stop,
+        })
+    }
+
+    async fn call(
+        &self,
+        request: crate::p2p::protocol::EnrollRequest,
+    ) -> Result<crate::p2p::protocol::EnrollResponse, NodeError> {
+        use crate::p2p::protocol::{ControlRequest, ControlResponse};
+        let Self::P2p {
+            p2p, peer, addr, ..
+        } = self
+        else {
+            return Err(NodeError::Client("not a libp2p link".to_owned()));
+        };
+        match p2p
+            .request(*peer, vec![addr.clone()], ControlRequest::Enroll(request))
+            .await?
+        {
+            ControlResponse::Enroll(Ok(answer)) => Ok(answer),
+            ControlResponse::Enroll(Err(e)) => Err(NodeError::Api {
+                status: e.status,
+                message: format!("{} ({})", e.message, e.code),
+            }),
+            ControlResponse::Refused(why) => Err(NodeError::Client(format!("refused: {why}"))),
+            other => Err(NodeError::Client(format!("unexpected answer {other:?}"))),
+        }
+    }
+
+    async fn register(&self, mesh: &str, body: RegisterNode) -> Result<NodeStatus, NodeError> {
+        use crate::p2p::protocol::{EnrollRequest, EnrollResponse};
+        match self {
+            Self::Http(client) => client.register(mesh, &body).await,
+            Self::P2p { .. } => match self
+                .call(EnrollRequest::Register {
+                    mesh: mesh.to_owned(),
+                    body,
+                })
+                .await?
+            {
+                EnrollResponse::Status(status) => Ok(status),
+                other => Err(NodeError::Client(format!("unexpected answer {other:?}"))),
+            },
+        }
+    }
+
+    async fn status(&self, mesh: &str, id: &str) -> Result<NodeStatus, NodeError> {
+        use crate::p2p::protocol::{EnrollRequest, EnrollResponse};
+        match self {
+            Self::Http(client) => client.node_status(mesh, id).await,
+            Self::P2p { .. } => match self
+                .call(EnrollRequest::Status {
+                    mesh: mesh.to_owned(),
+                    id: id.to_owned(),
+                })
+                .await?
+            {
+                EnrollResponse::Status(status) => Ok(status),
+                other => Err(NodeError::Client(format!("unexpected answer {other:?}"))),
+            },
+        }
+    }
+
+    async fn anchors(&self) -> Result<Vec<x0t_types::api::AnchorView>, NodeError> {
+        use crate::p2p::protocol::{EnrollRequest, EnrollResponse};
+        match self {
+            Self::Http(client) => client.anchors().await,
+            Self::P2p { .. } => match self.call(EnrollRequest::Anchors).await? {
+                EnrollResponse::Anchors(anchors) => Ok(anchors),
+                other => Err(NodeError::Client(format!("unexpected answer {other:?}"))),
+            },
+        }
+    }
+}
+
 /// Registers this device and waits until it is approved (or rejected, or the timeout
 /// passes), reporting progress. On approval the certificate is verified against the
 /// anchors' keys and stored.
@@ -219,12 +338,12 @@ pub async fn join(
         requested_at: now(),
     }
     .sign(&identity)?;
-    let client = ApiClient::new(&options.anchor, None)?;
+    let link = AnchorLink::open(&options.anchor, keypair).await?;
     let mesh = options.mesh.as_str();
-    let first = match client
+    let first = match link
         .register(
             mesh,
-            &RegisterNode {
+            RegisterNode {
                 registration: base32::encode(&registration.encode()),
                 token: options.token.clone(),
             },
@@ -236,12 +355,10 @@ pub async fn join(
         Err(NodeError::Api {
             status: 409,
             ref message,
-        }) if message.contains("node_exists") => {
-            client.node_status(mesh, &node_id.to_string()).await?
-        }
+        }) if message.contains("node_exists") => link.status(mesh, &node_id.to_string()).await?,
         Err(e) => return Err(e),
     };
-    let anchors: Vec<String> = client
+    let anchors: Vec<String> = link
         .anchors()
         .await
         .map(|list| list.into_iter().map(|a| a.api_url).collect())
@@ -302,19 +419,28 @@ pub async fn join(
         progress(&JoinProgress::Waiting {
             elapsed: started.elapsed(),
         });
-        // Ask every known anchor in turn, so one being down does not stall the wait.
-        let mut last_error = None;
-        for url in std::iter::once(&options.anchor).chain(anchors.iter()) {
-            match ApiClient::new(url, None)?
-                .node_status(mesh, &node_id.to_string())
-                .await
-            {
-                Ok(answer) => {
-                    status = answer;
-                    last_error = None;
-                    break;
+        // Ask the anchor it came through, then every other known anchor in turn, so one
+        // being down does not stall the wait.
+        let mut last_error = match link.status(mesh, &node_id.to_string()).await {
+            Ok(answer) => {
+                status = answer;
+                None
+            }
+            Err(e) => Some(e),
+        };
+        if last_error.is_some() {
+            for url in &anchors {
+                match ApiClient::new(url, None)?
+                    .node_status(mesh, &node_id.to_string())
+                    .await
+                {
+                    Ok(answer) => {
+                        status = answer;
+                        last_error = None;
+                        break;
+                    }
+                    Err(e) => last_error = Some(e),
                 }
-                Err(e) => last_error = Some(e),
             }
         }
         if let Some(e) = last_error {
@@ -322,7 +448,7 @@ pub async fn join(
         }
     }
     let certificate = status.certificate.unwrap_or_default();
-    let anchor_views = client.anchors().await?;
+    let anchor_views = link.anchors().await?;
     let cert = check_certificate(&certificate, &node_id, &options.mesh, &anchor_views)?;
     let state = AgentState {
         mesh: mesh.to_owned(),

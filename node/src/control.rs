@@ -142,6 +142,22 @@ struct QueuedWrites {
     reply: oneshot::Sender<BatchResult>,
 }
 
+/// Enrollment calls waiting at most this many at once; beyond, callers are told to retry.
+const MAX_QUEUED_ENROLLMENTS: usize = 256;
+
+/// An enrollment call from a peer, for the service layer to answer.
+#[derive(Debug)]
+pub struct Enrollment {
+    /// The Noise-authenticated peer that sent it.
+    pub peer: PeerId,
+    /// The call.
+    pub request: crate::p2p::protocol::EnrollRequest,
+    /// Where the answer goes.
+    pub reply: oneshot::Sender<
+        Result<crate::p2p::protocol::EnrollResponse, crate::p2p::protocol::EnrollError>,
+    >,
+}
+
 /// This node's control plane.
 #[derive(Clone)]
 pub struct ControlPlane {
@@ -152,6 +168,8 @@ pub struct ControlPlane {
     node: AnchorNode,
     /// This anchor's ML-DSA identity: signs audit statements and certificates.
     identity: Arc<SigningKey>,
+    /// Where enrollment calls from strangers go (the service layer answers them), once set.
+    enrollment: Arc<std::sync::OnceLock<mpsc::Sender<Enrollment>>>,
     /// Peers allowed to send Raft RPCs before they appear in our membership (while joining).
     expected_peers: Arc<RwLock<HashSet<PeerId>>>,
     /// The batcher's queue. `None` only in the batcher's own handle, so that the queue closes
@@ -207,6 +225,7 @@ impl ControlPlane {
             id,
             node,
             identity,
+            enrollment: Arc::default(),
             expected_peers: Arc::default(),
             writes: None,
         };
@@ -224,6 +243,13 @@ impl ControlPlane {
     /// How this node is reached.
     pub fn node(&self) -> &AnchorNode {
         &self.node
+    }
+
+    /// Hands enrollment calls (from any peer) to the caller, which must answer each; until
+    /// this is called they are refused. Call once.
+    pub fn take_enrollments(&self) -> Option<mpsc::Receiver<Enrollment>> {
+        let (sender, receiver) = mpsc::channel(MAX_QUEUED_ENROLLMENTS);
+        self.enrollment.set(sender).ok().map(|()| receiver)
     }
 
     /// This anchor's identity key.
@@ -705,6 +731,9 @@ impl ControlPlane {
             ControlRequest::JoinAnchor { token, anchor } => {
                 return ControlResponse::JoinAnchor(self.join_anchor(peer, &token, anchor).await);
             }
+            ControlRequest::Enroll(request) => {
+                return ControlResponse::Enroll(self.enroll(peer, request).await);
+            }
             ControlRequest::AddAnchor { id, node }
                 if !self.is_member(&peer) && self.redeemed_for(&peer, id, &node).await =>
             {
@@ -719,7 +748,7 @@ impl ControlPlane {
             return ControlResponse::Refused("not an anchor of this cluster".to_owned());
         }
         match request {
-            ControlRequest::JoinAnchor { .. } => {
+            ControlRequest::JoinAnchor { .. } | ControlRequest::Enroll(_) => {
                 ControlResponse::Refused("already handled".to_owned())
             }
             ControlRequest::AppendEntries(rpc) => {
@@ -750,6 +779,37 @@ impl ControlPlane {
                     .map_err(|e| e.to_string()),
             ),
         }
+    }
+
+    /// Passes an enrollment call to the service layer and waits for its answer.
+    async fn enroll(
+        &self,
+        peer: PeerId,
+        request: crate::p2p::protocol::EnrollRequest,
+    ) -> Result<crate::p2p::protocol::EnrollResponse, crate::p2p::protocol::EnrollError> {
+        let refused = |status: u16, code: &str, message: &str| crate::p2p::protocol::EnrollError {
+            status,
+            code: code.to_owned(),
+            message: message.to_owned(),
+        };
+        let Some(sender) = self.enrollment.get() else {
+            return Err(refused(
+                503,
+                "unavailable",
+                "this node does not serve enrollment",
+            ));
+        };
+        let (reply, answer) = oneshot::channel();
+        sender
+            .try_send(Enrollment {
+                peer,
+                request,
+                reply,
+            })
+            .map_err(|_| refused(503, "overloaded", "too many enrollments at once; retry"))?;
+        answer
+            .await
+            .map_err(|_| refused(500, "internal", "the enrollment was dropped"))?
     }
 
     /// Spends an anchor-join token for `peer`: records it as an anchor (through the leader)

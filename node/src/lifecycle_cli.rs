@@ -20,8 +20,9 @@ use crate::parse_ttl;
 /// `x0t join`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct JoinArgs {
-    /// An anchor's API URL (e.g. http://10.0.0.1:7410).
-    #[arg(long, env = "X0T_ANCHOR", value_name = "URL")]
+    /// An anchor: its API URL (http://10.0.0.1:7410) or its peer address
+    /// (/ip4/10.0.0.1/udp/7411/quic-v1/p2p/<peer id>; enrollment over libp2p).
+    #[arg(long, env = "X0T_ANCHOR", value_name = "URL|MULTIADDR")]
     anchor: String,
     /// The mesh to join.
     #[arg(long, env = "X0T_MESH", default_value = "default")]

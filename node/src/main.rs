@@ -558,6 +558,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
                             "  join with:  x0t up --join {quic}/p2p/{} --token <x0t cluster join-token>",
                             info.peer_id
                         );
+                        println!(
+                            "  agents:     x0t join --anchor {quic}/p2p/{} [--token <x0t tokens create>]",
+                            info.peer_id
+                        );
                     }
                     if data_dir.join(ADMIN_KEY_FILE).exists() {
                         println!("  admin key:  {}", data_dir.join(ADMIN_KEY_FILE).display());

@@ -178,10 +178,9 @@ pub async fn run(config: NodeConfig, mut shutdown: watch::Receiver<bool>) -> Res
         pid: std::process::id(),
     };
 
-    let server = axum::serve(
-        api_listener,
-        crate::api::router(crate::service::Service::new(control.clone())),
-    );
+    let service = crate::service::Service::new(control.clone());
+    service.serve_enrollment();
+    let server = axum::serve(api_listener, crate::api::router(service));
     let mut server_shutdown = shutdown.clone();
     let server = tokio::spawn(async move {
         server

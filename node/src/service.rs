@@ -1357,3 +1357,63 @@ impl Service {
         ))
     }
 }
+
+impl Service {
+    /// Answers the enrollment calls that reach this node over libp2p (`x0t join --anchor
+    /// <multiaddr>`) with the same operations as the public HTTP routes. The control plane
+    /// bounds how many are in flight.
+    pub fn serve_enrollment(&self) {
+        let Some(mut calls) = self.control.take_enrollments() else {
+            return;
+        };
+        let service = self.clone();
+        tokio::spawn(async move {
+            while let Some(call) = calls.recv().await {
+                let service = service.clone();
+                tokio::spawn(async move {
+                    let answer = service.enroll(call.peer, call.request).await;
+                    let _ = call.reply.send(answer);
+                });
+            }
+        });
+    }
+
+    async fn enroll(
+        &self,
+        peer: libp2p::PeerId,
+        request: crate::p2p::protocol::EnrollRequest,
+    ) -> Result<crate::p2p::protocol::EnrollResponse, crate::p2p::protocol::EnrollError> {
+        use crate::p2p::protocol::{EnrollRequest, EnrollResponse};
+        let result = match request {
+            EnrollRequest::Register { mesh, body } => {
+                // Over libp2p the sender is authenticated: its registration must be its own.
+                let named = base32::decode(body.registration.trim())
+                    .ok()
+                    .and_then(|bytes| SignedRegistration::decode(&bytes).ok())
+                    .map(|r| r.payload().peer_id.clone());
+                if named
+                    .as_deref()
+                    .is_some_and(|named| named != peer.to_bytes())
+                {
+                    Err(ServiceError::new(
+                        ErrorKind::BadRequest,
+                        "bad_registration",
+                        "the registration names another peer than the one sending it",
+                    ))
+                } else {
+                    self.register(&mesh, body).await.map(EnrollResponse::Status)
+                }
+            }
+            EnrollRequest::Status { mesh, id } => self
+                .node_status(&mesh, &id, false)
+                .await
+                .map(EnrollResponse::Status),
+            EnrollRequest::Anchors => self.anchors(false).await.map(EnrollResponse::Anchors),
+        };
+        result.map_err(|e| crate::p2p::protocol::EnrollError {
+            status: crate::api::status_of(e.kind).as_u16(),
+            code: e.code.to_owned(),
+            message: e.message,
+        })
+    }
+}

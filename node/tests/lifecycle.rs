@@ -742,3 +742,95 @@ async fn the_grpc_face_and_the_admin_cli_act_like_the_http_face() {
     );
     node.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_enrolls_over_libp2p_through_a_multiaddr() {
+    use x0t_node::agent::{self, JoinOptions};
+    use x0t_types::{DeviceClass, MeshId};
+    let root = tempfile::tempdir().unwrap();
+    let (nodes, key) = cluster(root.path(), 2).await;
+    let admin = nodes[0].client(Some(key.clone()));
+    let info = nodes[1].info();
+    let quic = info.p2p_addrs.iter().find(|a| a.contains("quic")).unwrap();
+    let anchor = format!("{quic}/p2p/{}", info.peer_id);
+    let options = |dir: &str, token: Option<String>| JoinOptions {
+        data_dir: root.path().join(dir),
+        anchor: anchor.clone(),
+        mesh: MeshId::new(MESH).unwrap(),
+        token,
+        tags: Vec::new(),
+        device_class: DeviceClass::Gateway,
+        hostname: Some(dir.to_owned()),
+        timeout: Duration::from_millis(500),
+        poll_every: Duration::from_millis(100),
+    };
+    // With a pre-approved token: approved at once, certificate verified and stored.
+    let token = admin.create_token(MESH, &token(true, false)).await.unwrap();
+    let (state, cert) = agent::join(&options("gw1", Some(token.token)), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(state.state, NodeState::Approved);
+    assert_eq!(cert.unwrap().tags[0].as_str(), "line-3");
+    // Without: pending; once approved, the agent picks its certificate up over libp2p.
+    let err = agent::join(&options("gw2", None), |_| {})
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("still pending_approval"), "{err}");
+    let id = agent::load_state(&root.path().join("gw2"))
+        .unwrap()
+        .unwrap()
+        .node_id;
+    admin
+        .approve(MESH, &id, &ApproveNode::default())
+        .await
+        .unwrap();
+    let (state, _) = agent::join(&options("gw2", None), |_| {}).await.unwrap();
+    assert_eq!(state.state, NodeState::Approved);
+    // Over libp2p the sender is known: a registration naming another peer is refused.
+    {
+        use x0t_node::p2p::protocol::{ControlRequest, ControlResponse, EnrollRequest};
+        let (_stop, shutdown) = tokio::sync::watch::channel(false);
+        let (p2p, _inbound) = x0t_node::p2p::spawn(
+            x0t_node::p2p::P2pConfig {
+                keypair: libp2p::identity::Keypair::generate_ed25519(),
+                listen: Vec::new(),
+                request_timeout: Duration::from_secs(10),
+            },
+            shutdown,
+        )
+        .await
+        .unwrap();
+        let addr: libp2p::Multiaddr = anchor.parse().unwrap();
+        let body = registration(&common::node_key(), MESH, None); // a fresh, foreign peer id
+        let answer = p2p
+            .request(
+                info.peer_id.parse().unwrap(),
+                vec![addr],
+                ControlRequest::Enroll(EnrollRequest::Register {
+                    mesh: MESH.into(),
+                    body,
+                }),
+            )
+            .await
+            .unwrap();
+        match answer {
+            ControlResponse::Enroll(Err(e)) => {
+                assert_eq!(
+                    (e.status, e.code.as_str()),
+                    (400, "bad_registration"),
+                    "{}",
+                    e.message
+                );
+            }
+            other => panic!("accepted a registration for another peer: {other:?}"),
+        }
+    }
+    // A bad --anchor is a clear error.
+    let mut bad = options("gw3", None);
+    bad.anchor = quic.clone();
+    let err = agent::join(&bad, |_| {}).await.unwrap_err();
+    assert!(err.to_string().contains("/p2p/<peer id>"), "{err}");
+    for node in nodes {
+        node.stop().await;
+    }
+}

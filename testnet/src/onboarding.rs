@@ -114,7 +114,12 @@ fn rss_mib(pid: u32) -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
-async fn timed_get(http: &reqwest::Client, url: &str, key: &str, n: usize) -> anyhow::Result<(f64, f64, usize)> {
+async fn timed_get(
+    http: &reqwest::Client,
+    url: &str,
+    key: &str,
+    n: usize,
+) -> anyhow::Result<(f64, f64, usize)> {
     let mut ms = Vec::new();
     let mut bytes = 0;
     for _ in 0..n {
@@ -133,7 +138,10 @@ async fn timed_get(http: &reqwest::Client, url: &str, key: &str, n: usize) -> an
 /// Runs the three measurements.
 pub(crate) async fn onboarding(x0t: PathBuf, sizes: Sizes) -> anyhow::Result<()> {
     if !x0t.exists() {
-        bail!("{} not found: cargo build --release -p x0t-node", x0t.display());
+        bail!(
+            "{} not found: cargo build --release -p x0t-node",
+            x0t.display()
+        );
     }
     let root = tempfile::tempdir()?;
     let dir = root.path().join("x0t");
@@ -187,8 +195,17 @@ pub(crate) async fn onboarding(x0t: PathBuf, sizes: Sizes) -> anyhow::Result<()>
     }
     let measured = joins.len();
     let (p50, p99, max) = summary(joins);
-    let single = load(writes.clone(), 1, sizes.joins.max(20), value.clone(), sizes.max).await;
-    println!("onboarding: 3 anchors on loopback, pre-approved token, fresh agent per join (keygen, register, certificate verified and stored)");
+    let single = load(
+        writes.clone(),
+        1,
+        sizes.joins.max(20),
+        value.clone(),
+        sizes.max,
+    )
+    .await;
+    println!(
+        "onboarding: 3 anchors on loopback, pre-approved token, fresh agent per join (keygen, register, certificate verified and stored)"
+    );
     println!(
         "  {measured} joins: p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms   (goal: p99 < 1000 ms)"
     );
@@ -205,7 +222,14 @@ pub(crate) async fn onboarding(x0t: PathBuf, sizes: Sizes) -> anyhow::Result<()>
     let (elapsed, errors) = register_all(&urls, bodies).await;
     let accepted = sizes.concurrent - errors;
     let per_sec = accepted as f64 / elapsed.as_secs_f64();
-    let writes_burst = load(writes.clone(), sizes.concurrent.min(512), sizes.concurrent, value.clone(), sizes.max).await;
+    let writes_burst = load(
+        writes.clone(),
+        sizes.concurrent.min(512),
+        sizes.concurrent,
+        value.clone(),
+        sizes.max,
+    )
+    .await;
     println!(
         "registrations: {} sent at once: {accepted} accepted ({errors} errors) in {:.2} s = {per_sec:.0} registrations/s",
         sizes.concurrent,
@@ -243,16 +267,26 @@ pub(crate) async fn onboarding(x0t: PathBuf, sizes: Sizes) -> anyhow::Result<()>
     }
     let http = reqwest::Client::new();
     let total = admin.list_nodes("default", &[]).await?.len();
-    let (list_p50, list_p99, list_bytes) =
-        timed_get(&http, &format!("{}/api/v1/meshes/default/nodes", urls[1]), &key, 20).await?;
-    let (page_p50, page_p99, _) = timed_get(
+    let (list_p50, list_p99, list_bytes) = timed_get(
         &http,
-        &format!("{}/api/v1/meshes/default/nodes?state=approved&limit=100", urls[1]),
+        &format!("{}/api/v1/meshes/default/nodes", urls[1]),
         &key,
         20,
     )
     .await?;
-    let some = admin.list_nodes("default", &[("limit", "1".into())]).await?;
+    let (page_p50, page_p99, _) = timed_get(
+        &http,
+        &format!(
+            "{}/api/v1/meshes/default/nodes?state=approved&limit=100",
+            urls[1]
+        ),
+        &key,
+        20,
+    )
+    .await?;
+    let some = admin
+        .list_nodes("default", &[("limit", "1".into())])
+        .await?;
     let id = some.first().map(|n| n.short_id.clone()).unwrap_or_default();
     let (one_p50, one_p99, _) = timed_get(
         &http,
@@ -281,12 +315,18 @@ pub(crate) async fn onboarding(x0t: PathBuf, sizes: Sizes) -> anyhow::Result<()>
                 .unwrap_or_else(|_| "?".into())
         })
         .collect();
-    println!("  anchor RSS: {}   (goal at 10,000 nodes: < 1 GiB)", rss.join(", "));
+    println!(
+        "  anchor RSS: {}   (goal at 10,000 nodes: < 1 GiB)",
+        rss.join(", ")
+    );
     let db: u64 = (1..=3)
         .map(|i| dir_size(&testnet::node_dir(&dir, i).join("db")))
         .sum::<u64>()
         / 3;
-    println!("  sled database per anchor: {:.0} MiB", db as f64 / 1_048_576.0);
+    println!(
+        "  sled database per anchor: {:.0} MiB",
+        db as f64 / 1_048_576.0
+    );
     testnet::down(&dir).await?;
     Ok(())
 }

@@ -9,6 +9,7 @@ use openraft::raft::{
 use serde::{Deserialize, Serialize};
 use x0t_consensus::{AnchorNode, LogId, TypeConfig};
 use x0t_ledger::{Outcome, Reject};
+use x0t_types::api::{AnchorView, NodeStatus, RegisterNode};
 use x0t_types::{AnchorRecord, ProposedCommand};
 
 /// The protocol name on the wire.
@@ -49,6 +50,51 @@ pub enum ControlRequest {
         /// How to reach it.
         node: AnchorNode,
     },
+    /// Node enrollment over libp2p (`x0t join --anchor <multiaddr>`): what a node that is not
+    /// approved may ask, the same operations as the public HTTP routes. A registration must
+    /// name the Noise-authenticated peer that sends it.
+    Enroll(EnrollRequest),
+}
+
+/// An enrollment call.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum EnrollRequest {
+    /// Register (as `POST /api/v1/meshes/{mesh}/nodes/register`).
+    Register {
+        /// The mesh.
+        mesh: String,
+        /// The signed registration and optional token.
+        body: RegisterNode,
+    },
+    /// A node's state and certificate (as `GET …/nodes/{id}/status`).
+    Status {
+        /// The mesh.
+        mesh: String,
+        /// The node id.
+        id: String,
+    },
+    /// The anchors and their keys (as `GET /api/v1/cluster/anchors`).
+    Anchors,
+}
+
+/// The answer to an enrollment call.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum EnrollResponse {
+    /// A node's state.
+    Status(NodeStatus),
+    /// The anchors.
+    Anchors(Vec<AnchorView>),
+}
+
+/// A refused enrollment call: the HTTP status and error code the HTTP route would give.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct EnrollError {
+    /// The matching HTTP status.
+    pub status: u16,
+    /// The stable error code.
+    pub code: String,
+    /// Why.
+    pub message: String,
 }
 
 /// Why forwarded writes were not committed.
@@ -78,6 +124,8 @@ pub enum ControlResponse {
     JoinAnchor(Result<Vec<AnchorNode>, String>),
     /// Answer to AddAnchor.
     AddAnchor(Result<(), String>),
+    /// Answer to Enroll.
+    Enroll(Result<EnrollResponse, EnrollError>),
     /// The request was refused before reaching Raft (unauthorized peer, overload).
     Refused(String),
 }
