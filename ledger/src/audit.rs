@@ -17,6 +17,7 @@ pub struct AuditRecord {
     /// Position in the chain.
     pub seq: u64,
     /// `x0t_crypto::AuditEntry` canonical bytes.
+    #[serde(with = "x0t_types::bytes")]
     pub entry: Vec<u8>,
     /// Its chain hash.
     pub hash: [u8; 32],

@@ -40,6 +40,7 @@ pub struct NodeRecord {
     /// Its ML-DSA identity public key.
     pub identity_key: PublicKeyBytes,
     /// Its libp2p peer id, as bytes.
+    #[serde(with = "x0t_types::bytes")]
     pub peer_id: Vec<u8>,
     /// Its hostname.
     pub hostname: String,
@@ -64,6 +65,7 @@ pub struct NodeRecord {
     /// Its overlay address (kept after revocation for the record; no longer reserved).
     pub overlay_ip: Option<Ipv4Addr>,
     /// Its signed certificate (envelope bytes), once approved.
+    #[serde(with = "x0t_types::bytes::option")]
     pub certificate: Option<Vec<u8>>,
     /// End of its certificate's validity.
     pub certificate_not_after: Option<Timestamp>,

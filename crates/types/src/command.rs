@@ -110,10 +110,12 @@ pub enum Command {
     /// approved at once.
     RegisterNode {
         /// The node's signed registration.
+        #[serde(with = "crate::bytes")]
         registration: Vec<u8>,
         /// The join token the node presented, if any.
         token: Option<TokenProof>,
         /// The certificate the proposing anchor signed, when the token pre-approves.
+        #[serde(with = "crate::bytes::option")]
         certificate: Option<Vec<u8>>,
     },
     /// Approves a pending node with the certificate the proposing anchor signed.
@@ -123,6 +125,7 @@ pub enum Command {
         /// The node.
         node_id: NodeId,
         /// `x0t_crypto::SignedNodeCertificate` envelope bytes.
+        #[serde(with = "crate::bytes")]
         certificate: Vec<u8>,
     },
     /// Refuses a pending node.
@@ -221,5 +224,6 @@ pub struct ProposedCommand {
     /// envelope (actor, action, digest of the command, signed by the anchor). Empty for
     /// [`Command::RegisterNode`], whose registration the node signed itself. Recorded in the
     /// mesh's audit chain.
+    #[serde(with = "crate::bytes")]
     pub statement: Vec<u8>,
 }

@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod base32;
+pub mod bytes;
 pub mod command;
 mod device;
 mod error;

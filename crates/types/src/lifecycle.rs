@@ -236,6 +236,7 @@ pub struct PublicKeyBytes {
     /// The algorithm's code (`x0t_crypto::SigAlgorithm::code`).
     pub algorithm: u8,
     /// The raw public key.
+    #[serde(with = "crate::bytes")]
     pub bytes: Vec<u8>,
 }
 
