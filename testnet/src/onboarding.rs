@@ -81,22 +81,39 @@ fn registrations(n: usize, prefix: &str) -> anyhow::Result<Vec<RegisterNode>> {
         .collect()
 }
 
-/// Sends all `bodies` at once, spread over the anchors; answers (elapsed, errors).
+/// Sends all `bodies` at once, spread over the anchors (one connection each: this process
+/// needs a file-descriptor limit above their number); answers (elapsed, errors), and prints
+/// the first error.
 async fn register_all(urls: &[String], bodies: Vec<RegisterNode>) -> (Duration, usize) {
     let started = Instant::now();
     let mut tasks = Vec::new();
     for (i, body) in bodies.into_iter().enumerate() {
         let url = urls[i % urls.len()].clone();
         tasks.push(tokio::spawn(async move {
-            let client = ApiClient::new(&url, None).ok()?;
-            client.register("default", &body).await.ok()
+            let client = ApiClient::new(&url, None).map_err(|e| e.to_string())?;
+            client
+                .register("default", &body)
+                .await
+                .map_err(|e| e.to_string())
         }));
     }
     let mut errors = 0;
+    let mut first = None;
     for task in tasks {
-        if task.await.ok().flatten().is_none() {
-            errors += 1;
+        match task.await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                errors += 1;
+                first.get_or_insert(e);
+            }
+            Err(e) => {
+                errors += 1;
+                first.get_or_insert(e.to_string());
+            }
         }
+    }
+    if let Some(e) = first {
+        eprintln!("  first registration error: {e}");
     }
     (started.elapsed(), errors)
 }
