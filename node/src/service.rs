@@ -657,9 +657,8 @@ impl Service {
         let outcome = loop {
             attempt += 1;
             // What the token grants, as this anchor's ledger sees it now.
-            let grant = match &proof {
-                None => None,
-                Some(proof) => Some(self.control.read(|l| {
+            let grant = proof.as_ref().map(|proof| {
+                self.control.read(|l| {
                     let token = l.check_join_token(&mesh, proof, now())?;
                     if !(token.pre_approved || token.for_node.is_some()) {
                         return Ok(None);
@@ -699,8 +698,8 @@ impl Service {
                         .and_then(|o| o.overlay_ip)
                         .or_else(|| l.propose_overlay_ip(&mesh, &registration.node_id));
                     Ok::<_, Reject>(Some((draft, tags, ip)))
-                })),
-            };
+                })
+            });
             let grant = match grant {
                 Some(Err(_)) if !caught_up => {
                     caught_up = true;

@@ -8,6 +8,7 @@ pub mod pb {
     tonic::include_proto!("x0t.v1");
 }
 
+pub mod codec;
 mod convert;
 
 pub use convert::{node_state_from_pb, node_state_to_pb};
