@@ -922,23 +922,19 @@ impl Ledger {
                 mesh,
                 node_id,
                 reason,
-            } => {
-                let outcome =
-                    self.reject_node(mesh, node_id, reason, meta.timestamp, meta.index)?;
-                ok(scoped(
-                    outcome,
-                    mesh,
-                    node_id.to_string(),
-                    format!("reason {reason:?}"),
-                ))
             }
-            Command::RevokeNode {
+            | Command::RevokeNode {
                 mesh,
                 node_id,
                 reason,
             } => {
+                let to = if matches!(command, Command::RevokeNode { .. }) {
+                    NodeState::Revoked
+                } else {
+                    NodeState::Rejected
+                };
                 let outcome =
-                    self.revoke_node(mesh, node_id, reason, meta.timestamp, meta.index)?;
+                    self.turn_away(mesh, node_id, to, reason, (meta.timestamp, meta.index))?;
                 ok(scoped(
                     outcome,
                     mesh,

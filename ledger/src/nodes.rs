@@ -564,46 +564,37 @@ impl Ledger {
         })
     }
 
-    pub(crate) fn reject_node(
+    /// Rejects a pending node (`to = Rejected`) or revokes a pending or approved one
+    /// (`to = Revoked`), releasing its address.
+    pub(crate) fn turn_away(
         &mut self,
         mesh: &MeshId,
         node_id: &NodeId,
+        to: NodeState,
         reason: &str,
-        now: Timestamp,
-        index: u64,
+        at: (Timestamp, u64),
     ) -> Result<Outcome, Reject> {
         check_reason(reason)?;
         let node = self.existing_node(mesh, node_id)?;
-        if node.state != NodeState::PendingApproval {
+        let (allowed, wanted) = match to {
+            NodeState::Revoked => (
+                matches!(node.state, NodeState::Approved | NodeState::PendingApproval),
+                "approved or pending_approval",
+            ),
+            _ => (node.state == NodeState::PendingApproval, "pending_approval"),
+        };
+        if !allowed {
             return Err(Reject::InvalidState {
                 node: node_id.to_string(),
                 state: node.state,
-                wanted: "pending_approval".to_owned(),
+                wanted: wanted.to_owned(),
             });
         }
-        self.retire(mesh, node_id, NodeState::Rejected, reason, now, index);
-        Ok(Outcome::NodeRejected { node_id: *node_id })
-    }
-
-    pub(crate) fn revoke_node(
-        &mut self,
-        mesh: &MeshId,
-        node_id: &NodeId,
-        reason: &str,
-        now: Timestamp,
-        index: u64,
-    ) -> Result<Outcome, Reject> {
-        check_reason(reason)?;
-        let node = self.existing_node(mesh, node_id)?;
-        if !matches!(node.state, NodeState::Approved | NodeState::PendingApproval) {
-            return Err(Reject::InvalidState {
-                node: node_id.to_string(),
-                state: node.state,
-                wanted: "approved or pending_approval".to_owned(),
-            });
-        }
-        self.retire(mesh, node_id, NodeState::Revoked, reason, now, index);
-        Ok(Outcome::NodeRevoked { node_id: *node_id })
+        self.retire(mesh, node_id, to, reason, at.0, at.1);
+        Ok(match to {
+            NodeState::Revoked => Outcome::NodeRevoked { node_id: *node_id },
+            _ => Outcome::NodeRejected { node_id: *node_id },
+        })
     }
 
     #[allow(clippy::too_many_arguments)]

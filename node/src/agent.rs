@@ -369,18 +369,22 @@ pub async fn join(
     });
     let started = Instant::now();
     let mut status: NodeStatus = first;
+    // What the agent remembers, whatever the outcome.
+    let remember = |state: NodeState, overlay_ip: Option<String>, certificate: Option<&str>| {
+        let remembered = AgentState {
+            mesh: mesh.to_owned(),
+            node_id: node_id.to_string(),
+            anchors: anchors.clone(),
+            state,
+            overlay_ip,
+        };
+        save(&options.data_dir, &remembered, certificate).map(|()| remembered)
+    };
     loop {
         match status.state {
             NodeState::Approved if status.certificate.is_some() => break,
             NodeState::Rejected | NodeState::Revoked => {
-                let state = AgentState {
-                    mesh: mesh.to_owned(),
-                    node_id: node_id.to_string(),
-                    anchors,
-                    state: status.state,
-                    overlay_ip: None,
-                };
-                save(&options.data_dir, &state, None)?;
+                remember(status.state, None, None)?;
                 return Err(NodeError::Config(format!(
                     "the mesh {} this node: {}{}",
                     if status.state == NodeState::Rejected {
@@ -399,14 +403,7 @@ pub async fn join(
             _ => {}
         }
         if started.elapsed() >= options.timeout {
-            let state = AgentState {
-                mesh: mesh.to_owned(),
-                node_id: node_id.to_string(),
-                anchors,
-                state: status.state,
-                overlay_ip: None,
-            };
-            save(&options.data_dir, &state, None)?;
+            remember(status.state, None, None)?;
             return Err(NodeError::Config(format!(
                 "still {} after {} s; an admin can approve it with `x0t nodes approve {}` \
                  (run `x0t join` again to keep waiting)",
@@ -450,13 +447,10 @@ pub async fn join(
     let certificate = status.certificate.unwrap_or_default();
     let anchor_views = link.anchors().await?;
     let cert = check_certificate(&certificate, &node_id, &options.mesh, &anchor_views)?;
-    let state = AgentState {
-        mesh: mesh.to_owned(),
-        node_id: node_id.to_string(),
-        anchors,
-        state: NodeState::Approved,
-        overlay_ip: Some(cert.overlay_ip.to_string()),
-    };
-    save(&options.data_dir, &state, Some(&certificate))?;
+    let state = remember(
+        NodeState::Approved,
+        Some(cert.overlay_ip.to_string()),
+        Some(&certificate),
+    )?;
     Ok((state, Some(cert)))
 }

@@ -232,6 +232,15 @@ pub fn verify(export: &ParsedExport) -> Result<Verified, ChainBreak> {
         }
         keys.push(key);
     }
+    let check = |entries: &[(x0t_crypto::AuditEntry, [u8; 32])]| {
+        verify_chain(entries, &|id: &NodeId| {
+            keys.iter().find(|k| k.node_id() == *id).cloned()
+        })
+        .map_err(|e| ChainBreak {
+            index: e.index as u64,
+            reason: e.reason,
+        })
+    };
     let mut entries = Vec::with_capacity(export.entries.len());
     for (index, row) in export.entries.iter().enumerate() {
         let parsed = row
@@ -242,13 +251,7 @@ pub fn verify(export: &ParsedExport) -> Result<Verified, ChainBreak> {
             Ok(entry) => entries.push(entry),
             Err(reason) => {
                 // Links up to this row still matter: report an earlier break first.
-                verify_chain(&entries, &|id: &NodeId| {
-                    keys.iter().find(|k| k.node_id() == *id).cloned()
-                })
-                .map_err(|e| ChainBreak {
-                    index: e.index as u64,
-                    reason: e.reason,
-                })?;
+                check(&entries)?;
                 return Err(ChainBreak {
                     index: index as u64,
                     reason: format!("unreadable row: {reason}"),
@@ -256,13 +259,7 @@ pub fn verify(export: &ParsedExport) -> Result<Verified, ChainBreak> {
             }
         }
     }
-    verify_chain(&entries, &|id: &NodeId| {
-        keys.iter().find(|k| k.node_id() == *id).cloned()
-    })
-    .map_err(|e| ChainBreak {
-        index: e.index as u64,
-        reason: e.reason,
-    })?;
+    check(&entries)?;
     let last = entries
         .last()
         .map(|(_, hash)| hex(hash))

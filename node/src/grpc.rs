@@ -60,6 +60,30 @@ pub fn server(service: Service) -> MeshAdminServer<GrpcFace> {
 }
 
 impl GrpcFace {
+    /// Rejects (`revoke = false`) or revokes the node a request names.
+    async fn turn_away(
+        &self,
+        request: Request<pb::NodeReasonRequest>,
+        revoke: bool,
+    ) -> Result<Response<pb::Node>, Status> {
+        let caller = self.admin(&request)?;
+        let body = request.into_inner();
+        let reason = Reason {
+            reason: body.reason,
+        };
+        let node = if revoke {
+            self.service
+                .revoke(&caller, &body.mesh, &body.id, reason)
+                .await
+        } else {
+            self.service
+                .reject(&caller, &body.mesh, &body.id, reason)
+                .await
+        }
+        .map_err(status_of)?;
+        Ok(Response::new(node.into()))
+    }
+
     fn admin<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
         self.service
             .authorize_admin(authorization(request))
@@ -211,42 +235,14 @@ impl MeshAdmin for GrpcFace {
         &self,
         request: Request<pb::NodeReasonRequest>,
     ) -> Result<Response<pb::Node>, Status> {
-        let caller = self.admin(&request)?;
-        let body = request.into_inner();
-        let node = self
-            .service
-            .reject(
-                &caller,
-                &body.mesh,
-                &body.id,
-                Reason {
-                    reason: body.reason,
-                },
-            )
-            .await
-            .map_err(status_of)?;
-        Ok(Response::new(node.into()))
+        self.turn_away(request, false).await
     }
 
     async fn revoke_node(
         &self,
         request: Request<pb::NodeReasonRequest>,
     ) -> Result<Response<pb::Node>, Status> {
-        let caller = self.admin(&request)?;
-        let body = request.into_inner();
-        let node = self
-            .service
-            .revoke(
-                &caller,
-                &body.mesh,
-                &body.id,
-                Reason {
-                    reason: body.reason,
-                },
-            )
-            .await
-            .map_err(status_of)?;
-        Ok(Response::new(node.into()))
+        self.turn_away(request, true).await
     }
 
     async fn reissue_token(

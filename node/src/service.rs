@@ -899,15 +899,7 @@ impl Service {
         id: &str,
         body: Reason,
     ) -> Result<NodeView, ServiceError> {
-        let mesh = mesh_id(mesh)?;
-        let node = self.fresh_node(&mesh, id).await?;
-        let command = Command::RejectNode {
-            mesh: mesh.clone(),
-            node_id: node.node_id,
-            reason: body.reason,
-        };
-        self.write(caller.actor(), command).await?;
-        self.node_after(&mesh, &node.node_id).await
+        self.turn_away(caller, mesh, id, body, false).await
     }
 
     /// Revokes a node: its certificate is listed as revoked.
@@ -918,16 +910,39 @@ impl Service {
         id: &str,
         body: Reason,
     ) -> Result<NodeView, ServiceError> {
+        self.turn_away(caller, mesh, id, body, true).await
+    }
+
+    /// Rejects (`revoke = false`) or revokes a node, with a reason for the audit log.
+    async fn turn_away(
+        &self,
+        caller: &Caller,
+        mesh: &str,
+        id: &str,
+        body: Reason,
+        revoke: bool,
+    ) -> Result<NodeView, ServiceError> {
         let mesh = mesh_id(mesh)?;
         let node = self.fresh_node(&mesh, id).await?;
-        let command = Command::RevokeNode {
-            mesh: mesh.clone(),
-            node_id: node.node_id,
-            reason: body.reason,
+        let (mesh_, node_id, reason) = (mesh.clone(), node.node_id, body.reason);
+        let command = if revoke {
+            Command::RevokeNode {
+                mesh: mesh_,
+                node_id,
+                reason,
+            }
+        } else {
+            Command::RejectNode {
+                mesh: mesh_,
+                node_id,
+                reason,
+            }
         };
         self.write(caller.actor(), command).await?;
-        self.metrics.revocations.fetch_add(1, Ordering::Relaxed);
-        self.node_after(&mesh, &node.node_id).await
+        if revoke {
+            self.metrics.revocations.fetch_add(1, Ordering::Relaxed);
+        }
+        self.node_after(&mesh, &node_id).await
     }
 
     /// Issues a join token (`for_node`: a re-issued token that replaces that node).

@@ -10,23 +10,12 @@ use x0t_node::client::ApiClient;
 use x0t_node::run::{ADMIN_KEY_FILE, NodeInfo};
 use x0t_node::testnet;
 
+mod common;
+
+use common::eventually;
+
 fn free_base_port() -> u16 {
     testnet::free_base_port(3, std::process::id()).unwrap()
-}
-
-async fn eventually<T>(
-    what: &str,
-    timeout: Duration,
-    mut check: impl AsyncFnMut() -> Option<T>,
-) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 fn info(dir: &Path, index: usize) -> NodeInfo {
