@@ -21,7 +21,8 @@ use x0t_types::{DeviceClass, MeshId, NodeId, PqProfile, Tag, Timestamp};
 use crate::CryptoError;
 use crate::sig::{SigAlgorithm, SignatureDomain, VerifyingKey};
 use crate::signed::{
-    Signed, SignedPayload, check_tags, check_validity, read_mesh, read_tags, write_tags,
+    Signed, SignedPayload, check_tags, check_validity, read_header, read_identity, read_mesh,
+    read_tags, write_tags,
 };
 use crate::wire::{Reader, Writer};
 
@@ -146,23 +147,9 @@ impl SignedPayload for NodeCertificate {
 
     fn decode_body(bytes: &[u8]) -> Result<Self, CryptoError> {
         let mut r = Reader::new(Self::WHAT, bytes);
-        if &r.array::<4>()? != MAGIC {
-            return Err(r.error("not a node certificate (bad magic)"));
-        }
-        let version = r.u8()?;
-        if version != CERTIFICATE_VERSION {
-            return Err(r.error(format_args!(
-                "certificate version {version}, this build reads {CERTIFICATE_VERSION}"
-            )));
-        }
+        read_header(&mut r, MAGIC, CERTIFICATE_VERSION, "node certificate")?;
         let mesh = read_mesh(&mut r)?;
-        let node_id = NodeId::from_bytes(r.array()?);
-        let code = r.u8()?;
-        let algorithm = SigAlgorithm::from_code(code)
-            .ok_or_else(|| r.error(format_args!("unknown identity key algorithm {code:#04x}")))?;
-        let identity_key =
-            VerifyingKey::from_bytes(algorithm, r.medium_bytes(algorithm.public_key_len())?)?;
-        let peer_id = r.short_bytes(MAX_PEER_ID_LEN)?.to_vec();
+        let (node_id, identity_key, peer_id) = read_identity(&mut r, MAX_PEER_ID_LEN)?;
         let overlay_ip = Ipv4Addr::from(r.array::<4>()?);
         let tags = read_tags(&mut r, MAX_CERT_TAGS)?;
         let code = r.u8()?;

@@ -19,7 +19,9 @@ use x0t_types::{DeviceClass, MeshId, NodeId, Tag, Timestamp};
 use crate::CryptoError;
 use crate::cert::MAX_PEER_ID_LEN;
 use crate::sig::{SigAlgorithm, SignatureDomain, SigningKey, VerifyingKey};
-use crate::signed::{Signed, SignedPayload, check_tags, read_mesh, read_tags, write_tags};
+use crate::signed::{
+    Signed, SignedPayload, check_tags, read_header, read_identity, read_mesh, read_tags, write_tags,
+};
 use crate::wire::{Reader, Writer};
 
 const MAGIC: &[u8; 4] = b"X0TR";
@@ -139,23 +141,9 @@ impl SignedPayload for Registration {
 
     fn decode_body(bytes: &[u8]) -> Result<Self, CryptoError> {
         let mut r = Reader::new(Self::WHAT, bytes);
-        if &r.array::<4>()? != MAGIC {
-            return Err(r.error("not a node registration (bad magic)"));
-        }
-        let version = r.u8()?;
-        if version != REGISTRATION_VERSION {
-            return Err(r.error(format_args!(
-                "registration version {version}, this build reads {REGISTRATION_VERSION}"
-            )));
-        }
+        read_header(&mut r, MAGIC, REGISTRATION_VERSION, "node registration")?;
         let mesh = read_mesh(&mut r)?;
-        let node_id = NodeId::from_bytes(r.array()?);
-        let code = r.u8()?;
-        let algorithm = SigAlgorithm::from_code(code)
-            .ok_or_else(|| r.error(format_args!("unknown identity key algorithm {code:#04x}")))?;
-        let identity_key =
-            VerifyingKey::from_bytes(algorithm, r.medium_bytes(algorithm.public_key_len())?)?;
-        let peer_id = r.short_bytes(MAX_PEER_ID_LEN)?.to_vec();
+        let (node_id, identity_key, peer_id) = read_identity(&mut r, MAX_PEER_ID_LEN)?;
         let hostname = std::str::from_utf8(r.short_bytes(MAX_HOSTNAME_LEN)?)
             .map_err(|_| r.error("hostname is not UTF-8"))?
             .to_owned();

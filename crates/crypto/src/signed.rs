@@ -171,6 +171,41 @@ impl<T: SignedPayload> Signed<T> {
     }
 }
 
+/// Reads the magic and version every signed body starts with; `what` names the body in errors.
+pub(crate) fn read_header(
+    r: &mut Reader<'_>,
+    magic: &[u8; 4],
+    version: u8,
+    what: &str,
+) -> Result<(), CryptoError> {
+    if &r.array::<4>()? != magic {
+        return Err(r.error(format_args!("not a {what} (bad magic)")));
+    }
+    let found = r.u8()?;
+    if found != version {
+        return Err(r.error(format_args!(
+            "{what} version {found}, this build reads {version}"
+        )));
+    }
+    Ok(())
+}
+
+/// Reads the identity part registrations and certificates share: node id, the algorithm and
+/// bytes of the identity public key, and the libp2p peer id (at most `max_peer_id` bytes).
+pub(crate) fn read_identity(
+    r: &mut Reader<'_>,
+    max_peer_id: usize,
+) -> Result<(NodeId, VerifyingKey, Vec<u8>), CryptoError> {
+    let node_id = NodeId::from_bytes(r.array()?);
+    let code = r.u8()?;
+    let algorithm = SigAlgorithm::from_code(code)
+        .ok_or_else(|| r.error(format_args!("unknown identity key algorithm {code:#04x}")))?;
+    let identity_key =
+        VerifyingKey::from_bytes(algorithm, r.medium_bytes(algorithm.public_key_len())?)?;
+    let peer_id = r.short_bytes(max_peer_id)?.to_vec();
+    Ok((node_id, identity_key, peer_id))
+}
+
 /// Reads a tag list: count-prefixed, each tag short-length-prefixed, strictly increasing so
 /// each set of tags has exactly one encoding.
 pub(crate) fn read_tags(
