@@ -775,8 +775,23 @@ impl Service {
     ) -> Result<NodeStatus, ServiceError> {
         let mesh = mesh_id(mesh)?;
         self.barrier(stale).await?;
+        self.lookup(&mesh, id, node_status)
+    }
+
+    /// Finds a node of a mesh (full or short id) and views it, from local state.
+    fn lookup<T>(
+        &self,
+        mesh: &MeshId,
+        id: &str,
+        view: impl FnOnce(&NodeRecord) -> T,
+    ) -> Result<T, ServiceError> {
         self.control
-            .read(|l| l.find_node(&mesh, id).map(node_status))
+            .read(|l| {
+                if l.mesh(mesh).is_none() {
+                    return Err(Reject::NoSuchMesh { mesh: mesh.clone() });
+                }
+                l.find_node(mesh, id).map(view)
+            })
             .map_err(Into::into)
     }
 
@@ -811,27 +826,13 @@ impl Service {
     ) -> Result<NodeView, ServiceError> {
         let mesh = mesh_id(mesh)?;
         self.barrier(stale).await?;
-        self.control
-            .read(|l| {
-                if l.mesh(&mesh).is_none() {
-                    return Err(Reject::NoSuchMesh { mesh: mesh.clone() });
-                }
-                l.find_node(&mesh, id).map(node_view)
-            })
-            .map_err(Into::into)
+        self.lookup(&mesh, id, node_view)
     }
 
     /// A node record, linearizably.
     async fn fresh_node(&self, mesh: &MeshId, id: &str) -> Result<NodeRecord, ServiceError> {
         self.control.read_barrier().await?;
-        self.control
-            .read(|l| {
-                if l.mesh(mesh).is_none() {
-                    return Err(Reject::NoSuchMesh { mesh: mesh.clone() });
-                }
-                l.find_node(mesh, id).cloned()
-            })
-            .map_err(Into::into)
+        self.lookup(mesh, id, NodeRecord::clone)
     }
 
     async fn node_after(&self, mesh: &MeshId, node_id: &NodeId) -> Result<NodeView, ServiceError> {

@@ -22,7 +22,7 @@ use crate::CryptoError;
 use crate::sig::{SigAlgorithm, SignatureDomain, VerifyingKey};
 use crate::signed::{
     Signed, SignedPayload, check_tags, check_validity, read_header, read_identity, read_mesh,
-    read_tags, write_tags,
+    read_tags, write_identity, write_tags,
 };
 use crate::wire::{Reader, Writer};
 
@@ -129,12 +129,9 @@ impl SignedPayload for NodeCertificate {
         let mut w = Writer::with_capacity(2300);
         w.bytes(MAGIC)
             .u8(CERTIFICATE_VERSION)
-            .short_bytes(self.mesh.as_str().as_bytes())
-            .bytes(self.node_id.as_bytes())
-            .u8(self.identity_key.algorithm().code())
-            .medium_bytes(self.identity_key.as_bytes())
-            .short_bytes(&self.peer_id)
-            .bytes(&self.overlay_ip.octets());
+            .short_bytes(self.mesh.as_str().as_bytes());
+        write_identity(&mut w, &self.node_id, &self.identity_key, &self.peer_id);
+        w.bytes(&self.overlay_ip.octets());
         write_tags(&mut w, &self.tags);
         w.u8(self.device_class.code())
             .u8(self.pq_profile.code())

@@ -20,7 +20,8 @@ use crate::CryptoError;
 use crate::cert::MAX_PEER_ID_LEN;
 use crate::sig::{SigAlgorithm, SignatureDomain, SigningKey, VerifyingKey};
 use crate::signed::{
-    Signed, SignedPayload, check_tags, read_header, read_identity, read_mesh, read_tags, write_tags,
+    Signed, SignedPayload, check_tags, read_header, read_identity, read_mesh, read_tags,
+    write_identity, write_tags,
 };
 use crate::wire::{Reader, Writer};
 
@@ -127,12 +128,9 @@ impl SignedPayload for Registration {
         let mut w = Writer::with_capacity(2200);
         w.bytes(MAGIC)
             .u8(REGISTRATION_VERSION)
-            .short_bytes(self.mesh.as_str().as_bytes())
-            .bytes(self.node_id.as_bytes())
-            .u8(self.identity_key.algorithm().code())
-            .medium_bytes(self.identity_key.as_bytes())
-            .short_bytes(&self.peer_id)
-            .short_bytes(self.hostname.as_bytes())
+            .short_bytes(self.mesh.as_str().as_bytes());
+        write_identity(&mut w, &self.node_id, &self.identity_key, &self.peer_id);
+        w.short_bytes(self.hostname.as_bytes())
             .u8(self.device_class.code());
         write_tags(&mut w, &self.requested_tags);
         w.u64(self.requested_at.as_millis());

@@ -190,6 +190,19 @@ pub(crate) fn read_header(
     Ok(())
 }
 
+/// Writes the identity part registrations and certificates share (see [`read_identity`]).
+pub(crate) fn write_identity(
+    w: &mut Writer,
+    node_id: &NodeId,
+    identity_key: &VerifyingKey,
+    peer_id: &[u8],
+) {
+    w.bytes(node_id.as_bytes())
+        .u8(identity_key.algorithm().code())
+        .medium_bytes(identity_key.as_bytes())
+        .short_bytes(peer_id);
+}
+
 /// Reads the identity part registrations and certificates share: node id, the algorithm and
 /// bytes of the identity public key, and the libp2p peer id (at most `max_peer_id` bytes).
 pub(crate) fn read_identity(
