@@ -640,8 +640,21 @@ async fn the_grpc_face_and_the_admin_cli_act_like_the_http_face() {
             })
             .await
             .map(|_| ()),
+        read_only
+            .reject_or_revoke(MESH, &a.node_id().short(), true, String::new())
+            .await
+            .map(|_| ()),
+        read_only
+            .reissue_token(MESH, &a.node_id().short(), 3_600)
+            .await
+            .map(|_| ()),
         anonymous.rotate_tokens(MESH).await.map(|_| ()),
+        anonymous
+            .approve(MESH, &a.node_id().short(), None)
+            .await
+            .map(|_| ()),
     ] {
+        // Every mutating RPC (CreateMesh is the same service call, checked over HTTP).
         let err = result.unwrap_err();
         assert!([401, 403].contains(&status_of(&err)), "{err}");
     }
