@@ -21,8 +21,8 @@ use x0t_types::{DeviceClass, MeshId, NodeId, PqProfile, Tag, Timestamp};
 use crate::CryptoError;
 use crate::sig::{SigAlgorithm, SignatureDomain, VerifyingKey};
 use crate::signed::{
-    Signed, SignedPayload, check_tags, check_validity, read_header, read_identity, read_mesh,
-    read_tags, write_identity, write_tags,
+    Signed, SignedPayload, check_identity, check_tags, check_validity, read_header, read_identity,
+    read_mesh, read_tags, write_identity, write_tags,
 };
 use crate::wire::{Reader, Writer};
 
@@ -82,19 +82,13 @@ impl NodeCertificate {
             what: "node certificate",
             reason,
         };
-        if self.identity_key.node_id() != self.node_id {
-            return Err(invalid(format!(
-                "node id {} is not the hash of the identity key ({})",
-                self.node_id.short(),
-                self.identity_key.node_id().short()
-            )));
-        }
-        if self.peer_id.is_empty() || self.peer_id.len() > MAX_PEER_ID_LEN {
-            return Err(invalid(format!(
-                "peer id of {} bytes; expected 1 to {MAX_PEER_ID_LEN}",
-                self.peer_id.len()
-            )));
-        }
+        check_identity(
+            &self.node_id,
+            &self.identity_key,
+            &self.peer_id,
+            MAX_PEER_ID_LEN,
+        )
+        .map_err(invalid)?;
         if !is_overlay_ip(self.overlay_ip) {
             return Err(invalid(format!(
                 "overlay IP {} is outside 100.64.0.0/10",

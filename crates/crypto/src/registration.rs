@@ -20,8 +20,8 @@ use crate::CryptoError;
 use crate::cert::MAX_PEER_ID_LEN;
 use crate::sig::{SigAlgorithm, SignatureDomain, SigningKey, VerifyingKey};
 use crate::signed::{
-    Signed, SignedPayload, check_tags, read_header, read_identity, read_mesh, read_tags,
-    write_identity, write_tags,
+    Signed, SignedPayload, check_identity, check_tags, read_header, read_identity, read_mesh,
+    read_tags, write_identity, write_tags,
 };
 use crate::wire::{Reader, Writer};
 
@@ -83,18 +83,13 @@ impl Registration {
             what: "node registration",
             reason,
         };
-        if self.identity_key.node_id() != self.node_id {
-            return Err(invalid(format!(
-                "node id {} is not the hash of the identity key",
-                self.node_id.short()
-            )));
-        }
-        if self.peer_id.is_empty() || self.peer_id.len() > MAX_PEER_ID_LEN {
-            return Err(invalid(format!(
-                "peer id of {} bytes; expected 1 to {MAX_PEER_ID_LEN}",
-                self.peer_id.len()
-            )));
-        }
+        check_identity(
+            &self.node_id,
+            &self.identity_key,
+            &self.peer_id,
+            MAX_PEER_ID_LEN,
+        )
+        .map_err(invalid)?;
         check_hostname(&self.hostname).map_err(invalid)?;
         check_tags(&self.requested_tags, MAX_REQUESTED_TAGS).map_err(invalid)
     }

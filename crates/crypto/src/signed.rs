@@ -190,6 +190,30 @@ pub(crate) fn read_header(
     Ok(())
 }
 
+/// Checks the identity part registrations and certificates share: the node id is the hash of
+/// the identity key, and the peer id is 1 to `max_peer_id` bytes.
+pub(crate) fn check_identity(
+    node_id: &NodeId,
+    identity_key: &VerifyingKey,
+    peer_id: &[u8],
+    max_peer_id: usize,
+) -> Result<(), String> {
+    if identity_key.node_id() != *node_id {
+        return Err(format!(
+            "node id {} is not the hash of the identity key ({})",
+            node_id.short(),
+            identity_key.node_id().short()
+        ));
+    }
+    if peer_id.is_empty() || peer_id.len() > max_peer_id {
+        return Err(format!(
+            "peer id of {} bytes; expected 1 to {max_peer_id}",
+            peer_id.len()
+        ));
+    }
+    Ok(())
+}
+
 /// Writes the identity part registrations and certificates share (see [`read_identity`]).
 pub(crate) fn write_identity(
     w: &mut Writer,
