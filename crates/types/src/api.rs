@@ -342,3 +342,119 @@ pub struct AnchorView {
     /// Public key (hex).
     pub public_key: String,
 }
+
+/// Request body of `PUT /api/v1/meshes/{mesh}/acl`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetAcl {
+    /// The policy document (TOML).
+    pub document: String,
+    /// Compare-and-set: refuse unless the current policy is at this version (0: none yet).
+    #[serde(default)]
+    pub expected_version: Option<u64>,
+}
+
+/// A mesh's ACL policy (`GET /api/v1/meshes/{mesh}/acl`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AclView {
+    /// The mesh.
+    pub mesh: String,
+    /// Goes up by one with each accepted update; 0 while the mesh has the default policy.
+    pub version: u64,
+    /// The document as it was set (empty for the default policy: deny everything).
+    pub document: String,
+    /// blake3 of the document, hex.
+    pub digest: String,
+    /// When it was set (RFC 3339), if ever.
+    pub updated_at: Option<String>,
+    /// Who set it (`apikey:<id>`), if anyone.
+    pub updated_by: Option<String>,
+    /// How many rules it has (built-in profile rules included).
+    pub rules: u32,
+    /// How many policy tests it carries.
+    pub tests: u32,
+    /// The post-quantum profile each device class gets.
+    pub pq_profiles: Vec<ClassProfile>,
+}
+
+/// One device class and its post-quantum profile.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClassProfile {
+    /// The device class.
+    pub device_class: DeviceClass,
+    /// Its profile.
+    pub pq_profile: crate::PqProfile,
+}
+
+/// Request body of `POST /api/v1/meshes/{mesh}/acl/explain`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExplainAcl {
+    /// The initiating node: a node id, short id or hostname of the mesh, or attributes
+    /// (`tag:robot class:robot`).
+    pub src: String,
+    /// The receiving node, in the same forms.
+    pub dst: String,
+    /// Destination port (ignored for ICMP).
+    #[serde(default)]
+    pub port: u16,
+    /// `tcp` (default), `udp` or `icmp`.
+    #[serde(default)]
+    pub proto: Option<String>,
+}
+
+/// Why a flow is allowed or denied (`explain`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AclDecision {
+    /// Whether the flow may open.
+    pub allowed: bool,
+    /// The rule that decided, if one did (none: default deny).
+    pub deciding_rule: Option<AclRuleRef>,
+    /// One sentence on why.
+    pub reason: String,
+    /// The initiating endpoint, as the policy saw it.
+    pub src: String,
+    /// The receiving endpoint, as the policy saw it.
+    pub dst: String,
+    /// `tcp`, `udp` or `icmp`.
+    pub proto: String,
+    /// The destination port.
+    pub port: u16,
+    /// Replies on an allowed flow pass (flows are tracked); the reverse direction is a flow of
+    /// its own.
+    pub replies_allowed: bool,
+    /// Every rule, in evaluation order, with what matched.
+    pub considered: Vec<ConsideredRule>,
+    /// The policy version decided under (0: the default policy).
+    pub policy_version: u64,
+}
+
+/// A rule as `explain` names it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AclRuleRef {
+    /// Position in evaluation order (0-based).
+    pub index: u32,
+    /// Its name.
+    pub name: String,
+    /// `allow` or `deny`.
+    pub action: String,
+    /// Line of its `[[rule]]` header, for document rules.
+    pub line: Option<u32>,
+    /// `document`, or the built-in profile it comes from.
+    pub origin: String,
+}
+
+/// One rule's match against a flow.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsideredRule {
+    /// The rule.
+    pub rule: AclRuleRef,
+    /// Whether `src` matched its source selectors.
+    pub src_matched: bool,
+    /// Whether `dst` matched its destination selectors.
+    pub dst_matched: bool,
+    /// Whether the protocol and port matched its ports.
+    pub port_matched: bool,
+    /// What the rule is (`allow tag:robot -> tag:server ports tcp/443`).
+    pub summary: String,
+}

@@ -1,0 +1,867 @@
+//! The policy document: its TOML form, validation with line/column errors, and the
+//! validated model ([`PolicyDocument`]) both evaluators work from.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::ops::Range;
+use std::str::FromStr;
+
+use serde::Deserialize;
+use toml::Spanned;
+use x0t_types::{DeviceClass, NodeId, PqProfile, Tag};
+
+use crate::PolicyError;
+use crate::flow::{Endpoint, Protocol};
+
+/// The only document version this release reads.
+pub const POLICY_VERSION: i64 = 1;
+/// The largest document accepted, in bytes (checked before parsing).
+pub const MAX_DOCUMENT_BYTES: usize = 1 << 20;
+/// Most rules in one document (built-in profile rules included).
+pub const MAX_RULES: usize = 20_000;
+/// Most groups in one document.
+pub const MAX_GROUPS: usize = 1_000;
+/// Most selectors in one rule side or one group.
+pub const MAX_SELECTORS: usize = 256;
+/// Most port ranges in one rule.
+pub const MAX_PORT_RANGES: usize = 64;
+/// Most policy tests in one document.
+pub const MAX_TESTS: usize = 1_000;
+/// Longest rule, group or test name, in bytes.
+pub const MAX_NAME_LEN: usize = 128;
+
+/// Allow or deny.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// Let the flow through.
+    Allow,
+    /// Stop the flow; beats every allow.
+    Deny,
+}
+
+impl Action {
+    /// `allow` or `deny`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Allow => "allow",
+            Self::Deny => "deny",
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Names a set of nodes on one side of a rule.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Selector {
+    /// `*`: every node.
+    Any,
+    /// `tag:NAME`: nodes carrying the tag.
+    Tag(Tag),
+    /// `class:NAME`: nodes of the device class.
+    Class(DeviceClass),
+    /// `node:ID`: one node, by its full id.
+    Node(NodeId),
+    /// `group:NAME`: the union of the group's selectors.
+    Group(String),
+}
+
+impl fmt::Display for Selector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Any => f.write_str("*"),
+            Self::Tag(tag) => write!(f, "tag:{tag}"),
+            Self::Class(class) => write!(f, "class:{class}"),
+            Self::Node(node) => write!(f, "node:{node}"),
+            Self::Group(group) => write!(f, "group:{group}"),
+        }
+    }
+}
+
+impl FromStr for Selector {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if text == "*" {
+            return Ok(Self::Any);
+        }
+        let Some((kind, value)) = text.split_once(':') else {
+            return Err(format!(
+                "selector {text:?} needs a kind: tag:NAME, class:NAME, node:ID, group:NAME or *"
+            ));
+        };
+        match kind {
+            "tag" => Tag::new(value).map(Self::Tag).map_err(|e| e.to_string()),
+            "class" => value
+                .parse::<DeviceClass>()
+                .map(Self::Class)
+                .map_err(|e| e.to_string()),
+            "node" => value.parse::<NodeId>().map(Self::Node).map_err(|e| {
+                format!("{e} (use the full 52-character id shown by `x0t nodes show`)")
+            }),
+            "group" => {
+                check_name("group", value)?;
+                Ok(Self::Group(value.to_owned()))
+            }
+            other => Err(format!(
+                "unknown selector kind {other:?} in {text:?}; expected tag, class, node or group"
+            )),
+        }
+    }
+}
+
+/// A set of protocols a port range applies to (bit set of [`Protocol`]s).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ProtocolSet(u8);
+
+impl ProtocolSet {
+    /// TCP and UDP: what a bare port number means.
+    pub const TCP_UDP: Self = Self(0b011);
+    /// Every protocol.
+    pub const ALL: Self = Self(0b111);
+
+    /// The set holding one protocol.
+    pub const fn only(protocol: Protocol) -> Self {
+        Self(protocol.bit())
+    }
+
+    /// Whether the set holds `protocol`.
+    pub const fn contains(self, protocol: Protocol) -> bool {
+        self.0 & protocol.bit() != 0
+    }
+}
+
+/// One entry of a rule's `ports`: protocols and an inclusive port range (ignored for ICMP).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PortRange {
+    /// The protocols.
+    pub protocols: ProtocolSet,
+    /// First port.
+    pub first: u16,
+    /// Last port (inclusive).
+    pub last: u16,
+}
+
+impl PortRange {
+    /// Whether a flow of `protocol` to `port` falls in the range.
+    pub const fn matches(&self, protocol: Protocol, port: u16) -> bool {
+        self.protocols.contains(protocol)
+            && (matches!(protocol, Protocol::Icmp) || (self.first <= port && port <= self.last))
+    }
+}
+
+impl FromStr for PortRange {
+    type Err = String;
+
+    /// `443`, `8000-8100`, `tcp/443`, `udp/53`, `tcp` (all TCP ports), `icmp`, `*`.
+    fn from_str(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let all = |protocols| PortRange {
+            protocols,
+            first: 0,
+            last: u16::MAX,
+        };
+        match text {
+            "*" | "any" => return Ok(all(ProtocolSet::ALL)),
+            "tcp" => return Ok(all(ProtocolSet::only(Protocol::Tcp))),
+            "udp" => return Ok(all(ProtocolSet::only(Protocol::Udp))),
+            "icmp" => return Ok(all(ProtocolSet::only(Protocol::Icmp))),
+            _ => {}
+        }
+        let (protocols, range) = match text.split_once('/') {
+            Some(("tcp", range)) => (ProtocolSet::only(Protocol::Tcp), range),
+            Some(("udp", range)) => (ProtocolSet::only(Protocol::Udp), range),
+            Some((other, _)) => {
+                return Err(format!(
+                    "unknown protocol {other:?} in {text:?}; expected tcp or udp (icmp has no ports)"
+                ));
+            }
+            None => (ProtocolSet::TCP_UDP, text),
+        };
+        let port = |p: &str| {
+            p.trim()
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| format!("{p:?} in {text:?} is not a port (1-65535)"))
+        };
+        let (first, last) = match range.split_once('-') {
+            Some((a, b)) => (port(a)?, port(b)?),
+            None => {
+                let p = port(range)?;
+                (p, p)
+            }
+        };
+        if first > last {
+            return Err(format!("port range {text:?} runs backwards"));
+        }
+        Ok(Self {
+            protocols,
+            first,
+            last,
+        })
+    }
+}
+
+impl fmt::Display for PortRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let proto = match self.protocols.0 {
+            0b001 => "tcp/",
+            0b010 => "udp/",
+            0b100 => return f.write_str("icmp"),
+            0b111 => return f.write_str("*"),
+            _ => "",
+        };
+        if self.first == 0 && self.last == u16::MAX {
+            return f.write_str(proto.trim_end_matches('/'));
+        }
+        if self.first == self.last {
+            write!(f, "{proto}{}", self.first)
+        } else {
+            write!(f, "{proto}{}-{}", self.first, self.last)
+        }
+    }
+}
+
+/// Where a rule comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RuleOrigin {
+    /// A `[[rule]]` of the document, at this line.
+    Document {
+        /// 1-based line of its `[[rule]]` header.
+        line: usize,
+    },
+    /// A built-in profile named in `profiles`.
+    Profile(BuiltinProfile),
+}
+
+/// One rule: `action` flows from `src` to `dst` on `ports` (empty: every port and protocol).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rule {
+    /// Its name (given, or `rule #N`).
+    pub name: String,
+    /// Allow or deny.
+    pub action: Action,
+    /// Selectors of the initiating side.
+    pub src: Vec<Selector>,
+    /// Selectors of the receiving side.
+    pub dst: Vec<Selector>,
+    /// Port ranges; empty means every protocol and port.
+    pub ports: Vec<PortRange>,
+    /// Where it came from.
+    pub origin: RuleOrigin,
+}
+
+/// The built-in profiles a document can name in `profiles`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BuiltinProfile {
+    /// Allow robots (tag or class `robot`) to open flows to servers (tag or class `server`),
+    /// every port. Replies flow back; servers cannot open flows to robots.
+    RobotToServer,
+    /// Deny flows between two nodes of the same segment (a tag both carry) unless an allow
+    /// rule names that tag on both sides (`src = tag:T`, `dst = tag:T`).
+    DenyEastWest,
+}
+
+impl BuiltinProfile {
+    /// Every profile.
+    pub const ALL: [Self; 2] = [Self::RobotToServer, Self::DenyEastWest];
+
+    /// Its name in documents.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::RobotToServer => "robot-to-server",
+            Self::DenyEastWest => "deny-east-west",
+        }
+    }
+
+    /// The rules it adds (after the document's own).
+    fn rules(self) -> Vec<Rule> {
+        match self {
+            Self::RobotToServer => {
+                let side = |name: &str, class| {
+                    [
+                        Tag::new(name).ok().map(Selector::Tag),
+                        Some(Selector::Class(class)),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .collect()
+                };
+                vec![Rule {
+                    name: "robot-to-server".into(),
+                    action: Action::Allow,
+                    src: side("robot", DeviceClass::Robot),
+                    dst: side("server", DeviceClass::Server),
+                    ports: Vec::new(),
+                    origin: RuleOrigin::Profile(self),
+                }]
+            }
+            Self::DenyEastWest => Vec::new(),
+        }
+    }
+}
+
+impl fmt::Display for BuiltinProfile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A policy test: the decision the document must reach for one flow.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyTest {
+    /// Its name (given, or `test #N`).
+    pub name: String,
+    /// 1-based line of its `[[test]]` header.
+    pub line: usize,
+    /// The initiating node, described by its attributes.
+    pub src: Endpoint,
+    /// The receiving node.
+    pub dst: Endpoint,
+    /// The protocol.
+    pub protocol: Protocol,
+    /// The destination port (0 for ICMP).
+    pub port: u16,
+    /// The expected action.
+    pub expect: Action,
+    /// The rule expected to decide, if the test names one (`rule = "..."`).
+    pub rule: Option<String>,
+}
+
+/// Deny-east-west configuration: which tags define segments.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Segments {
+    /// Every tag is a segment.
+    EveryTag,
+    /// Only these tags.
+    Only(BTreeSet<Tag>),
+}
+
+impl Segments {
+    /// Whether `tag` defines a segment.
+    pub fn contains(&self, tag: &Tag) -> bool {
+        match self {
+            Self::EveryTag => true,
+            Self::Only(tags) => tags.contains(tag),
+        }
+    }
+}
+
+/// A validated policy document.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyDocument {
+    /// Named groups of selectors (no nesting).
+    pub groups: BTreeMap<String, Vec<Selector>>,
+    /// The built-in profiles in use.
+    pub profiles: Vec<BuiltinProfile>,
+    /// Segments for deny-east-west (`None` when that profile is not in use).
+    pub segments: Option<Segments>,
+    /// Post-quantum profile per device class, where the document overrides the default.
+    pub pq: BTreeMap<DeviceClass, PqProfile>,
+    /// Every rule in evaluation order: the document's, then the profiles'.
+    pub rules: Vec<Rule>,
+    /// The document's policy tests.
+    pub tests: Vec<PolicyTest>,
+}
+
+impl PolicyDocument {
+    /// The default-deny document: no rules, default PQ profiles.
+    pub fn empty() -> Self {
+        Self {
+            groups: BTreeMap::new(),
+            profiles: Vec::new(),
+            segments: None,
+            pq: BTreeMap::new(),
+            rules: Vec::new(),
+            tests: Vec::new(),
+        }
+    }
+
+    /// Parses and validates a TOML policy document. Errors carry the line and column.
+    pub fn parse(text: &str) -> Result<Self, PolicyError> {
+        if text.len() > MAX_DOCUMENT_BYTES {
+            return Err(PolicyError::TooLarge {
+                size: text.len(),
+                limit: MAX_DOCUMENT_BYTES,
+            });
+        }
+        let raw: RawDocument = toml::from_str(text).map_err(|e| {
+            let (line, column) = e
+                .span()
+                .map_or((1, 1), |span| line_column(text, span.start));
+            PolicyError::Invalid {
+                line,
+                column,
+                message: e.message().trim().to_owned(),
+            }
+        })?;
+        Validator { text }.document(raw)
+    }
+
+    /// The PQ profile a node of `class` gets under this document.
+    pub fn pq_profile(&self, class: DeviceClass) -> PqProfile {
+        self.pq
+            .get(&class)
+            .copied()
+            .unwrap_or_else(|| class.default_pq_profile())
+    }
+
+    /// Whether the document uses a built-in profile.
+    pub fn uses(&self, profile: BuiltinProfile) -> bool {
+        self.profiles.contains(&profile)
+    }
+}
+
+/// 1-based line and column (in characters) of byte `offset` in `text`.
+pub(crate) fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rsplit_once('\n')
+        .map_or(before, |(_, tail)| tail)
+        .chars()
+        .count()
+        + 1;
+    (line, column)
+}
+
+fn check_name(what: &str, name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > MAX_NAME_LEN {
+        return Err(format!("{what} name must be 1-{MAX_NAME_LEN} bytes"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(format!("{what} name {name:?} contains control characters"));
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDocument {
+    version: Spanned<i64>,
+    #[serde(default)]
+    profiles: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    segments: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    groups: BTreeMap<String, Spanned<Vec<String>>>,
+    #[serde(default)]
+    pq: BTreeMap<String, Spanned<String>>,
+    #[serde(default, rename = "rule")]
+    rules: Vec<Spanned<RawRule>>,
+    #[serde(default, rename = "test")]
+    tests: Vec<Spanned<RawTest>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    #[serde(default)]
+    name: Option<Spanned<String>>,
+    action: Spanned<String>,
+    src: Spanned<toml::Value>,
+    dst: Spanned<toml::Value>,
+    #[serde(default)]
+    ports: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    #[allow(dead_code)] // documentation for humans; accepted and kept in the source text
+    description: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTest {
+    #[serde(default)]
+    name: Option<Spanned<String>>,
+    src: Spanned<String>,
+    dst: Spanned<String>,
+    #[serde(default)]
+    port: Option<Spanned<i64>>,
+    #[serde(default)]
+    proto: Option<Spanned<String>>,
+    expect: Spanned<String>,
+    #[serde(default)]
+    rule: Option<Spanned<String>>,
+}
+
+struct Validator<'a> {
+    text: &'a str,
+}
+
+impl Validator<'_> {
+    fn error(&self, span: Range<usize>, message: impl Into<String>) -> PolicyError {
+        let (line, column) = line_column(self.text, span.start);
+        PolicyError::Invalid {
+            line,
+            column,
+            message: message.into(),
+        }
+    }
+
+    fn line(&self, span: &Range<usize>) -> usize {
+        line_column(self.text, span.start).0
+    }
+
+    fn document(&self, raw: RawDocument) -> Result<PolicyDocument, PolicyError> {
+        if *raw.version.get_ref() != POLICY_VERSION {
+            return Err(self.error(
+                raw.version.span(),
+                format!(
+                    "policy version {} is not supported; this release reads version {POLICY_VERSION}",
+                    raw.version.get_ref()
+                ),
+            ));
+        }
+
+        let mut profiles = Vec::new();
+        if let Some(names) = &raw.profiles {
+            for name in names.get_ref() {
+                let profile = BuiltinProfile::ALL
+                    .into_iter()
+                    .find(|p| p.name() == name)
+                    .ok_or_else(|| {
+                        self.error(
+                            names.span(),
+                            format!(
+                                "unknown profile {name:?}; built-in profiles: robot-to-server, deny-east-west"
+                            ),
+                        )
+                    })?;
+                if !profiles.contains(&profile) {
+                    profiles.push(profile);
+                }
+            }
+        }
+
+        let segments =
+            match (
+                &raw.segments,
+                profiles.contains(&BuiltinProfile::DenyEastWest),
+            ) {
+                (Some(list), false) => {
+                    return Err(self.error(
+                        list.span(),
+                        "`segments` only applies with profiles = [\"deny-east-west\"]",
+                    ));
+                }
+                (Some(list), true) => {
+                    let mut tags = BTreeSet::new();
+                    for name in list.get_ref() {
+                        tags.insert(Tag::new(name.as_str()).map_err(|e| {
+                            self.error(list.span(), format!("segment {name:?}: {e}"))
+                        })?);
+                    }
+                    if tags.is_empty() {
+                        return Err(self.error(
+                            list.span(),
+                            "`segments` is empty; leave it out to make every tag a segment",
+                        ));
+                    }
+                    Some(Segments::Only(tags))
+                }
+                (None, true) => Some(Segments::EveryTag),
+                (None, false) => None,
+            };
+
+        if raw.groups.len() > MAX_GROUPS {
+            return Err(PolicyError::Invalid {
+                line: 1,
+                column: 1,
+                message: format!("{} groups; at most {MAX_GROUPS}", raw.groups.len()),
+            });
+        }
+        let mut groups = BTreeMap::new();
+        for (name, members) in &raw.groups {
+            check_name("group", name).map_err(|m| self.error(members.span(), m))?;
+            let selectors =
+                self.selector_list(members.span(), members.get_ref().iter().map(String::as_str))?;
+            if let Some(nested) = selectors.iter().find(|s| matches!(s, Selector::Group(_))) {
+                return Err(self.error(
+                    members.span(),
+                    format!("group {name:?} contains {nested}; groups cannot contain groups"),
+                ));
+            }
+            groups.insert(name.clone(), selectors);
+        }
+
+        let mut pq = BTreeMap::new();
+        for (class, profile) in &raw.pq {
+            let class: DeviceClass = class
+                .parse()
+                .map_err(|e| self.error(profile.span(), format!("[pq] key: {e}")))?;
+            let value =
+                parse_pq_profile(profile.get_ref()).map_err(|m| self.error(profile.span(), m))?;
+            pq.insert(class, value);
+        }
+
+        let mut rules = Vec::new();
+        let mut names = BTreeSet::new();
+        for (n, raw_rule) in raw.rules.iter().enumerate() {
+            let rule = self.rule(n, raw_rule, &groups)?;
+            if !names.insert(rule.name.clone()) {
+                return Err(self.error(
+                    raw_rule.span(),
+                    format!(
+                        "two rules are named {:?}; rule names must be unique",
+                        rule.name
+                    ),
+                ));
+            }
+            rules.push(rule);
+        }
+        for profile in &profiles {
+            rules.extend(profile.rules());
+        }
+        if rules.len() > MAX_RULES {
+            return Err(PolicyError::Invalid {
+                line: 1,
+                column: 1,
+                message: format!("{} rules; at most {MAX_RULES}", rules.len()),
+            });
+        }
+
+        if raw.tests.len() > MAX_TESTS {
+            return Err(PolicyError::Invalid {
+                line: 1,
+                column: 1,
+                message: format!("{} tests; at most {MAX_TESTS}", raw.tests.len()),
+            });
+        }
+        let mut tests = Vec::new();
+        for (n, raw_test) in raw.tests.iter().enumerate() {
+            tests.push(self.test(n, raw_test, &names)?);
+        }
+
+        Ok(PolicyDocument {
+            groups,
+            profiles,
+            segments,
+            pq,
+            rules,
+            tests,
+        })
+    }
+
+    fn selector_list<'s>(
+        &self,
+        span: Range<usize>,
+        items: impl Iterator<Item = &'s str>,
+    ) -> Result<Vec<Selector>, PolicyError> {
+        let mut selectors = Vec::new();
+        for item in items {
+            if selectors.len() == MAX_SELECTORS {
+                return Err(self.error(span, format!("more than {MAX_SELECTORS} selectors")));
+            }
+            let selector = item
+                .parse::<Selector>()
+                .map_err(|m| self.error(span.clone(), m))?;
+            if !selectors.contains(&selector) {
+                selectors.push(selector);
+            }
+        }
+        if selectors.is_empty() {
+            return Err(self.error(
+                span,
+                "an empty selector list matches nothing; use \"*\" for every node",
+            ));
+        }
+        Ok(selectors)
+    }
+
+    /// A string or an array of strings.
+    fn strings<'v>(
+        &self,
+        value: &'v Spanned<toml::Value>,
+        field: &str,
+    ) -> Result<Vec<&'v str>, PolicyError> {
+        match value.get_ref() {
+            toml::Value::String(s) => Ok(vec![s.as_str()]),
+            toml::Value::Array(items) => items
+                .iter()
+                .map(|item| {
+                    item.as_str().ok_or_else(|| {
+                        self.error(value.span(), format!("`{field}` entries must be strings"))
+                    })
+                })
+                .collect(),
+            _ => Err(self.error(
+                value.span(),
+                format!("`{field}` must be a string or an array of strings"),
+            )),
+        }
+    }
+
+    fn rule(
+        &self,
+        n: usize,
+        raw: &Spanned<RawRule>,
+        groups: &BTreeMap<String, Vec<Selector>>,
+    ) -> Result<Rule, PolicyError> {
+        let line = self.line(&raw.span());
+        let rule = raw.get_ref();
+        let name = match &rule.name {
+            Some(name) => {
+                check_name("rule", name.get_ref()).map_err(|m| self.error(name.span(), m))?;
+                name.get_ref().clone()
+            }
+            None => format!("rule #{}", n + 1),
+        };
+        let action = match rule.action.get_ref().as_str() {
+            "allow" => Action::Allow,
+            "deny" => Action::Deny,
+            other => {
+                return Err(self.error(
+                    rule.action.span(),
+                    format!("action {other:?}; expected \"allow\" or \"deny\""),
+                ));
+            }
+        };
+        let side =
+            |value: &Spanned<toml::Value>, field: &str| -> Result<Vec<Selector>, PolicyError> {
+                let selectors =
+                    self.selector_list(value.span(), self.strings(value, field)?.into_iter())?;
+                for selector in &selectors {
+                    if let Selector::Group(group) = selector
+                        && !groups.contains_key(group)
+                    {
+                        return Err(self.error(
+                            value.span(),
+                            format!("unknown group {group:?}; define it under [groups]"),
+                        ));
+                    }
+                }
+                Ok(selectors)
+            };
+        let src = side(&rule.src, "src")?;
+        let dst = side(&rule.dst, "dst")?;
+        let mut ports = Vec::new();
+        if let Some(value) = &rule.ports {
+            let items = self.strings(value, "ports")?;
+            if items.len() > MAX_PORT_RANGES {
+                return Err(self.error(
+                    value.span(),
+                    format!("more than {MAX_PORT_RANGES} port ranges"),
+                ));
+            }
+            if items.is_empty() {
+                return Err(self.error(
+                    value.span(),
+                    "`ports` is empty; leave it out for every port",
+                ));
+            }
+            for item in items {
+                ports.push(
+                    item.parse::<PortRange>()
+                        .map_err(|m| self.error(value.span(), m))?,
+                );
+            }
+        }
+        Ok(Rule {
+            name,
+            action,
+            src,
+            dst,
+            ports,
+            origin: RuleOrigin::Document { line },
+        })
+    }
+
+    fn test(
+        &self,
+        n: usize,
+        raw: &Spanned<RawTest>,
+        rule_names: &BTreeSet<String>,
+    ) -> Result<PolicyTest, PolicyError> {
+        let line = self.line(&raw.span());
+        let test = raw.get_ref();
+        let name = match &test.name {
+            Some(name) => {
+                check_name("test", name.get_ref()).map_err(|m| self.error(name.span(), m))?;
+                name.get_ref().clone()
+            }
+            None => format!("test #{}", n + 1),
+        };
+        let endpoint = |value: &Spanned<String>| {
+            value
+                .get_ref()
+                .parse::<Endpoint>()
+                .map_err(|m| self.error(value.span(), m))
+        };
+        let protocol = match &test.proto {
+            Some(proto) => proto
+                .get_ref()
+                .parse::<Protocol>()
+                .map_err(|m| self.error(proto.span(), m))?,
+            None => Protocol::Tcp,
+        };
+        let port = match (&test.port, protocol) {
+            (None, Protocol::Icmp) => 0,
+            (None, _) => return Err(self.error(raw.span(), "a tcp or udp test needs a `port`")),
+            (Some(port), _) => u16::try_from(*port.get_ref())
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| self.error(port.span(), "port must be 1-65535"))?,
+        };
+        let expect = match test.expect.get_ref().as_str() {
+            "allow" => Action::Allow,
+            "deny" => Action::Deny,
+            other => {
+                return Err(self.error(
+                    test.expect.span(),
+                    format!("expect {other:?}; expected \"allow\" or \"deny\""),
+                ));
+            }
+        };
+        let rule = match &test.rule {
+            Some(rule) => {
+                let known = rule_names.contains(rule.get_ref())
+                    || BuiltinProfile::ALL
+                        .iter()
+                        .any(|p| p.name() == rule.get_ref())
+                    || rule.get_ref() == crate::DEFAULT_DENY;
+                if !known {
+                    return Err(self.error(
+                        rule.span(),
+                        format!(
+                            "test names rule {:?}, which the document does not have",
+                            rule.get_ref()
+                        ),
+                    ));
+                }
+                Some(rule.get_ref().clone())
+            }
+            None => None,
+        };
+        Ok(PolicyTest {
+            name,
+            line,
+            src: endpoint(&test.src)?,
+            dst: endpoint(&test.dst)?,
+            protocol,
+            port,
+            expect,
+            rule,
+        })
+    }
+}
+
+/// Accepts a profile name (`standard`, `constrained`) or its algorithms
+/// (`ml-kem-768+ml-dsa-65`, `ml-kem-512+ml-dsa-44`).
+fn parse_pq_profile(text: &str) -> Result<PqProfile, String> {
+    match text {
+        "ml-kem-768+ml-dsa-65" => Ok(PqProfile::Standard),
+        "ml-kem-512+ml-dsa-44" => Ok(PqProfile::Constrained),
+        other => other.parse::<PqProfile>().map_err(|_| {
+            format!(
+                "unknown PQ profile {other:?}; expected standard (ml-kem-768+ml-dsa-65) or constrained (ml-kem-512+ml-dsa-44)"
+            )
+        }),
+    }
+}
