@@ -41,7 +41,8 @@ pub fn command_scope(command: &Command) -> Option<MeshId> {
         | Command::RejectNode { mesh, .. }
         | Command::RevokeNode { mesh, .. }
         | Command::AddJoinToken { mesh, .. }
-        | Command::RotateJoinTokens { mesh } => Some(mesh.clone()),
+        | Command::RotateJoinTokens { mesh }
+        | Command::SetAcl { mesh, .. } => Some(mesh.clone()),
         Command::RegisterNode { registration, .. } => SignedRegistration::decode(registration)
             .ok()
             .map(|r| r.payload().mesh.clone()),

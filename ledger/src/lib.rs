@@ -15,13 +15,15 @@ use std::net::Ipv4Addr;
 use serde::{Deserialize, Serialize};
 use x0t_types::command::MAX_DESCRIPTION_LEN;
 use x0t_types::{
-    AnchorRecord, Command, KeyRole, MeshId, MeshSettings, NodeId, NodeState, Plan, ProposedCommand,
-    PublicKeyBytes, Timestamp,
+    Actor, AnchorRecord, Command, KeyRole, MeshId, MeshSettings, NodeId, NodeState, Plan,
+    ProposedCommand, PublicKeyBytes, Timestamp,
 };
 
+mod acl;
 mod audit;
 mod nodes;
 
+pub use acl::{AclRecord, policy_reject};
 pub use audit::{AuditRecord, ChainHead, command_bytes, command_scope};
 pub use nodes::{
     CERTIFICATE_SKEW_MS, JoinTokenRecord, MAX_JOIN_TOKENS_PER_MESH, MAX_NODES_PER_MESH,
@@ -207,6 +209,11 @@ pub enum Outcome {
         /// How many recorded tokens it invalidated.
         invalidated: u32,
     },
+    /// A mesh's ACL policy was replaced.
+    AclSet {
+        /// Its new version.
+        version: u64,
+    },
 }
 
 /// Why a command was refused. A refused command changes nothing.
@@ -330,6 +337,29 @@ pub enum Reject {
     /// The command is malformed.
     #[error("invalid command: {0}")]
     Invalid(String),
+    /// Compare-and-set on the ACL policy failed: it changed since the admin read it.
+    #[error("the policy of mesh {mesh} is at version {actual}, not {expected}")]
+    AclVersionMismatch {
+        /// The mesh.
+        mesh: MeshId,
+        /// The version the admin expected.
+        expected: u64,
+        /// The version it is at.
+        actual: u64,
+    },
+    /// The policy document is not a valid policy (line and column 0: no position).
+    #[error("invalid policy: {message}")]
+    InvalidPolicy {
+        /// 1-based line.
+        line: u32,
+        /// 1-based column.
+        column: u32,
+        /// What is wrong, with its position.
+        message: String,
+    },
+    /// A policy test in the document fails.
+    #[error("{0}")]
+    PolicyTestFailed(String),
 }
 
 /// Identifies one persisted record of the ledger.
@@ -353,6 +383,8 @@ pub enum RecordKey {
     Audit(Option<MeshId>, u64),
     /// The identity key of an anchor, present or past, by node id.
     AnchorKey(NodeId),
+    /// A mesh's ACL policy, by mesh.
+    Acl(MeshId),
 }
 
 /// One persisted record: the unit the storage layer writes.
@@ -376,6 +408,8 @@ pub enum Record {
     Audit(AuditRecord),
     /// An anchor's identity key.
     AnchorKey(NodeId, PublicKeyBytes),
+    /// A mesh's ACL policy.
+    Acl(AclRecord),
 }
 
 impl Record {
@@ -391,6 +425,7 @@ impl Record {
             Self::JoinToken(token) => RecordKey::JoinToken(token.mesh.clone(), token.token_id),
             Self::Audit(entry) => RecordKey::Audit(entry.mesh.clone(), entry.seq),
             Self::AnchorKey(id, _) => RecordKey::AnchorKey(*id),
+            Self::Acl(acl) => RecordKey::Acl(acl.mesh.clone()),
         }
     }
 }
@@ -410,6 +445,8 @@ pub struct Ledger {
     audit: BTreeMap<(Option<MeshId>, u64), AuditRecord>,
     /// Derived from `nodes`: reserved overlay addresses per mesh.
     overlay_ips: BTreeMap<(MeshId, u32), NodeId>,
+    /// Each mesh's ACL policy (absent: the default, deny everything).
+    acls: BTreeMap<MeshId, AclRecord>,
     /// Derived from `audit`: the head of each chain.
     audit_heads: BTreeMap<Option<MeshId>, ChainHead>,
     /// Remembered request results by log index, oldest first.
@@ -473,6 +510,9 @@ impl Ledger {
                         .anchor_join_tokens
                         .insert(token.token_id.clone(), token);
                 }
+                Record::Acl(acl) => {
+                    ledger.acls.insert(acl.mesh.clone(), acl);
+                }
                 Record::Requests(group) => {
                     for request in &group.requests {
                         ledger.request_index.insert(request.request_id, group.index);
@@ -506,6 +546,7 @@ impl Ledger {
                     .cloned()
                     .map(Record::AnchorJoinToken),
             )
+            .chain(self.acls.values().cloned().map(Record::Acl))
             .chain(self.request_groups.values().cloned().map(Record::Requests))
     }
 
@@ -539,6 +580,7 @@ impl Ledger {
                 .get(id)
                 .cloned()
                 .map(Record::AnchorJoinToken),
+            RecordKey::Acl(mesh) => self.acls.get(mesh).cloned().map(Record::Acl),
             RecordKey::Requests(index) => self
                 .request_groups
                 .get(index)
@@ -666,7 +708,7 @@ impl Ledger {
     ) -> Result<Outcome, Reject> {
         let command = &proposed.command;
         let (actor, evidence) = self.check_statement(command, &proposed.statement)?;
-        let (outcome, scope, subject, details) = self.apply_command(command, meta)?;
+        let (outcome, scope, subject, details) = self.apply_command(command, meta, &actor)?;
         self.append_audit(
             scope,
             actor,
@@ -686,6 +728,7 @@ impl Ledger {
         &mut self,
         command: &Command,
         meta: ApplyMeta,
+        actor: &Actor,
     ) -> Result<(Outcome, Option<MeshId>, String, String), Reject> {
         let scoped = |outcome: Outcome, mesh: &MeshId, subject: String, details: String| {
             (outcome, Some(mesh.clone()), subject, details)
@@ -980,6 +1023,32 @@ impl Ledger {
                     }
                     _ => String::new(),
                 };
+                ok(scoped(outcome, mesh, mesh.to_string(), details))
+            }
+            Command::SetAcl {
+                mesh,
+                document,
+                expected_version,
+            } => {
+                let outcome = self.set_acl(
+                    mesh,
+                    document,
+                    *expected_version,
+                    actor,
+                    (meta.timestamp, meta.index),
+                )?;
+                let details = self.acls.get(mesh).map_or_else(String::new, |acl| {
+                    format!(
+                        "version {}, {} rule(s), {} test(s), digest {}",
+                        acl.version,
+                        acl.rules,
+                        acl.tests,
+                        acl.digest
+                            .iter()
+                            .map(|b| format!("{b:02x}"))
+                            .collect::<String>()
+                    )
+                });
                 ok(scoped(outcome, mesh, mesh.to_string(), details))
             }
         }

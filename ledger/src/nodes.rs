@@ -312,11 +312,13 @@ impl Ledger {
                 "names another mesh, node, key, peer id or device class".to_owned(),
             ));
         }
-        if cert.pq_profile != node.device_class.default_pq_profile() {
+        // The mesh's policy decides each class's profile (the class default without one).
+        let wanted = self.pq_profile(&node.mesh, node.device_class);
+        if cert.pq_profile != wanted {
             return Err(bad(format!(
-                "PQ profile {} is not the {} profile of a {}",
+                "PQ profile {} is not the {} profile the mesh's policy gives a {}",
                 cert.pq_profile.name(),
-                node.device_class.default_pq_profile().name(),
+                wanted.name(),
                 node.device_class
             )));
         }
@@ -800,6 +802,17 @@ mod tests {
         at: u64,
         signer: &SigningKey,
     ) -> Vec<u8> {
+        certificate_with(ledger, node, tags, at, signer, PqProfile::Standard)
+    }
+
+    fn certificate_with(
+        ledger: &Ledger,
+        node: &SigningKey,
+        tags: Vec<Tag>,
+        at: u64,
+        signer: &SigningKey,
+        pq_profile: PqProfile,
+    ) -> Vec<u8> {
         let cert = NodeCertificate {
             mesh: mesh(),
             node_id: node.node_id(),
@@ -808,7 +821,7 @@ mod tests {
             overlay_ip: ledger.propose_overlay_ip(&mesh(), &node.node_id()).unwrap(),
             tags,
             device_class: DeviceClass::Robot,
-            pq_profile: PqProfile::Standard,
+            pq_profile,
             not_before: Timestamp(at),
             not_after: Timestamp(at + 90 * Timestamp::DAY),
             ledger_index: 1,
@@ -928,6 +941,102 @@ mod tests {
             NodeState::PendingApproval
         );
         ledger.take_changes();
+        assert!(Ledger::from_records(ledger.records()) == ledger);
+    }
+
+    fn set_acl(document: &str, expected_version: Option<u64>) -> Command {
+        Command::SetAcl {
+            mesh: mesh(),
+            document: document.into(),
+            expected_version,
+        }
+    }
+
+    #[test]
+    fn policy_updates_are_checked_versioned_audited_and_set_pq_profiles() {
+        let mut ledger = with_mesh();
+        let head = |l: &Ledger| l.audit_head(Some(&mesh())).len;
+        let before = head(&ledger);
+        // Invalid, failing tests, stale compare-and-set, unknown mesh: nothing changes.
+        let bad = ledger.ap(
+            &set_acl("version = 1\n[[rule]]\naction = \"allow\"\n", None),
+            meta(2),
+        );
+        assert!(
+            matches!(bad, Err(Reject::InvalidPolicy { line: 2, .. })),
+            "{bad:?}"
+        );
+        let failing = "version = 1\n[[test]]\nsrc = \"tag:a\"\ndst = \"tag:b\"\nport = 1\nexpect = \"allow\"\n";
+        assert!(matches!(
+            ledger.ap(&set_acl(failing, None), meta(2)),
+            Err(Reject::PolicyTestFailed(message)) if message.contains("test #1")
+        ));
+        assert!(matches!(
+            ledger.ap(&set_acl("version = 1\n", Some(3)), meta(2)),
+            Err(Reject::AclVersionMismatch {
+                expected: 3,
+                actual: 0,
+                ..
+            })
+        ));
+        assert!(ledger.acl(&mesh()).is_none());
+        assert_eq!(head(&ledger), before);
+
+        let constrained = "version = 1\n[pq]\nrobot = \"constrained\"\n";
+        assert_eq!(
+            ledger.ap(&set_acl(constrained, Some(0)), meta(3)).unwrap(),
+            Outcome::AclSet { version: 1 }
+        );
+        let acl = ledger.acl(&mesh()).unwrap();
+        assert_eq!((acl.version, acl.updated_index), (1, 3));
+        assert_eq!(acl.document, constrained);
+        assert_eq!(head(&ledger), before + 1);
+        assert_eq!(
+            ledger.pq_profile(&mesh(), DeviceClass::Robot),
+            PqProfile::Constrained
+        );
+
+        // A robot's certificate must now carry the constrained profile.
+        let node = key();
+        ledger.ap(&register(&node, None, None, 4), meta(4)).unwrap();
+        let approve = |certificate| Command::ApproveNode {
+            mesh: mesh(),
+            node_id: node.node_id(),
+            certificate,
+        };
+        let standard = certificate(&ledger, &node, vec![tag("robot")], 5_000, &ANCHOR);
+        assert!(matches!(
+            ledger.ap(&approve(standard), meta(5)),
+            Err(Reject::BadCertificate(m)) if m.contains("PQ profile standard")
+        ));
+        let right = certificate_with(
+            &ledger,
+            &node,
+            vec![tag("robot")],
+            5_000,
+            &ANCHOR,
+            PqProfile::Constrained,
+        );
+        ledger.ap(&approve(right), meta(5)).unwrap();
+
+        // The next update needs version 1; records round-trip.
+        assert!(
+            ledger
+                .ap(&set_acl("version = 1\n", Some(0)), meta(6))
+                .is_err()
+        );
+        assert_eq!(
+            ledger
+                .ap(&set_acl("version = 1\n", Some(1)), meta(6))
+                .unwrap(),
+            Outcome::AclSet { version: 2 }
+        );
+        assert!(
+            ledger
+                .take_changes()
+                .iter()
+                .any(|(key, _)| *key == RecordKey::Acl(mesh()))
+        );
         assert!(Ledger::from_records(ledger.records()) == ledger);
     }
 

@@ -16,10 +16,10 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use x0t_consensus::AnchorNode;
 pub use x0t_types::api::{
-    AnchorView, ApiKeyView, ApproveNode, AuditEntryView, AuditExport, AuditVerification,
-    CertificateStatus, CreateApiKey, CreateMesh, CreateToken, ErrorBody, ErrorDetail, MeshView,
-    NodeStatus, NodeView, Reason, RegisterNode, RotateTokens, TokenView, UpdateSettings,
-    VerifyCertificate,
+    AclDecision, AclView, AnchorView, ApiKeyView, ApproveNode, AuditEntryView, AuditExport,
+    AuditVerification, CertificateStatus, CreateApiKey, CreateMesh, CreateToken, ErrorBody,
+    ErrorDetail, ExplainAcl, MeshView, NodeStatus, NodeView, Reason, RegisterNode, RotateTokens,
+    SetAcl, TokenView, UpdateSettings, VerifyCertificate,
 };
 use x0t_types::{DeviceClass, NodeState, Tag};
 
@@ -29,6 +29,8 @@ use crate::token::{SecretToken, TokenKind};
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 64 * 1024;
+/// Largest body of `PUT …/acl`: a policy document of the largest accepted size, JSON-escaped.
+pub const MAX_POLICY_BODY: usize = 2 * x0t_policy::MAX_DOCUMENT_BYTES + 4 * 1024;
 
 /// Who may call a route.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -250,6 +252,30 @@ pub const ROUTES: &[RouteDoc] = &[
         "RotateTokens",
     ),
     route(
+        "GET",
+        "/api/v1/meshes/{mesh}/acl",
+        Auth::Key,
+        "The mesh's ACL policy document, its version and the PQ profile per device class.",
+        None,
+        "AclView",
+    ),
+    route(
+        "PUT",
+        "/api/v1/meshes/{mesh}/acl",
+        Auth::Admin,
+        "Replace the ACL policy: validated (errors with line/column), its tests run, committed through Raft, versioned, audited.",
+        Some("SetAcl"),
+        "AclView",
+    ),
+    route(
+        "POST",
+        "/api/v1/meshes/{mesh}/acl/explain",
+        Auth::Key,
+        "Whether SRC may open a flow to DST on a port, which rule decides, and how every rule matched.",
+        Some("ExplainAcl"),
+        "AclDecision",
+    ),
+    route(
         "POST",
         "/api/v1/meshes/{mesh}/certificates/verify",
         Auth::Public,
@@ -295,6 +321,7 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
         ErrorKind::Conflict => StatusCode::CONFLICT,
         ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
         ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -305,6 +332,8 @@ impl IntoResponse for ApiError {
             error: ErrorDetail {
                 code: self.0.code.to_owned(),
                 message: self.0.message,
+                line: self.0.position.map(|(line, _)| line),
+                column: self.0.position.map(|(_, column)| column),
             },
         };
         (status_of(self.0.kind), Json(body)).into_response()
@@ -754,6 +783,34 @@ async fn create_token(
     ))
 }
 
+async fn get_acl(
+    State(service): State<Service>,
+    _viewer: Viewer,
+    PathParams(mesh): PathParams<String>,
+    QueryParams(options): QueryParams<ReadOptions>,
+) -> Result<Json<AclView>, ApiError> {
+    Ok(Json(service.get_acl(&mesh, options.stale).await?))
+}
+
+async fn set_acl(
+    State(service): State<Service>,
+    Admin(caller): Admin,
+    PathParams(mesh): PathParams<String>,
+    JsonBody(body): JsonBody<SetAcl>,
+) -> Result<Json<AclView>, ApiError> {
+    Ok(Json(service.set_acl(&caller, &mesh, body).await?))
+}
+
+async fn explain_acl(
+    State(service): State<Service>,
+    _viewer: Viewer,
+    PathParams(mesh): PathParams<String>,
+    QueryParams(options): QueryParams<ReadOptions>,
+    JsonBody(body): JsonBody<ExplainAcl>,
+) -> Result<Json<AclDecision>, ApiError> {
+    Ok(Json(service.explain_acl(&mesh, body, options.stale).await?))
+}
+
 async fn rotate_tokens(
     State(service): State<Service>,
     Admin(caller): Admin,
@@ -968,6 +1025,14 @@ pub fn router(service: Service) -> Router {
         )
         .route("/api/v1/meshes/{mesh}/tokens", post(create_token))
         .route("/api/v1/meshes/{mesh}/tokens/rotate", post(rotate_tokens))
+        .route(
+            "/api/v1/meshes/{mesh}/acl",
+            get(get_acl)
+                .put(set_acl)
+                // A policy document may be up to 1 MiB (escaped in JSON).
+                .layer(DefaultBodyLimit::max(MAX_POLICY_BODY)),
+        )
+        .route("/api/v1/meshes/{mesh}/acl/explain", post(explain_acl))
         .route(
             "/api/v1/meshes/{mesh}/certificates/verify",
             post(verify_certificate),

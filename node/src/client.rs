@@ -116,6 +116,39 @@ impl ApiClient {
         .await
     }
 
+    /// `GET /api/v1/meshes/{mesh}/acl`.
+    pub async fn acl(&self, mesh: &str) -> Result<crate::api::AclView, NodeError> {
+        self.send(
+            self.http
+                .get(self.url(&format!("/api/v1/meshes/{mesh}/acl"))),
+        )
+        .await
+    }
+
+    /// `PUT /api/v1/meshes/{mesh}/acl`.
+    pub async fn set_acl(
+        &self,
+        mesh: &str,
+        body: &crate::api::SetAcl,
+    ) -> Result<crate::api::AclView, NodeError> {
+        self.send(
+            self.http
+                .put(self.url(&format!("/api/v1/meshes/{mesh}/acl")))
+                .json(body),
+        )
+        .await
+    }
+
+    /// `POST /api/v1/meshes/{mesh}/acl/explain`.
+    pub async fn explain_acl(
+        &self,
+        mesh: &str,
+        body: &crate::api::ExplainAcl,
+    ) -> Result<crate::api::AclDecision, NodeError> {
+        self.post(&format!("/api/v1/meshes/{mesh}/acl/explain"), body)
+            .await
+    }
+
     /// The base URL.
     pub fn base(&self) -> &str {
         &self.base

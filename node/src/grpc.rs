@@ -30,6 +30,7 @@ pub fn status_of(error: ServiceError) -> Status {
         ErrorKind::Conflict => Code::FailedPrecondition,
         ErrorKind::TooLarge => Code::ResourceExhausted,
         ErrorKind::Unavailable => Code::Unavailable,
+        ErrorKind::Unprocessable => Code::FailedPrecondition,
         ErrorKind::Internal => Code::Internal,
     };
     let mut status = Status::new(code, error.message);

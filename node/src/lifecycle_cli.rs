@@ -208,6 +208,130 @@ pub(crate) enum KeysCommand {
     },
 }
 
+/// `x0t acl …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum AclCommand {
+    /// Print the mesh's policy document (version 0: none set, everything denied).
+    Get {
+        /// Print the whole view as JSON (version, digest, PQ profiles…).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replace the policy with FILE (TOML; `-` reads standard input). Refused, with the line
+    /// and column or the failing test, if it is invalid or its tests fail.
+    Set {
+        /// The policy document.
+        file: PathBuf,
+        /// Only replace version N (compare-and-set; 0: only if none is set).
+        #[arg(long)]
+        expected_version: Option<u64>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Whether SRC may open a flow to DST on PORT, and which rule decides. SRC and DST are
+    /// node ids, short ids, hostnames, or attributes ("tag:robot class:robot").
+    Explain {
+        /// The initiating node.
+        src: String,
+        /// The receiving node.
+        dst: String,
+        /// The destination port (0 with --proto icmp).
+        port: u16,
+        /// tcp, udp or icmp.
+        #[arg(long, default_value = "tcp")]
+        proto: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `x0t acl …`.
+pub(crate) async fn acl(client: ApiClient, mesh: &str, which: AclCommand) -> anyhow::Result<()> {
+    match which {
+        AclCommand::Get { json } => {
+            let view = client.acl(mesh).await?;
+            if json {
+                return print_json(&view);
+            }
+            if view.version == 0 {
+                eprintln!("mesh {mesh} has no policy yet: every flow is denied");
+            } else {
+                eprintln!(
+                    "mesh {mesh}: policy version {} ({} rules, {} tests), set {} by {}",
+                    view.version,
+                    view.rules,
+                    view.tests,
+                    view.updated_at.as_deref().unwrap_or("?"),
+                    view.updated_by.as_deref().unwrap_or("?")
+                );
+            }
+            print!("{}", view.document);
+            Ok(())
+        }
+        AclCommand::Set {
+            file,
+            expected_version,
+            json,
+        } => {
+            let document = if file.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin()).context("reading standard input")?
+            } else {
+                std::fs::read_to_string(&file)
+                    .with_context(|| format!("reading {}", file.display()))?
+            };
+            // Check locally first: the same engine the anchors run, with the file name in
+            // the message.
+            if let Err(error) = x0t_policy::Policy::parse(&document) {
+                bail!("{}: {error}", file.display());
+            }
+            let view = client
+                .set_acl(
+                    mesh,
+                    &x0t_node::api::SetAcl {
+                        document,
+                        expected_version,
+                    },
+                )
+                .await?;
+            if json {
+                return print_json(&view);
+            }
+            println!(
+                "policy of mesh {mesh} is now version {} ({} rules, {} tests passed)",
+                view.version, view.rules, view.tests
+            );
+            Ok(())
+        }
+        AclCommand::Explain {
+            src,
+            dst,
+            port,
+            proto,
+            json,
+        } => {
+            let decision = client
+                .explain_acl(
+                    mesh,
+                    &x0t_node::api::ExplainAcl {
+                        src,
+                        dst,
+                        port,
+                        proto: Some(proto),
+                    },
+                )
+                .await?;
+            if json {
+                print_json(&decision)
+            } else {
+                print!("{}", x0t_policy::explain_text(&decision));
+                Ok(())
+            }
+        }
+    }
+}
+
 fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())

@@ -149,6 +149,15 @@ enum Command {
         #[command(flatten)]
         mesh: MeshArg,
     },
+    /// ACL policy: get, set (validated and tested), explain a flow.
+    Acl {
+        #[command(subcommand)]
+        which: lifecycle_cli::AclCommand,
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(flatten)]
+        mesh: MeshArg,
+    },
     /// Admin: API keys.
     Keys {
         #[command(subcommand)]
@@ -621,6 +630,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
             client,
             mesh,
         } => lifecycle_cli::audit(client.admin(), &mesh.mesh, which).await,
+        Command::Acl {
+            which,
+            client,
+            mesh,
+        } => lifecycle_cli::acl(client.client()?, &mesh.mesh, which).await,
         Command::Keys { which, client } => lifecycle_cli::keys(client.client()?, which).await,
         Command::Mesh { which } => {
             let view = match which {

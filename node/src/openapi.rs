@@ -4,10 +4,11 @@
 
 use serde_json::{Map, Value, json};
 use x0t_types::api::{
-    AnchorKeyView, AnchorView, ApiKeyView, ApproveNode, AuditEntryView, AuditExport,
-    AuditVerification, CertificateStatus, ChainBreak, CreateApiKey, CreateMesh, CreateToken,
-    ErrorBody, ErrorDetail, MeshView, NodeStatus, NodeView, Reason, RegisterNode, RotateTokens,
-    TokenView, UpdateSettings, VerifyCertificate,
+    AclDecision, AclRuleRef, AclView, AnchorKeyView, AnchorView, ApiKeyView, ApproveNode,
+    AuditEntryView, AuditExport, AuditVerification, CertificateStatus, ChainBreak, ClassProfile,
+    ConsideredRule, CreateApiKey, CreateMesh, CreateToken, ErrorBody, ErrorDetail, ExplainAcl,
+    MeshView, NodeStatus, NodeView, Reason, RegisterNode, RotateTokens, SetAcl, TokenView,
+    UpdateSettings, VerifyCertificate,
 };
 use x0t_types::{DeviceClass, KeyRole, NodeState, Plan};
 
@@ -81,8 +82,10 @@ fn examples() -> Vec<(&'static str, Value)> {
             "ErrorBody",
             example(ErrorBody {
                 error: ErrorDetail {
-                    code: "no_such_node".into(),
+                    code: "invalid_policy".into(),
                     message: String::new(),
+                    line: Some(7),
+                    column: Some(7),
                 },
             }),
         ),
@@ -167,6 +170,69 @@ fn examples() -> Vec<(&'static str, Value)> {
                 not_before_ms: 0,
                 not_after_ms: 0,
                 for_node: Some(String::new()),
+            }),
+        ),
+        (
+            "SetAcl",
+            example(SetAcl {
+                document: "version = 1\nprofiles = [\"robot-to-server\"]\n".into(),
+                expected_version: Some(3),
+            }),
+        ),
+        (
+            "AclView",
+            example(AclView {
+                mesh: "factory".into(),
+                version: 4,
+                document: "version = 1\n".into(),
+                digest: "hex".into(),
+                updated_at: Some("2026-11-26T18:00:00.000Z".into()),
+                updated_by: Some("key:…".into()),
+                rules: 3,
+                tests: 2,
+                pq_profiles: vec![ClassProfile {
+                    device_class: DeviceClass::Sensor,
+                    pq_profile: x0t_types::PqProfile::Constrained,
+                }],
+            }),
+        ),
+        (
+            "ExplainAcl",
+            example(ExplainAcl {
+                src: "robot-7 | <node id> | tag:robot class:robot".into(),
+                dst: "tag:server".into(),
+                port: 443,
+                proto: Some("tcp".into()),
+            }),
+        ),
+        (
+            "AclDecision",
+            example({
+                let rule = AclRuleRef {
+                    index: 0,
+                    name: "robot-to-server".into(),
+                    action: "allow".into(),
+                    line: Some(5),
+                    origin: "document".into(),
+                };
+                AclDecision {
+                    allowed: true,
+                    deciding_rule: Some(rule.clone()),
+                    reason: "allowed: …".into(),
+                    src: "tag:robot".into(),
+                    dst: "tag:server".into(),
+                    proto: "tcp".into(),
+                    port: 443,
+                    replies_allowed: true,
+                    considered: vec![ConsideredRule {
+                        rule,
+                        src_matched: true,
+                        dst_matched: true,
+                        port_matched: true,
+                        summary: "allow tag:robot -> tag:server any port".into(),
+                    }],
+                    policy_version: 4,
+                }
             }),
         ),
         (

@@ -24,6 +24,8 @@ use x0t_types::{
 };
 
 use crate::control::{ControlError, ControlPlane, now};
+
+mod acl;
 use crate::token::{SecretToken, TokenKind};
 
 /// How long a certificate is valid. Agents renew before it ends (a later release); the
@@ -59,6 +61,9 @@ pub enum ErrorKind {
     TooLarge,
     /// No quorum or leader now (503, Unavailable).
     Unavailable,
+    /// Well-formed input the domain refuses, e.g. a policy whose tests fail (422,
+    /// FailedPrecondition).
+    Unprocessable,
     /// A bug or storage failure (500, Internal).
     Internal,
 }
@@ -73,6 +78,8 @@ pub struct ServiceError {
     pub code: &'static str,
     /// Human-readable explanation.
     pub message: String,
+    /// Where in the request's document the problem is (1-based line, column), if it is in one.
+    pub position: Option<(u32, u32)>,
 }
 
 impl ServiceError {
@@ -82,6 +89,7 @@ impl ServiceError {
             kind,
             code,
             message: message.into(),
+            position: None,
         }
     }
 
@@ -102,7 +110,13 @@ impl From<ControlError> for ServiceError {
         match error {
             ControlError::Rejected(reject) => {
                 let (kind, code) = reject_kind(&reject);
-                Self::new(kind, code, message)
+                let mut error = Self::new(kind, code, message);
+                if let Reject::InvalidPolicy { line, column, .. } = reject
+                    && line > 0
+                {
+                    error.position = Some((line, column));
+                }
+                error
             }
             ControlError::NoLeader(_) | ControlError::Network(_) => {
                 Self::new(ErrorKind::Unavailable, "unavailable", message)
@@ -140,6 +154,9 @@ fn reject_kind(reject: &Reject) -> (ErrorKind, &'static str) {
         Reject::BadCertificate(_) => (BadRequest, "bad_certificate"),
         Reject::BadStatement(_) => (Internal, "bad_statement"),
         Reject::Invalid(_) => (BadRequest, "invalid"),
+        Reject::AclVersionMismatch { .. } => (Conflict, "version_mismatch"),
+        Reject::InvalidPolicy { .. } => (BadRequest, "invalid_policy"),
+        Reject::PolicyTestFailed(_) => (Unprocessable, "policy_test_failed"),
     }
 }
 
@@ -205,6 +222,7 @@ pub struct Service {
     control: ControlPlane,
     metrics: Arc<Metrics>,
     registrations: Arc<tokio::sync::Semaphore>,
+    policies: acl::PolicyCache,
 }
 
 /// Parses a mesh name from a path.
@@ -375,6 +393,7 @@ impl Service {
             control,
             metrics: Arc::default(),
             registrations: Arc::new(tokio::sync::Semaphore::new(MAX_REGISTRATIONS_IN_FLIGHT)),
+            policies: acl::PolicyCache::default(),
         }
     }
 
@@ -550,7 +569,10 @@ impl Service {
             overlay_ip,
             tags,
             device_class: node.device_class,
-            pq_profile: node.device_class.default_pq_profile(),
+            // The mesh's policy names each class's profile; `apply` checks it is still so.
+            pq_profile: self
+                .control
+                .read(|l| l.pq_profile(&node.mesh, node.device_class)),
             not_before: Timestamp(now.as_millis().saturating_sub(CERTIFICATE_BACKDATE_MS)),
             not_after: now.saturating_add(CERTIFICATE_TTL_MS),
             ledger_index: applied,

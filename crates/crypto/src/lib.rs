@@ -55,3 +55,9 @@ pub fn fingerprint(bytes: &[u8]) -> String {
         .collect::<Vec<_>>()
         .join(":")
 }
+
+/// The digest of a policy document's exact bytes (blake3, domain-separated): what audit
+/// entries and API views show to tell versions apart.
+pub fn policy_digest(document: &str) -> [u8; 32] {
+    blake3::derive_key("x0t 2026-11 policy document v1", document.as_bytes())
+}

@@ -175,6 +175,16 @@ pub enum Command {
         /// The mesh.
         mesh: MeshId,
     },
+    /// Replaces a mesh's ACL policy document. `apply` parses and validates it and runs its
+    /// policy tests; a document that fails any of that changes nothing.
+    SetAcl {
+        /// The mesh.
+        mesh: MeshId,
+        /// The TOML policy document, as the admin wrote it.
+        document: String,
+        /// Compare-and-set: the policy version the admin edited (0: the default policy).
+        expected_version: Option<u64>,
+    },
 }
 
 impl Command {
@@ -197,6 +207,7 @@ impl Command {
             } => "node.reissue_token",
             Self::AddJoinToken { .. } => "token.create",
             Self::RotateJoinTokens { .. } => "token.rotate",
+            Self::SetAcl { .. } => "acl.set",
         }
     }
 }

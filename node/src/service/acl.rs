@@ -1,0 +1,179 @@
+//! ACL operations of the service layer: read a mesh's policy, replace it (checked here first
+//! for a quick answer, then again by the ledger's `apply`, the authority), and explain a flow.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use x0t_ledger::{AclRecord, Ledger, Reject, policy_reject};
+use x0t_policy::{Endpoint, Flow, Policy, Protocol};
+use x0t_types::api::{AclDecision, AclView, ClassProfile, ExplainAcl, SetAcl};
+use x0t_types::{Command, DeviceClass, MeshId};
+
+use super::{Caller, Service, ServiceError, hex, mesh_id};
+
+/// Compiled policies by mesh, with the version they were compiled from: a document is
+/// parsed once per version, not once per `explain`.
+#[derive(Clone, Debug, Default)]
+pub(super) struct PolicyCache(Arc<Mutex<BTreeMap<MeshId, (u64, Arc<Policy>)>>>);
+
+/// Longest endpoint text accepted by `explain`.
+const MAX_ENDPOINT_TEXT: usize = 4_096;
+
+fn acl_view(mesh: &MeshId, record: Option<&AclRecord>) -> AclView {
+    let profiles = |class: DeviceClass| {
+        record
+            .and_then(|r| r.pq_profiles.get(&class).copied())
+            .unwrap_or_else(|| class.default_pq_profile())
+    };
+    AclView {
+        mesh: mesh.to_string(),
+        version: record.map_or(0, |r| r.version),
+        document: record.map_or_else(String::new, |r| r.document.clone()),
+        digest: hex(&record.map_or_else(|| x0t_crypto::policy_digest(""), |r| r.digest)),
+        updated_at: record.map(|r| r.updated_at.to_string()),
+        updated_by: record.map(|r| r.updated_by.to_string()),
+        rules: record.map_or(0, |r| r.rules),
+        tests: record.map_or(0, |r| r.tests),
+        pq_profiles: DeviceClass::ALL
+            .into_iter()
+            .map(|device_class| ClassProfile {
+                device_class,
+                pq_profile: profiles(device_class),
+            })
+            .collect(),
+    }
+}
+
+/// The endpoint an `explain` side names: attributes (`tag:…`, `class:…`, `node:…`), or a
+/// node of the mesh by id, short id or hostname.
+fn endpoint(ledger: &Ledger, mesh: &MeshId, text: &str) -> Result<Endpoint, ServiceError> {
+    if text.len() > MAX_ENDPOINT_TEXT {
+        return Err(ServiceError::bad_request("endpoint text too long"));
+    }
+    let text = text.trim();
+    if text.contains(':') {
+        return text
+            .parse::<Endpoint>()
+            .map_err(|e| ServiceError::bad_request(format!("endpoint {text:?}: {e}")));
+    }
+    let node = match ledger.find_node(mesh, text) {
+        Ok(node) => node,
+        Err(not_found) => ledger
+            .nodes(mesh)
+            .find(|n| n.hostname == text)
+            .ok_or(not_found)?,
+    };
+    Ok(Endpoint::node(
+        node.node_id,
+        node.device_class,
+        node.tags.iter().cloned(),
+    ))
+}
+
+impl Service {
+    /// A mesh's ACL policy (version 0 and an empty document: the default, deny everything).
+    pub async fn get_acl(&self, mesh: &str, stale: bool) -> Result<AclView, ServiceError> {
+        let mesh = mesh_id(mesh)?;
+        self.barrier(stale).await?;
+        self.control.read(|l| {
+            if l.mesh(&mesh).is_none() {
+                return Err(Reject::NoSuchMesh { mesh: mesh.clone() }.into());
+            }
+            Ok(acl_view(&mesh, l.acl(&mesh)))
+        })
+    }
+
+    /// Replaces a mesh's policy: validated and tested here, then committed through Raft
+    /// (where `apply` validates and tests it again, and the audit chain records it).
+    pub async fn set_acl(
+        &self,
+        caller: &Caller,
+        mesh: &str,
+        body: SetAcl,
+    ) -> Result<AclView, ServiceError> {
+        let mesh = mesh_id(mesh)?;
+        // Refuse a bad document before it costs a log entry.
+        Policy::parse(&body.document).map_err(|e| ServiceError::from(policy_reject(e)))?;
+        let command = Command::SetAcl {
+            mesh: mesh.clone(),
+            document: body.document,
+            expected_version: body.expected_version,
+        };
+        match self.write(caller.actor(), command).await? {
+            x0t_ledger::Outcome::AclSet { .. } => {
+                self.control.read(|l| Ok(acl_view(&mesh, l.acl(&mesh))))
+            }
+            other => Err(ServiceError::internal(format!(
+                "unexpected outcome {other:?}"
+            ))),
+        }
+    }
+
+    /// The mesh's current policy, compiled (cached per version).
+    pub fn policy(&self, mesh: &MeshId) -> (u64, Arc<Policy>) {
+        let (version, document) = self.control.read(|l| {
+            l.acl(mesh)
+                .map_or((0, None), |acl| (acl.version, Some(acl.document.clone())))
+        });
+        let mut cache = self
+            .policies
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((cached, policy)) = cache.get(mesh)
+            && *cached == version
+        {
+            return (version, policy.clone());
+        }
+        // The ledger accepted this document, so it compiles; its tests passed then.
+        let policy = document
+            .and_then(|d| x0t_policy::PolicyDocument::parse(&d).ok())
+            .map_or_else(Policy::deny_all, Policy::compile);
+        let policy = Arc::new(policy);
+        cache.insert(mesh.clone(), (version, policy.clone()));
+        (version, policy)
+    }
+
+    /// Explains whether `src` may open a flow to `dst`, and why.
+    pub async fn explain_acl(
+        &self,
+        mesh: &str,
+        body: ExplainAcl,
+        stale: bool,
+    ) -> Result<AclDecision, ServiceError> {
+        let mesh = mesh_id(mesh)?;
+        self.barrier(stale).await?;
+        let protocol = match body.proto.as_deref() {
+            None | Some("") => Protocol::Tcp,
+            Some(text) => text
+                .parse::<Protocol>()
+                .map_err(ServiceError::bad_request)?,
+        };
+        if protocol != Protocol::Icmp && body.port == 0 {
+            return Err(ServiceError::bad_request(
+                "a tcp or udp flow needs a port (1-65535)",
+            ));
+        }
+        let (src, dst) = self.control.read(|l| {
+            if l.mesh(&mesh).is_none() {
+                return Err(ServiceError::from(Reject::NoSuchMesh {
+                    mesh: mesh.clone(),
+                }));
+            }
+            Ok((
+                endpoint(l, &mesh, &body.src)?,
+                endpoint(l, &mesh, &body.dst)?,
+            ))
+        })?;
+        let (version, policy) = self.policy(&mesh);
+        Ok(policy.explain(
+            &Flow {
+                src,
+                dst,
+                protocol,
+                port: body.port,
+            },
+            version,
+        ))
+    }
+}

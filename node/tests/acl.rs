@@ -1,0 +1,240 @@
+//! ACL policies through the API, Raft and the CLI: validation with line/column, policy tests
+//! refusing an update, compare-and-set, versions and audit, explain (by hostname and by
+//! attributes), the PQ profile written into certificates, and `x0t acl` as a binary.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{cluster, eventually, register, status_of};
+use x0t_crypto::SignedNodeCertificate;
+use x0t_node::api::{ApproveNode, ExplainAcl, SetAcl};
+use x0t_types::{NodeState, PqProfile};
+
+const MESH: &str = "default";
+
+const POLICY: &str = r#"version = 1
+profiles = ["robot-to-server"]
+
+[pq]
+robot = "constrained"
+
+[[rule]]
+name = "robots talk to the broker"
+action = "allow"
+src = "class:robot"
+dst = "tag:broker"
+ports = ["tcp/1883"]
+
+[[test]]
+name = "mqtt"
+src = "class:robot"
+dst = "tag:broker"
+port = 1883
+expect = "allow"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policies_are_validated_tested_versioned_audited_and_explained() {
+    let root = tempfile::tempdir().unwrap();
+    let (nodes, key) = cluster(root.path(), 3).await;
+    let admin = |i: usize| nodes[i].client(Some(key.clone()));
+    let http = reqwest::Client::new();
+    let put = async |i: usize, body: serde_json::Value| {
+        let response = http
+            .put(format!(
+                "{}/api/v1/meshes/{MESH}/acl",
+                nodes[i].info().api_url
+            ))
+            .bearer_auth(&key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json::<serde_json::Value>().await.unwrap())
+    };
+
+    // No policy yet: version 0, deny everything, default PQ profiles.
+    let initial = admin(0).acl(MESH).await.unwrap();
+    assert_eq!((initial.version, initial.document.as_str()), (0, ""));
+    let audit_before = admin(0).audit_verify(MESH).await.unwrap().entries;
+
+    // Invalid: 400 with line and column. Failing tests: 422 naming the test. Nothing changes.
+    let (status, body) = put(1, serde_json::json!({
+        "document": "version = 1\n\n[[rule]]\naction = \"allow\"\nsrc = \"tag:robot\"\ndst = \"robot\"\n"
+    }))
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_policy");
+    assert_eq!(
+        (
+            body["error"]["line"].as_u64(),
+            body["error"]["column"].as_u64()
+        ),
+        (Some(6), Some(7))
+    );
+    let failing = POLICY.replace("port = 1883", "port = 1884");
+    let (status, body) = put(2, serde_json::json!({ "document": failing })).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["code"], "policy_test_failed");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("\"mqtt\""),
+        "{body}"
+    );
+    assert_eq!(admin(0).acl(MESH).await.unwrap().version, 0);
+    assert_eq!(
+        admin(0).audit_verify(MESH).await.unwrap().entries,
+        audit_before
+    );
+
+    // Accepted through a follower or the leader alike; every anchor reads the same version.
+    let set = admin(1)
+        .set_acl(
+            MESH,
+            &SetAcl {
+                document: POLICY.into(),
+                expected_version: Some(0),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!((set.version, set.rules, set.tests), (1, 2, 1));
+    for i in 0..3 {
+        let view = admin(i).acl(MESH).await.unwrap();
+        assert_eq!((view.version, view.document.as_str()), (1, POLICY));
+        assert!(
+            view.updated_by.as_deref().unwrap().starts_with("key:"),
+            "{view:?}"
+        );
+    }
+    // A stale compare-and-set is refused.
+    let stale = admin(2)
+        .set_acl(
+            MESH,
+            &SetAcl {
+                document: POLICY.into(),
+                expected_version: Some(0),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(status_of(&stale), 409);
+    let verdict = admin(0).audit_verify(MESH).await.unwrap();
+    assert!(
+        verdict.ok && verdict.entries == audit_before + 1,
+        "{verdict:?}"
+    );
+    let export = admin(0).audit_export(MESH, "json").await.unwrap();
+    assert!(
+        export.contains("acl.set"),
+        "the audit chain records the update"
+    );
+
+    // Explain by hostname (the anchor looks the node up) and by attributes.
+    let (robot, answer) = register(&nodes[0].client(None), MESH, None).await;
+    assert_eq!(answer.unwrap().state, NodeState::PendingApproval);
+    let hostname = format!("robot-{}", &robot.node_id().short()[..4]);
+    let explain = |src: &str, dst: &str, port| ExplainAcl {
+        src: src.into(),
+        dst: dst.into(),
+        port,
+        proto: None,
+    };
+    let allowed = admin(2)
+        .explain_acl(MESH, &explain(&hostname, "tag:broker", 1883))
+        .await
+        .unwrap();
+    assert!(allowed.allowed, "{allowed:?}");
+    assert_eq!(
+        allowed.deciding_rule.unwrap().name,
+        "robots talk to the broker"
+    );
+    assert_eq!(allowed.policy_version, 1);
+    let denied = admin(1)
+        .explain_acl(MESH, &explain("tag:broker", &robot.node_id().short(), 1883))
+        .await
+        .unwrap();
+    assert!(
+        !denied.allowed && denied.reason.contains("no rule allows"),
+        "{denied:?}"
+    );
+    let unknown = admin(1)
+        .explain_acl(MESH, &explain("no-such-host", "tag:broker", 1))
+        .await
+        .unwrap_err();
+    assert_eq!(status_of(&unknown), 404);
+
+    // The policy's PQ profile for robots is written into the certificate at approval.
+    let approved = admin(2)
+        .approve(MESH, &robot.node_id().to_string(), &ApproveNode::default())
+        .await
+        .unwrap();
+    assert_eq!(approved.state, NodeState::Approved);
+    let status = eventually("the certificate", Duration::from_secs(10), async || {
+        nodes[0]
+            .client(None)
+            .node_status(MESH, &robot.node_id().to_string())
+            .await
+            .ok()?
+            .certificate
+    })
+    .await;
+    let cert = SignedNodeCertificate::from_text(&status).unwrap();
+    assert_eq!(cert.payload().pq_profile, PqProfile::Constrained);
+
+    // The CLI: a bad file is refused locally with its position; explain prints the decision.
+    let exe = env!("CARGO_BIN_EXE_x0t");
+    let bad = root.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "version = 1\n[[rule]]\naction = \"maybe\"\nsrc = \"*\"\ndst = \"*\"\n",
+    )
+    .unwrap();
+    let cli = |args: &[&str]| {
+        std::process::Command::new(exe)
+            .args(args)
+            .env("X0T_API", nodes[0].info().api_url)
+            .env("X0T_KEY", &key)
+            .output()
+            .unwrap()
+    };
+    let out = cli(&["acl", "set", bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("line 3, column 10"), "{stderr}");
+    let good = root.path().join("good.toml");
+    std::fs::write(
+        &good,
+        POLICY.replace("robot = \"constrained\"", "robot = \"standard\""),
+    )
+    .unwrap();
+    let out = cli(&[
+        "acl",
+        "set",
+        good.to_str().unwrap(),
+        "--expected-version",
+        "1",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("version 2"));
+    let out = cli(&["acl", "explain", "class:robot", "tag:broker", "22"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.starts_with("DENY  tcp class:robot -> tag:broker port 22"),
+        "{stdout}"
+    );
+    let out = cli(&["acl", "get"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("robot = \"standard\""));
+
+    for node in nodes {
+        node.stop().await;
+    }
+}
