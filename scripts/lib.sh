@@ -73,3 +73,15 @@ ensure_build_deps() {
     ensure_apt_packages "${X0T_APT_PACKAGES[@]}"
     ensure_rust
 }
+
+# Fuzzing needs a nightly toolchain (sanitizers) and cargo-fuzz.
+ensure_fuzz_tools() {
+    command -v rustup >/dev/null 2>&1 || die "fuzzing needs rustup (for the nightly toolchain)"
+    if ! rustup run nightly rustc --version >/dev/null 2>&1; then
+        say "installing the nightly toolchain (for cargo fuzz)"
+        rustup toolchain install nightly --profile minimal </dev/null >/dev/null 2>&1 || die "rustup toolchain install nightly failed"
+    fi
+    command -v cargo-fuzz >/dev/null 2>&1 && return 0
+    say "installing cargo-fuzz (one time, about 2 minutes)"
+    cargo install cargo-fuzz --locked --quiet </dev/null || die "cargo install cargo-fuzz failed"
+}

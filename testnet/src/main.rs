@@ -18,6 +18,7 @@ use x0t_node::run::{ADMIN_KEY_FILE, NodeInfo};
 use x0t_node::testnet;
 
 mod onboarding;
+mod policy_bench;
 
 /// Scenario runs and benchmarks of x0t on local testnets.
 #[derive(Debug, Parser)]
@@ -38,6 +39,16 @@ enum Cmd {
 
 #[derive(Debug, Subcommand)]
 enum BenchCmd {
+    /// ACL decisions/s: the compiled policy engine vs a scan of every rule (10, 1,000 and
+    /// 10,000 rules, one thread).
+    Policy {
+        /// Policy sizes (rules).
+        #[arg(long, value_delimiter = ',', default_value = "10,1000,10000")]
+        rules: Vec<usize>,
+        /// Seconds each measurement runs (at least).
+        #[arg(long, default_value_t = 1.0)]
+        seconds: f64,
+    },
     /// 3 x0t anchors vs 3 etcd members: writes/s, latency, leader-kill unavailability.
     ControlPlane {
         /// Writes per run with 1 client.
@@ -490,6 +501,9 @@ async fn main() -> anyhow::Result<()> {
             )
             .await
         }
+        Cmd::Bench {
+            which: BenchCmd::Policy { rules, seconds },
+        } => policy_bench::run(&rules, seconds),
         Cmd::Bench {
             which:
                 BenchCmd::Onboarding {

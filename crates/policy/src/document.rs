@@ -16,7 +16,7 @@ use crate::flow::{Endpoint, Protocol};
 /// The only document version this release reads.
 pub const POLICY_VERSION: i64 = 1;
 /// The largest document accepted, in bytes (checked before parsing).
-pub const MAX_DOCUMENT_BYTES: usize = 1 << 20;
+pub const MAX_DOCUMENT_BYTES: usize = 4 << 20;
 /// Most rules in one document (built-in profile rules included).
 pub const MAX_RULES: usize = 20_000;
 /// Most groups in one document.
@@ -401,7 +401,13 @@ impl PolicyDocument {
                 message: e.message().trim().to_owned(),
             }
         })?;
-        Validator { text }.document(raw)
+        Validator {
+            text,
+            line_starts: std::iter::once(0)
+                .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+                .collect(),
+        }
+        .document(raw)
     }
 
     /// The PQ profile a node of `class` gets under this document.
@@ -493,11 +499,27 @@ struct RawTest {
 
 struct Validator<'a> {
     text: &'a str,
+    /// Byte offset of the start of each line: positions cost a binary search, not a scan
+    /// from the top (which made a 1,000-rule document take 100 ms to validate).
+    line_starts: Vec<usize>,
 }
 
 impl Validator<'_> {
+    fn position(&self, offset: usize) -> (usize, usize) {
+        let line = self
+            .line_starts
+            .partition_point(|&start| start <= offset)
+            .max(1);
+        let start = self.line_starts[line - 1];
+        let column = self
+            .text
+            .get(start..offset.min(self.text.len()))
+            .map_or(1, |prefix| prefix.chars().count() + 1);
+        (line, column)
+    }
+
     fn error(&self, span: Range<usize>, message: impl Into<String>) -> PolicyError {
-        let (line, column) = line_column(self.text, span.start);
+        let (line, column) = self.position(span.start);
         PolicyError::Invalid {
             line,
             column,
@@ -506,7 +528,7 @@ impl Validator<'_> {
     }
 
     fn line(&self, span: &Range<usize>) -> usize {
-        line_column(self.text, span.start).0
+        self.position(span.start).0
     }
 
     fn document(&self, raw: RawDocument) -> Result<PolicyDocument, PolicyError> {

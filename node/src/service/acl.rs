@@ -14,7 +14,10 @@ use super::{Caller, Service, ServiceError, hex, mesh_id};
 /// Compiled policies by mesh, with the version they were compiled from: a document is
 /// parsed once per version, not once per `explain`.
 #[derive(Clone, Debug, Default)]
-pub(super) struct PolicyCache(Arc<Mutex<BTreeMap<MeshId, (u64, Arc<Policy>)>>>);
+pub(super) struct PolicyCache(Arc<Mutex<BTreeMap<MeshId, CompiledPolicy>>>);
+
+/// A policy version and its compiled form.
+type CompiledPolicy = (u64, Arc<Policy>);
 
 /// Longest endpoint text accepted by `explain`.
 const MAX_ENDPOINT_TEXT: usize = 4_096;
