@@ -281,7 +281,7 @@ async fn every_route_is_served_and_every_mutating_route_needs_an_admin_key() {
             );
         }
     }
-    assert_eq!(mutating, 11, "admin routes enumerated");
+    assert_eq!(mutating, 12, "admin routes enumerated");
     // None of that changed anything.
     assert_eq!(admin.audit_verify(MESH).await.unwrap().entries, before);
     let listed = admin.list_nodes(MESH, &[]).await.unwrap();
