@@ -10,14 +10,20 @@ use tonic::metadata::MetadataValue;
 use tonic::{Code, Request, Response, Status};
 use x0t_proto::pb;
 use x0t_proto::pb::mesh_admin_server::{MeshAdmin, MeshAdminServer};
-use x0t_types::api::{ApproveNode, CreateMesh, CreateToken, Reason, RegisterNode};
+use x0t_types::api::{
+    ApproveNode, CreateMesh, CreateToken, ExplainAcl, Reason, RegisterNode, SetAcl,
+};
 use x0t_types::{DeviceClass, NodeState, Tag};
 
-use crate::api::MAX_BODY;
+use crate::api::MAX_POLICY_BODY;
 use crate::service::{Caller, ErrorKind, ExportFormat, NodeFilter, Service, ServiceError};
 
 /// Metadata key carrying the stable error code of a failed call.
 pub const ERROR_CODE_KEY: &str = "x0t-error-code";
+/// Metadata keys of an invalid document's position (1-based line and column).
+pub const ERROR_LINE_KEY: &str = "x0t-error-line";
+/// See [`ERROR_LINE_KEY`].
+pub const ERROR_COLUMN_KEY: &str = "x0t-error-column";
 
 /// The one place service errors become gRPC statuses.
 pub fn status_of(error: ServiceError) -> Status {
@@ -36,6 +42,12 @@ pub fn status_of(error: ServiceError) -> Status {
     let mut status = Status::new(code, error.message);
     if let Ok(value) = MetadataValue::try_from(error.code) {
         status.metadata_mut().insert(ERROR_CODE_KEY, value);
+    }
+    if let Some((line, column)) = error.position {
+        status.metadata_mut().insert(ERROR_LINE_KEY, line.into());
+        status
+            .metadata_mut()
+            .insert(ERROR_COLUMN_KEY, column.into());
     }
     status
 }
@@ -56,7 +68,9 @@ pub struct GrpcFace {
 /// The gRPC service, ready to be routed (decoded messages bounded like HTTP bodies).
 pub fn server(service: Service) -> MeshAdminServer<GrpcFace> {
     MeshAdminServer::new(GrpcFace { service })
-        .max_decoding_message_size(MAX_BODY)
+        // The largest message is a policy document (SetAcl); every other request is bounded
+        // again by the service layer's own checks.
+        .max_decoding_message_size(MAX_POLICY_BODY)
         .max_encoding_message_size(64 * 1024 * 1024)
 }
 
@@ -342,5 +356,65 @@ impl MeshAdmin for GrpcFace {
             .await
             .map_err(status_of)?;
         Ok(Response::new(verdict.into()))
+    }
+
+    async fn get_acl(&self, request: Request<pb::MeshRef>) -> Result<Response<pb::Acl>, Status> {
+        self.viewer(&request)?;
+        let acl = self
+            .service
+            .get_acl(&request.into_inner().mesh, false)
+            .await
+            .map_err(status_of)?;
+        Ok(Response::new(acl.into()))
+    }
+
+    async fn set_acl(
+        &self,
+        request: Request<pb::SetAclRequest>,
+    ) -> Result<Response<pb::Acl>, Status> {
+        let caller = self.admin(&request)?;
+        let body = request.into_inner();
+        let acl = self
+            .service
+            .set_acl(
+                &caller,
+                &body.mesh,
+                SetAcl {
+                    document: body.document,
+                    expected_version: body.expected_version,
+                },
+            )
+            .await
+            .map_err(status_of)?;
+        Ok(Response::new(acl.into()))
+    }
+
+    async fn explain_acl(
+        &self,
+        request: Request<pb::ExplainAclRequest>,
+    ) -> Result<Response<pb::AclDecision>, Status> {
+        self.viewer(&request)?;
+        let body = request.into_inner();
+        let port = u16::try_from(body.port).map_err(|_| {
+            status_of(ServiceError::bad_request(format!(
+                "port {} is not 0-65535",
+                body.port
+            )))
+        })?;
+        let decision = self
+            .service
+            .explain_acl(
+                &body.mesh,
+                ExplainAcl {
+                    src: body.src,
+                    dst: body.dst,
+                    port,
+                    proto: Some(body.proto).filter(|p| !p.is_empty()),
+                },
+                false,
+            )
+            .await
+            .map_err(status_of)?;
+        Ok(Response::new(decision.into()))
     }
 }

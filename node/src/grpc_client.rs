@@ -5,7 +5,10 @@ use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 use x0t_proto::pb;
 use x0t_proto::pb::mesh_admin_client::MeshAdminClient;
-use x0t_types::api::{AuditVerification, NodeStatus, NodeView, RotateTokens, TokenView};
+use x0t_types::api::{
+    AclDecision, AclView, AuditVerification, ExplainAcl, NodeStatus, NodeView, RotateTokens,
+    SetAcl, TokenView,
+};
 
 use crate::NodeError;
 use crate::grpc::ERROR_CODE_KEY;
@@ -256,5 +259,57 @@ impl AdminClient {
             .await
             .map_err(error)?;
         Ok(verdict.into_inner().into())
+    }
+
+    /// The mesh's ACL policy.
+    pub async fn acl(&self, mesh: &str) -> Result<AclView, NodeError> {
+        let request = pb::MeshRef {
+            mesh: mesh.to_owned(),
+        };
+        let acl = self
+            .inner
+            .clone()
+            .get_acl(self.request(request)?)
+            .await
+            .map_err(error)?;
+        acl.into_inner().try_into().map_err(bad_answer)
+    }
+
+    /// Replaces the mesh's ACL policy.
+    pub async fn set_acl(&self, mesh: &str, body: SetAcl) -> Result<AclView, NodeError> {
+        let request = pb::SetAclRequest {
+            mesh: mesh.to_owned(),
+            document: body.document,
+            expected_version: body.expected_version,
+        };
+        let acl = self
+            .inner
+            .clone()
+            .set_acl(self.request(request)?)
+            .await
+            .map_err(error)?;
+        acl.into_inner().try_into().map_err(bad_answer)
+    }
+
+    /// Explains a flow under the mesh's ACL policy.
+    pub async fn explain_acl(
+        &self,
+        mesh: &str,
+        body: ExplainAcl,
+    ) -> Result<AclDecision, NodeError> {
+        let request = pb::ExplainAclRequest {
+            mesh: mesh.to_owned(),
+            src: body.src,
+            dst: body.dst,
+            port: u32::from(body.port),
+            proto: body.proto.unwrap_or_default(),
+        };
+        let decision = self
+            .inner
+            .clone()
+            .explain_acl(self.request(request)?)
+            .await
+            .map_err(error)?;
+        decision.into_inner().try_into().map_err(bad_answer)
     }
 }

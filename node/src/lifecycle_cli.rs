@@ -248,7 +248,7 @@ pub(crate) enum AclCommand {
 }
 
 /// `x0t acl …`.
-pub(crate) async fn acl(client: ApiClient, mesh: &str, which: AclCommand) -> anyhow::Result<()> {
+pub(crate) async fn acl(client: AdminClient, mesh: &str, which: AclCommand) -> anyhow::Result<()> {
     match which {
         AclCommand::Get { json } => {
             let view = client.acl(mesh).await?;
@@ -289,7 +289,7 @@ pub(crate) async fn acl(client: ApiClient, mesh: &str, which: AclCommand) -> any
             let view = client
                 .set_acl(
                     mesh,
-                    &x0t_node::api::SetAcl {
+                    x0t_node::api::SetAcl {
                         document,
                         expected_version,
                     },
@@ -314,7 +314,7 @@ pub(crate) async fn acl(client: ApiClient, mesh: &str, which: AclCommand) -> any
             let decision = client
                 .explain_acl(
                     mesh,
-                    &x0t_node::api::ExplainAcl {
+                    x0t_node::api::ExplainAcl {
                         src,
                         dst,
                         port,

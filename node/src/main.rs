@@ -634,7 +634,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             which,
             client,
             mesh,
-        } => lifecycle_cli::acl(client.client()?, &mesh.mesh, which).await,
+        } => lifecycle_cli::acl(client.admin().await?, &mesh.mesh, which).await,
         Command::Keys { which, client } => lifecycle_cli::keys(client.client()?, which).await,
         Command::Mesh { which } => {
             let view = match which {

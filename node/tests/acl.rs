@@ -9,6 +9,9 @@ use std::time::Duration;
 use common::{cluster, eventually, register, status_of};
 use x0t_crypto::SignedNodeCertificate;
 use x0t_node::api::{ApproveNode, ExplainAcl, SetAcl};
+use x0t_node::grpc::{ERROR_CODE_KEY, ERROR_COLUMN_KEY, ERROR_LINE_KEY};
+use x0t_node::grpc_client::AdminClient;
+use x0t_proto::pb;
 use x0t_types::{NodeState, PqProfile};
 
 const MESH: &str = "default";
@@ -185,6 +188,61 @@ async fn policies_are_validated_tested_versioned_audited_and_explained() {
     .await;
     let cert = SignedNodeCertificate::from_text(&status).unwrap();
     assert_eq!(cert.payload().pq_profile, PqProfile::Constrained);
+
+    // The gRPC face: the same answers; an invalid document's position in the metadata.
+    let url = nodes[1].info().api_url;
+    let grpc = AdminClient::connect(&url, Some(key.clone())).await.unwrap();
+    assert_eq!(grpc.acl(MESH).await.unwrap().document, POLICY);
+    let by_grpc = grpc
+        .explain_acl(MESH, explain(&hostname, "tag:broker", 1883))
+        .await
+        .unwrap();
+    let by_http = admin(1)
+        .explain_acl(MESH, &explain(&hostname, "tag:broker", 1883))
+        .await
+        .unwrap();
+    assert_eq!(by_grpc, by_http);
+    let mut raw = pb::mesh_admin_client::MeshAdminClient::connect(url)
+        .await
+        .unwrap();
+    let mut request = tonic::Request::new(pb::SetAclRequest {
+        mesh: MESH.into(),
+        document: "version = 1\n[pq]\nrobot = \"rsa\"\n".into(),
+        expected_version: None,
+    });
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {key}").parse().unwrap());
+    let status = raw.set_acl(request).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    let meta = |k: &str| {
+        status
+            .metadata()
+            .get(k)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(meta(ERROR_CODE_KEY), "invalid_policy");
+    assert_eq!(
+        (meta(ERROR_LINE_KEY), meta(ERROR_COLUMN_KEY)),
+        ("3".into(), "9".into())
+    );
+    let failing = grpc
+        .set_acl(
+            MESH,
+            SetAcl {
+                document: POLICY.replace("port = 1883", "port = 1"),
+                expected_version: None,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        failing.to_string().contains("policy_test_failed"),
+        "{failing}"
+    );
 
     // The CLI: a bad file is refused locally with its position; explain prints the decision.
     let exe = env!("CARGO_BIN_EXE_x0t");

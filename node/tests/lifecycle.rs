@@ -648,11 +648,32 @@ async fn the_grpc_face_and_the_admin_cli_act_like_the_http_face() {
             .reissue_token(MESH, &a.node_id().short(), 3_600)
             .await
             .map(|_| ()),
+        read_only
+            .set_acl(
+                MESH,
+                x0t_node::api::SetAcl {
+                    document: "version = 1\n".into(),
+                    expected_version: None,
+                },
+            )
+            .await
+            .map(|_| ()),
         anonymous.rotate_tokens(MESH).await.map(|_| ()),
         anonymous
             .approve(MESH, &a.node_id().short(), None)
             .await
             .map(|_| ()),
+        anonymous
+            .set_acl(
+                MESH,
+                x0t_node::api::SetAcl {
+                    document: "version = 1\n".into(),
+                    expected_version: None,
+                },
+            )
+            .await
+            .map(|_| ()),
+        anonymous.acl(MESH).await.map(|_| ()),
     ] {
         // Every mutating RPC (CreateMesh is the same service call, checked over HTTP).
         let err = result.unwrap_err();

@@ -3,7 +3,8 @@
 //! answers back into the types they print.
 
 use x0t_types::api::{
-    AuditVerification, ChainBreak, MeshView, NodeStatus, NodeView, RotateTokens, TokenView,
+    AclDecision, AclRuleRef, AclView, AuditVerification, ChainBreak, ClassProfile, ConsideredRule,
+    MeshView, NodeStatus, NodeView, RotateTokens, TokenView,
 };
 use x0t_types::{DeviceClass, NodeState, Plan};
 
@@ -262,5 +263,139 @@ mod tests {
             ..pb::Node::from(view)
         };
         assert!(NodeView::try_from(bad).is_err());
+    }
+}
+
+impl From<AclView> for pb::Acl {
+    fn from(a: AclView) -> Self {
+        Self {
+            mesh: a.mesh,
+            version: a.version,
+            document: a.document,
+            digest: a.digest,
+            updated_at: a.updated_at,
+            updated_by: a.updated_by,
+            rules: a.rules,
+            tests: a.tests,
+            pq_profiles: a
+                .pq_profiles
+                .into_iter()
+                .map(|p| pb::ClassProfile {
+                    device_class: p.device_class.name().to_owned(),
+                    pq_profile: p.pq_profile.name().to_owned(),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl TryFrom<pb::Acl> for AclView {
+    type Error = String;
+
+    fn try_from(a: pb::Acl) -> Result<Self, String> {
+        let pq_profiles = a
+            .pq_profiles
+            .into_iter()
+            .map(|p| {
+                Ok(ClassProfile {
+                    device_class: p.device_class.parse().map_err(|e| format!("{e}"))?,
+                    pq_profile: p.pq_profile.parse().map_err(|e| format!("{e}"))?,
+                })
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(Self {
+            mesh: a.mesh,
+            version: a.version,
+            document: a.document,
+            digest: a.digest,
+            updated_at: a.updated_at,
+            updated_by: a.updated_by,
+            rules: a.rules,
+            tests: a.tests,
+            pq_profiles,
+        })
+    }
+}
+
+impl From<AclRuleRef> for pb::AclRuleRef {
+    fn from(r: AclRuleRef) -> Self {
+        Self {
+            index: r.index,
+            name: r.name,
+            action: r.action,
+            line: r.line,
+            origin: r.origin,
+        }
+    }
+}
+
+impl From<pb::AclRuleRef> for AclRuleRef {
+    fn from(r: pb::AclRuleRef) -> Self {
+        Self {
+            index: r.index,
+            name: r.name,
+            action: r.action,
+            line: r.line,
+            origin: r.origin,
+        }
+    }
+}
+
+impl From<AclDecision> for pb::AclDecision {
+    fn from(d: AclDecision) -> Self {
+        Self {
+            allowed: d.allowed,
+            deciding_rule: d.deciding_rule.map(Into::into),
+            reason: d.reason,
+            src: d.src,
+            dst: d.dst,
+            proto: d.proto,
+            port: u32::from(d.port),
+            replies_allowed: d.replies_allowed,
+            considered: d
+                .considered
+                .into_iter()
+                .map(|c| pb::ConsideredRule {
+                    rule: Some(c.rule.into()),
+                    src_matched: c.src_matched,
+                    dst_matched: c.dst_matched,
+                    port_matched: c.port_matched,
+                    summary: c.summary,
+                })
+                .collect(),
+            policy_version: d.policy_version,
+        }
+    }
+}
+
+impl TryFrom<pb::AclDecision> for AclDecision {
+    type Error = String;
+
+    fn try_from(d: pb::AclDecision) -> Result<Self, String> {
+        let considered = d
+            .considered
+            .into_iter()
+            .map(|c| {
+                Ok(ConsideredRule {
+                    rule: c.rule.ok_or("a considered rule without its rule")?.into(),
+                    src_matched: c.src_matched,
+                    dst_matched: c.dst_matched,
+                    port_matched: c.port_matched,
+                    summary: c.summary,
+                })
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(Self {
+            allowed: d.allowed,
+            deciding_rule: d.deciding_rule.map(Into::into),
+            reason: d.reason,
+            src: d.src,
+            dst: d.dst,
+            proto: d.proto,
+            port: u16::try_from(d.port).map_err(|_| format!("port {} out of range", d.port))?,
+            replies_allowed: d.replies_allowed,
+            considered,
+            policy_version: d.policy_version,
+        })
     }
 }
