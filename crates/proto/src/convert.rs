@@ -220,52 +220,6 @@ impl From<pb::AuditVerification> for AuditVerification {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn node_states_round_trip_and_unknown_values_are_refused() {
-        for state in NodeState::ALL {
-            assert_eq!(
-                node_state_from_pb(node_state_to_pb(state).into()),
-                Some(state)
-            );
-        }
-        assert_eq!(node_state_from_pb(0), None);
-        assert_eq!(node_state_from_pb(99), None);
-    }
-
-    #[test]
-    fn nodes_round_trip() {
-        let view = NodeView {
-            node_id: "n".into(),
-            short_id: "s".into(),
-            mesh: "m".into(),
-            hostname: "h".into(),
-            device_class: DeviceClass::Sensor,
-            state: NodeState::Revoked,
-            state_reason: Some("lost".into()),
-            requested_tags: vec!["a".into()],
-            tags: vec![],
-            overlay_ip: None,
-            peer_id: "p".into(),
-            registered_at_ms: 1,
-            updated_at_ms: 2,
-            certificate_not_after_ms: Some(3),
-            token_id: None,
-            replaces: Some("r".into()),
-        };
-        let back = NodeView::try_from(pb::Node::from(view.clone())).unwrap();
-        assert_eq!(format!("{back:?}"), format!("{view:?}"));
-        let bad = pb::Node {
-            device_class: "toaster".into(),
-            ..pb::Node::from(view)
-        };
-        assert!(NodeView::try_from(bad).is_err());
-    }
-}
-
 impl From<AclView> for pb::Acl {
     fn from(a: AclView) -> Self {
         Self {
@@ -397,5 +351,103 @@ impl TryFrom<pb::AclDecision> for AclDecision {
             considered,
             policy_version: d.policy_version,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_states_round_trip_and_unknown_values_are_refused() {
+        for state in NodeState::ALL {
+            assert_eq!(
+                node_state_from_pb(node_state_to_pb(state).into()),
+                Some(state)
+            );
+        }
+        assert_eq!(node_state_from_pb(0), None);
+        assert_eq!(node_state_from_pb(99), None);
+    }
+
+    #[test]
+    fn nodes_round_trip() {
+        let view = NodeView {
+            node_id: "n".into(),
+            short_id: "s".into(),
+            mesh: "m".into(),
+            hostname: "h".into(),
+            device_class: DeviceClass::Sensor,
+            state: NodeState::Revoked,
+            state_reason: Some("lost".into()),
+            requested_tags: vec!["a".into()],
+            tags: vec![],
+            overlay_ip: None,
+            peer_id: "p".into(),
+            registered_at_ms: 1,
+            updated_at_ms: 2,
+            certificate_not_after_ms: Some(3),
+            token_id: None,
+            replaces: Some("r".into()),
+        };
+        let back = NodeView::try_from(pb::Node::from(view.clone())).unwrap();
+        assert_eq!(format!("{back:?}"), format!("{view:?}"));
+        let bad = pb::Node {
+            device_class: "toaster".into(),
+            ..pb::Node::from(view)
+        };
+        assert!(NodeView::try_from(bad).is_err());
+    }
+
+    #[test]
+    fn acl_views_and_decisions_round_trip() {
+        let view = AclView {
+            mesh: "m".into(),
+            version: 3,
+            document: "version = 1\n".into(),
+            digest: "ab".into(),
+            updated_at: Some("t".into()),
+            updated_by: None,
+            rules: 2,
+            tests: 1,
+            pq_profiles: vec![ClassProfile {
+                device_class: DeviceClass::Sensor,
+                pq_profile: x0t_types::PqProfile::Constrained,
+            }],
+        };
+        let back = AclView::try_from(pb::Acl::from(view.clone())).unwrap();
+        assert_eq!(format!("{back:?}"), format!("{view:?}"));
+        let rule = AclRuleRef {
+            index: 1,
+            name: "r".into(),
+            action: "deny".into(),
+            line: Some(4),
+            origin: "document".into(),
+        };
+        let decision = AclDecision {
+            allowed: false,
+            deciding_rule: Some(rule.clone()),
+            reason: "why".into(),
+            src: "tag:a".into(),
+            dst: "tag:b".into(),
+            proto: "udp".into(),
+            port: 53,
+            replies_allowed: false,
+            considered: vec![ConsideredRule {
+                rule,
+                src_matched: true,
+                dst_matched: false,
+                port_matched: true,
+                summary: "s".into(),
+            }],
+            policy_version: 3,
+        };
+        assert_eq!(
+            AclDecision::try_from(pb::AclDecision::from(decision.clone())).unwrap(),
+            decision
+        );
+        let mut wire = pb::AclDecision::from(decision);
+        wire.port = 70_000;
+        assert!(AclDecision::try_from(wire).is_err());
     }
 }
