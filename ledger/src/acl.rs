@@ -9,6 +9,10 @@ use x0t_types::{Actor, DeviceClass, MeshId, PqProfile, Timestamp};
 
 use crate::{Ledger, Outcome, RecordKey, Reject};
 
+/// Versions of a mesh's policy kept (the current one included), for `acl get --version` and
+/// rollback; older ones are forgotten (the audit chain keeps every version's digest).
+pub const MAX_ACL_VERSIONS: usize = 32;
+
 /// A mesh's current policy document.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AclRecord {
@@ -35,15 +39,27 @@ pub struct AclRecord {
 }
 
 impl Ledger {
-    /// A mesh's policy record, if one was ever set (none: deny everything, default profiles).
+    /// A mesh's current policy, if one was ever set (none: deny everything, default profiles).
     pub fn acl(&self, mesh: &MeshId) -> Option<&AclRecord> {
-        self.acls.get(mesh)
+        self.acl_history(mesh).next()
+    }
+
+    /// One kept version of a mesh's policy.
+    pub fn acl_version(&self, mesh: &MeshId, version: u64) -> Option<&AclRecord> {
+        self.acls.get(&(mesh.clone(), version))
+    }
+
+    /// The kept versions of a mesh's policy, newest first (at most [`MAX_ACL_VERSIONS`]).
+    pub fn acl_history(&self, mesh: &MeshId) -> impl Iterator<Item = &AclRecord> {
+        self.acls
+            .range((mesh.clone(), 0)..=(mesh.clone(), u64::MAX))
+            .rev()
+            .map(|(_, record)| record)
     }
 
     /// The PQ profile a node of `class` gets in `mesh`, under the mesh's current policy.
     pub fn pq_profile(&self, mesh: &MeshId, class: DeviceClass) -> PqProfile {
-        self.acls
-            .get(mesh)
+        self.acl(mesh)
             .and_then(|acl| acl.pq_profiles.get(&class).copied())
             .unwrap_or_else(|| class.default_pq_profile())
     }
@@ -60,7 +76,7 @@ impl Ledger {
         if !self.meshes.contains_key(mesh) {
             return Err(Reject::NoSuchMesh { mesh: mesh.clone() });
         }
-        let current = self.acls.get(mesh).map_or(0, |acl| acl.version);
+        let current = self.acl(mesh).map_or(0, |acl| acl.version);
         if let Some(expected) = expected_version
             && expected != current
         {
@@ -87,8 +103,17 @@ impl Ledger {
                 .map(|class| (class, policy.pq_profile(class)))
                 .collect(),
         };
-        self.acls.insert(mesh.clone(), record);
-        self.changed.insert(RecordKey::Acl(mesh.clone()));
+        self.acls.insert((mesh.clone(), version), record);
+        self.changed.insert(RecordKey::Acl(mesh.clone(), version));
+        let forgotten: Vec<u64> = self
+            .acl_history(mesh)
+            .skip(MAX_ACL_VERSIONS)
+            .map(|acl| acl.version)
+            .collect();
+        for old in forgotten {
+            self.acls.remove(&(mesh.clone(), old));
+            self.changed.insert(RecordKey::Acl(mesh.clone(), old));
+        }
         Ok(Outcome::AclSet { version })
     }
 }

@@ -23,7 +23,7 @@ mod acl;
 mod audit;
 mod nodes;
 
-pub use acl::{AclRecord, policy_reject};
+pub use acl::{AclRecord, MAX_ACL_VERSIONS, policy_reject};
 pub use audit::{AuditRecord, ChainHead, command_bytes, command_scope};
 pub use nodes::{
     CERTIFICATE_SKEW_MS, JoinTokenRecord, MAX_JOIN_TOKENS_PER_MESH, MAX_NODES_PER_MESH,
@@ -383,8 +383,8 @@ pub enum RecordKey {
     Audit(Option<MeshId>, u64),
     /// The identity key of an anchor, present or past, by node id.
     AnchorKey(NodeId),
-    /// A mesh's ACL policy, by mesh.
-    Acl(MeshId),
+    /// One version of a mesh's ACL policy, by mesh and version.
+    Acl(MeshId, u64),
 }
 
 /// One persisted record: the unit the storage layer writes.
@@ -408,7 +408,7 @@ pub enum Record {
     Audit(AuditRecord),
     /// An anchor's identity key.
     AnchorKey(NodeId, PublicKeyBytes),
-    /// A mesh's ACL policy.
+    /// One version of a mesh's ACL policy.
     Acl(AclRecord),
 }
 
@@ -425,7 +425,7 @@ impl Record {
             Self::JoinToken(token) => RecordKey::JoinToken(token.mesh.clone(), token.token_id),
             Self::Audit(entry) => RecordKey::Audit(entry.mesh.clone(), entry.seq),
             Self::AnchorKey(id, _) => RecordKey::AnchorKey(*id),
-            Self::Acl(acl) => RecordKey::Acl(acl.mesh.clone()),
+            Self::Acl(acl) => RecordKey::Acl(acl.mesh.clone(), acl.version),
         }
     }
 }
@@ -445,8 +445,8 @@ pub struct Ledger {
     audit: BTreeMap<(Option<MeshId>, u64), AuditRecord>,
     /// Derived from `nodes`: reserved overlay addresses per mesh.
     overlay_ips: BTreeMap<(MeshId, u32), NodeId>,
-    /// Each mesh's ACL policy (absent: the default, deny everything).
-    acls: BTreeMap<MeshId, AclRecord>,
+    /// Each mesh's recent ACL policy versions (none: the default, deny everything).
+    acls: BTreeMap<(MeshId, u64), AclRecord>,
     /// Derived from `audit`: the head of each chain.
     audit_heads: BTreeMap<Option<MeshId>, ChainHead>,
     /// Remembered request results by log index, oldest first.
@@ -511,7 +511,7 @@ impl Ledger {
                         .insert(token.token_id.clone(), token);
                 }
                 Record::Acl(acl) => {
-                    ledger.acls.insert(acl.mesh.clone(), acl);
+                    ledger.acls.insert((acl.mesh.clone(), acl.version), acl);
                 }
                 Record::Requests(group) => {
                     for request in &group.requests {
@@ -580,7 +580,11 @@ impl Ledger {
                 .get(id)
                 .cloned()
                 .map(Record::AnchorJoinToken),
-            RecordKey::Acl(mesh) => self.acls.get(mesh).cloned().map(Record::Acl),
+            RecordKey::Acl(mesh, version) => self
+                .acls
+                .get(&(mesh.clone(), *version))
+                .cloned()
+                .map(Record::Acl),
             RecordKey::Requests(index) => self
                 .request_groups
                 .get(index)
@@ -1037,7 +1041,7 @@ impl Ledger {
                     actor,
                     (meta.timestamp, meta.index),
                 )?;
-                let details = self.acls.get(mesh).map_or_else(String::new, |acl| {
+                let details = self.acl(mesh).map_or_else(String::new, |acl| {
                     format!(
                         "version {}, {} rule(s), {} test(s), digest {}",
                         acl.version,

@@ -1035,8 +1035,25 @@ mod tests {
             ledger
                 .take_changes()
                 .iter()
-                .any(|(key, _)| *key == RecordKey::Acl(mesh()))
+                .any(|(key, _)| *key == RecordKey::Acl(mesh(), 2))
         );
+        assert!(Ledger::from_records(ledger.records()) == ledger);
+
+        // Every version stays readable until MAX_ACL_VERSIONS newer ones exist.
+        assert_eq!(
+            ledger.acl_version(&mesh(), 1).unwrap().document,
+            constrained
+        );
+        for n in 3..=(crate::MAX_ACL_VERSIONS as u64 + 2) {
+            let doc = format!("version = 1\n# {n}\n");
+            ledger.ap(&set_acl(&doc, None), meta(4 + n)).unwrap();
+        }
+        let kept: Vec<u64> = ledger.acl_history(&mesh()).map(|a| a.version).collect();
+        assert_eq!(kept.len(), crate::MAX_ACL_VERSIONS);
+        assert_eq!((kept[0], *kept.last().unwrap()), (34, 3));
+        assert!(ledger.acl_version(&mesh(), 2).is_none());
+        let changes = ledger.take_changes();
+        assert!(changes.contains(&(RecordKey::Acl(mesh(), 1), None)));
         assert!(Ledger::from_records(ledger.records()) == ledger);
     }
 

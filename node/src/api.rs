@@ -16,10 +16,10 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use x0t_consensus::AnchorNode;
 pub use x0t_types::api::{
-    AclDecision, AclView, AnchorView, ApiKeyView, ApproveNode, AuditEntryView, AuditExport,
-    AuditVerification, CertificateStatus, CreateApiKey, CreateMesh, CreateToken, ErrorBody,
-    ErrorDetail, ExplainAcl, MeshView, NodeStatus, NodeView, Reason, RegisterNode, RotateTokens,
-    SetAcl, TokenView, UpdateSettings, VerifyCertificate,
+    AclDecision, AclVersionView, AclView, AnchorView, ApiKeyView, ApproveNode, AuditEntryView,
+    AuditExport, AuditVerification, CertificateStatus, CreateApiKey, CreateMesh, CreateToken,
+    ErrorBody, ErrorDetail, ExplainAcl, MeshView, NodeStatus, NodeView, Reason, RegisterNode,
+    RotateTokens, SetAcl, TokenView, UpdateSettings, VerifyCertificate,
 };
 use x0t_types::{DeviceClass, NodeState, Tag};
 
@@ -255,7 +255,7 @@ pub const ROUTES: &[RouteDoc] = &[
         "GET",
         "/api/v1/meshes/{mesh}/acl",
         Auth::Key,
-        "The mesh's ACL policy document, its version and the PQ profile per device class.",
+        "The mesh's ACL policy document (or ?version=N, one of the last 32), its version and the PQ profile per device class.",
         None,
         "AclView",
     ),
@@ -266,6 +266,14 @@ pub const ROUTES: &[RouteDoc] = &[
         "Replace the ACL policy: validated (errors with line/column), its tests run, committed through Raft, versioned, audited.",
         Some("SetAcl"),
         "AclView",
+    ),
+    route(
+        "GET",
+        "/api/v1/meshes/{mesh}/acl/history",
+        Auth::Key,
+        "The kept versions of the ACL policy (newest first): digest, who, when, sizes.",
+        None,
+        "AclVersionView[]",
     ),
     route(
         "POST",
@@ -783,13 +791,34 @@ async fn create_token(
     ))
 }
 
+/// Query of `GET …/acl`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AclQuery {
+    /// An older kept version instead of the current one.
+    version: Option<u64>,
+    #[serde(default)]
+    stale: bool,
+}
+
 async fn get_acl(
     State(service): State<Service>,
     _viewer: Viewer,
     PathParams(mesh): PathParams<String>,
-    QueryParams(options): QueryParams<ReadOptions>,
+    QueryParams(query): QueryParams<AclQuery>,
 ) -> Result<Json<AclView>, ApiError> {
-    Ok(Json(service.get_acl(&mesh, options.stale).await?))
+    Ok(Json(
+        service.get_acl(&mesh, query.version, query.stale).await?,
+    ))
+}
+
+async fn acl_history(
+    State(service): State<Service>,
+    _viewer: Viewer,
+    PathParams(mesh): PathParams<String>,
+    QueryParams(options): QueryParams<ReadOptions>,
+) -> Result<Json<Vec<AclVersionView>>, ApiError> {
+    Ok(Json(service.acl_history(&mesh, options.stale).await?))
 }
 
 async fn set_acl(
@@ -1033,6 +1062,7 @@ pub fn router(service: Service) -> Router {
                 .layer(DefaultBodyLimit::max(MAX_POLICY_BODY)),
         )
         .route("/api/v1/meshes/{mesh}/acl/explain", post(explain_acl))
+        .route("/api/v1/meshes/{mesh}/acl/history", get(acl_history))
         .route(
             "/api/v1/meshes/{mesh}/certificates/verify",
             post(verify_certificate),

@@ -358,14 +358,33 @@ impl MeshAdmin for GrpcFace {
         Ok(Response::new(verdict.into()))
     }
 
-    async fn get_acl(&self, request: Request<pb::MeshRef>) -> Result<Response<pb::Acl>, Status> {
+    async fn get_acl(
+        &self,
+        request: Request<pb::GetAclRequest>,
+    ) -> Result<Response<pb::Acl>, Status> {
         self.viewer(&request)?;
+        let body = request.into_inner();
         let acl = self
             .service
-            .get_acl(&request.into_inner().mesh, false)
+            .get_acl(&body.mesh, body.version, false)
             .await
             .map_err(status_of)?;
         Ok(Response::new(acl.into()))
+    }
+
+    async fn acl_history(
+        &self,
+        request: Request<pb::MeshRef>,
+    ) -> Result<Response<pb::AclHistoryResponse>, Status> {
+        self.viewer(&request)?;
+        let versions = self
+            .service
+            .acl_history(&request.into_inner().mesh, false)
+            .await
+            .map_err(status_of)?;
+        Ok(Response::new(pb::AclHistoryResponse {
+            versions: versions.into_iter().map(Into::into).collect(),
+        }))
     }
 
     async fn set_acl(

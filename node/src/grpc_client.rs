@@ -6,8 +6,8 @@ use tonic::{Code, Request, Status};
 use x0t_proto::pb;
 use x0t_proto::pb::mesh_admin_client::MeshAdminClient;
 use x0t_types::api::{
-    AclDecision, AclView, AuditVerification, ExplainAcl, NodeStatus, NodeView, RotateTokens,
-    SetAcl, TokenView,
+    AclDecision, AclVersionView, AclView, AuditVerification, ExplainAcl, NodeStatus, NodeView,
+    RotateTokens, SetAcl, TokenView,
 };
 
 use crate::NodeError;
@@ -261,10 +261,11 @@ impl AdminClient {
         Ok(verdict.into_inner().into())
     }
 
-    /// The mesh's ACL policy.
-    pub async fn acl(&self, mesh: &str) -> Result<AclView, NodeError> {
-        let request = pb::MeshRef {
+    /// The mesh's ACL policy: the current one, or a kept older `version`.
+    pub async fn acl(&self, mesh: &str, version: Option<u64>) -> Result<AclView, NodeError> {
+        let request = pb::GetAclRequest {
             mesh: mesh.to_owned(),
+            version,
         };
         let acl = self
             .inner
@@ -273,6 +274,25 @@ impl AdminClient {
             .await
             .map_err(error)?;
         acl.into_inner().try_into().map_err(bad_answer)
+    }
+
+    /// The kept versions of the mesh's ACL policy, newest first.
+    pub async fn acl_history(&self, mesh: &str) -> Result<Vec<AclVersionView>, NodeError> {
+        let request = pb::MeshRef {
+            mesh: mesh.to_owned(),
+        };
+        let history = self
+            .inner
+            .clone()
+            .acl_history(self.request(request)?)
+            .await
+            .map_err(error)?;
+        Ok(history
+            .into_inner()
+            .versions
+            .into_iter()
+            .map(Into::into)
+            .collect())
     }
 
     /// Replaces the mesh's ACL policy.

@@ -213,9 +213,25 @@ pub(crate) enum KeysCommand {
 pub(crate) enum AclCommand {
     /// Print the mesh's policy document (version 0: none set, everything denied).
     Get {
+        /// An older version (one of the last 32; see `acl history`).
+        #[arg(value_name = "VERSION")]
+        at_version: Option<u64>,
         /// Print the whole view as JSON (version, digest, PQ profiles…).
         #[arg(long)]
         json: bool,
+    },
+    /// The kept versions of the policy, newest first: who set each, when, its digest.
+    History {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make an older version current again (as a new version, audited like any update;
+    /// refused if the policy changed meanwhile or the old document's tests no longer pass).
+    Rollback {
+        /// The version to restore.
+        #[arg(value_name = "VERSION")]
+        to_version: u64,
     },
     /// Replace the policy with FILE (TOML; `-` reads standard input). Refused, with the line
     /// and column or the failing test, if it is invalid or its tests fail.
@@ -250,8 +266,53 @@ pub(crate) enum AclCommand {
 /// `x0t acl …`.
 pub(crate) async fn acl(client: AdminClient, mesh: &str, which: AclCommand) -> anyhow::Result<()> {
     match which {
-        AclCommand::Get { json } => {
-            let view = client.acl(mesh).await?;
+        AclCommand::History { json } => {
+            let history = client.acl_history(mesh).await?;
+            if json {
+                return print_json(&history);
+            }
+            if history.is_empty() {
+                eprintln!("mesh {mesh} has no policy yet: every flow is denied");
+            }
+            println!(
+                "{:>7}  {:<24}  {:<24}  {:>5}  {:>5}  digest",
+                "version", "set at", "by", "rules", "tests"
+            );
+            for v in history {
+                println!(
+                    "{:>7}  {:<24}  {:<24}  {:>5}  {:>5}  {}",
+                    v.version,
+                    v.updated_at,
+                    v.updated_by,
+                    v.rules,
+                    v.tests,
+                    v.digest.get(..16).unwrap_or(&v.digest)
+                );
+            }
+            Ok(())
+        }
+        AclCommand::Rollback {
+            to_version: version,
+        } => {
+            let current = client.acl(mesh, None).await?.version;
+            let old = client.acl(mesh, Some(version)).await?;
+            let view = client
+                .set_acl(
+                    mesh,
+                    x0t_node::api::SetAcl {
+                        document: old.document,
+                        expected_version: Some(current),
+                    },
+                )
+                .await?;
+            println!(
+                "policy of mesh {mesh} is now version {} (the document of version {version})",
+                view.version
+            );
+            Ok(())
+        }
+        AclCommand::Get { at_version, json } => {
+            let view = client.acl(mesh, at_version).await?;
             if json {
                 return print_json(&view);
             }

@@ -758,4 +758,13 @@ mod tests {
         assert!(parse_ttl("h").is_err());
         assert!(parse_ttl("99999999999999999999d").is_err());
     }
+
+    /// clap checks a command's definition only when that command is parsed (in debug
+    /// builds); this checks every subcommand at once (an argument named `version` clashed
+    /// with the global `--version` once, caught only by an end-to-end test).
+    #[test]
+    fn every_command_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
 }

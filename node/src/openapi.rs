@@ -4,11 +4,11 @@
 
 use serde_json::{Map, Value, json};
 use x0t_types::api::{
-    AclDecision, AclRuleRef, AclView, AnchorKeyView, AnchorView, ApiKeyView, ApproveNode,
-    AuditEntryView, AuditExport, AuditVerification, CertificateStatus, ChainBreak, ClassProfile,
-    ConsideredRule, CreateApiKey, CreateMesh, CreateToken, ErrorBody, ErrorDetail, ExplainAcl,
-    MeshView, NodeStatus, NodeView, Reason, RegisterNode, RotateTokens, SetAcl, TokenView,
-    UpdateSettings, VerifyCertificate,
+    AclDecision, AclRuleRef, AclVersionView, AclView, AnchorKeyView, AnchorView, ApiKeyView,
+    ApproveNode, AuditEntryView, AuditExport, AuditVerification, CertificateStatus, ChainBreak,
+    ClassProfile, ConsideredRule, CreateApiKey, CreateMesh, CreateToken, ErrorBody, ErrorDetail,
+    ExplainAcl, MeshView, NodeStatus, NodeView, Reason, RegisterNode, RotateTokens, SetAcl,
+    TokenView, UpdateSettings, VerifyCertificate,
 };
 use x0t_types::{DeviceClass, KeyRole, NodeState, Plan};
 
@@ -194,6 +194,17 @@ fn examples() -> Vec<(&'static str, Value)> {
                     device_class: DeviceClass::Sensor,
                     pq_profile: x0t_types::PqProfile::Constrained,
                 }],
+            }),
+        ),
+        (
+            "AclVersionView",
+            example(AclVersionView {
+                version: 4,
+                digest: "hex".into(),
+                updated_at: "2026-11-26T18:00:00.000Z".into(),
+                updated_by: "key:…".into(),
+                rules: 3,
+                tests: 2,
             }),
         ),
         (

@@ -192,7 +192,7 @@ async fn policies_are_validated_tested_versioned_audited_and_explained() {
     // The gRPC face: the same answers; an invalid document's position in the metadata.
     let url = nodes[1].info().api_url;
     let grpc = AdminClient::connect(&url, Some(key.clone())).await.unwrap();
-    assert_eq!(grpc.acl(MESH).await.unwrap().document, POLICY);
+    assert_eq!(grpc.acl(MESH, None).await.unwrap().document, POLICY);
     let by_grpc = grpc
         .explain_acl(MESH, explain(&hostname, "tag:broker", 1883))
         .await
@@ -290,7 +290,63 @@ async fn policies_are_validated_tested_versioned_audited_and_explained() {
         "{stdout}"
     );
     let out = cli(&["acl", "get"]);
-    assert!(String::from_utf8_lossy(&out.stdout).contains("robot = \"standard\""));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("robot = \"standard\""),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Versions: the history lists both, an old one reads back, rollback restores it as a
+    // new version, and an unknown version is a 404.
+    let out = cli(&["acl", "history", "--json"]);
+    let history: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        history
+            .iter()
+            .map(|v| v["version"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        [2, 1]
+    );
+    let out = cli(&["acl", "get", "1"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), POLICY);
+    let out = cli(&["acl", "rollback", "1"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let current = admin(2).acl(MESH).await.unwrap();
+    assert_eq!((current.version, current.document.as_str()), (3, POLICY));
+    let response = http
+        .get(format!(
+            "{}/api/v1/meshes/{MESH}/acl?version=99",
+            nodes[0].info().api_url
+        ))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 404);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "no_such_policy_version");
+    let history: Vec<serde_json::Value> = http
+        .get(format!(
+            "{}/api/v1/meshes/{MESH}/acl/history",
+            nodes[2].info().api_url
+        ))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(history.len(), 3);
+    assert_eq!(
+        history[0]["digest"], history[2]["digest"],
+        "rollback restores the same bytes"
+    );
 
     for node in nodes {
         node.stop().await;

@@ -673,7 +673,7 @@ async fn the_grpc_face_and_the_admin_cli_act_like_the_http_face() {
             )
             .await
             .map(|_| ()),
-        anonymous.acl(MESH).await.map(|_| ()),
+        anonymous.acl(MESH, None).await.map(|_| ()),
     ] {
         // Every mutating RPC (CreateMesh is the same service call, checked over HTTP).
         let err = result.unwrap_err();

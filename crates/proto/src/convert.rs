@@ -3,8 +3,8 @@
 //! answers back into the types they print.
 
 use x0t_types::api::{
-    AclDecision, AclRuleRef, AclView, AuditVerification, ChainBreak, ClassProfile, ConsideredRule,
-    MeshView, NodeStatus, NodeView, RotateTokens, TokenView,
+    AclDecision, AclRuleRef, AclVersionView, AclView, AuditVerification, ChainBreak, ClassProfile,
+    ConsideredRule, MeshView, NodeStatus, NodeView, RotateTokens, TokenView,
 };
 use x0t_types::{DeviceClass, NodeState, Plan};
 
@@ -351,6 +351,32 @@ impl TryFrom<pb::AclDecision> for AclDecision {
             considered,
             policy_version: d.policy_version,
         })
+    }
+}
+
+impl From<AclVersionView> for pb::AclVersion {
+    fn from(v: AclVersionView) -> Self {
+        Self {
+            version: v.version,
+            digest: v.digest,
+            updated_at: v.updated_at,
+            updated_by: v.updated_by,
+            rules: v.rules,
+            tests: v.tests,
+        }
+    }
+}
+
+impl From<pb::AclVersion> for AclVersionView {
+    fn from(v: pb::AclVersion) -> Self {
+        Self {
+            version: v.version,
+            digest: v.digest,
+            updated_at: v.updated_at,
+            updated_by: v.updated_by,
+            rules: v.rules,
+            tests: v.tests,
+        }
     }
 }
 

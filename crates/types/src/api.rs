@@ -383,6 +383,24 @@ pub struct AclView {
     pub pq_profiles: Vec<ClassProfile>,
 }
 
+/// One kept version of a mesh's policy, without its document
+/// (`GET /api/v1/meshes/{mesh}/acl/history`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AclVersionView {
+    /// The version.
+    pub version: u64,
+    /// blake3 of its document, hex.
+    pub digest: String,
+    /// When it was set (RFC 3339).
+    pub updated_at: String,
+    /// Who set it.
+    pub updated_by: String,
+    /// How many rules it has.
+    pub rules: u32,
+    /// How many policy tests it carries.
+    pub tests: u32,
+}
+
 /// One device class and its post-quantum profile.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClassProfile {

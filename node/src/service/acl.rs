@@ -6,10 +6,10 @@ use std::sync::{Arc, Mutex};
 
 use x0t_ledger::{AclRecord, Ledger, Reject, policy_reject};
 use x0t_policy::{Endpoint, Flow, Policy, Protocol};
-use x0t_types::api::{AclDecision, AclView, ClassProfile, ExplainAcl, SetAcl};
+use x0t_types::api::{AclDecision, AclVersionView, AclView, ClassProfile, ExplainAcl, SetAcl};
 use x0t_types::{Command, DeviceClass, MeshId};
 
-use super::{Caller, Service, ServiceError, hex, mesh_id};
+use super::{Caller, ErrorKind, Service, ServiceError, hex, mesh_id};
 
 /// Compiled policies by mesh, with the version they were compiled from: a document is
 /// parsed once per version, not once per `explain`.
@@ -74,15 +74,62 @@ fn endpoint(ledger: &Ledger, mesh: &MeshId, text: &str) -> Result<Endpoint, Serv
 }
 
 impl Service {
-    /// A mesh's ACL policy (version 0 and an empty document: the default, deny everything).
-    pub async fn get_acl(&self, mesh: &str, stale: bool) -> Result<AclView, ServiceError> {
+    /// A mesh's ACL policy, the current one or a kept older `version` (version 0 and an
+    /// empty document: the default, deny everything).
+    pub async fn get_acl(
+        &self,
+        mesh: &str,
+        version: Option<u64>,
+        stale: bool,
+    ) -> Result<AclView, ServiceError> {
         let mesh = mesh_id(mesh)?;
         self.barrier(stale).await?;
         self.control.read(|l| {
             if l.mesh(&mesh).is_none() {
                 return Err(Reject::NoSuchMesh { mesh: mesh.clone() }.into());
             }
-            Ok(acl_view(&mesh, l.acl(&mesh)))
+            match version {
+                None => Ok(acl_view(&mesh, l.acl(&mesh))),
+                Some(0) if l.acl_history(&mesh).next().is_none() => Ok(acl_view(&mesh, None)),
+                Some(v) => l
+                    .acl_version(&mesh, v)
+                    .map(|record| acl_view(&mesh, Some(record)))
+                    .ok_or_else(|| {
+                        ServiceError::new(
+                            ErrorKind::NotFound,
+                            "no_such_policy_version",
+                            format!(
+                                "mesh {mesh} has no policy version {v} (the last {} versions are kept; see acl history)",
+                                x0t_ledger::MAX_ACL_VERSIONS
+                            ),
+                        )
+                    }),
+            }
+        })
+    }
+
+    /// The kept versions of a mesh's policy, newest first.
+    pub async fn acl_history(
+        &self,
+        mesh: &str,
+        stale: bool,
+    ) -> Result<Vec<AclVersionView>, ServiceError> {
+        let mesh = mesh_id(mesh)?;
+        self.barrier(stale).await?;
+        self.control.read(|l| {
+            if l.mesh(&mesh).is_none() {
+                return Err(Reject::NoSuchMesh { mesh: mesh.clone() }.into());
+            }
+            Ok(l.acl_history(&mesh)
+                .map(|r| AclVersionView {
+                    version: r.version,
+                    digest: hex(&r.digest),
+                    updated_at: r.updated_at.to_string(),
+                    updated_by: r.updated_by.to_string(),
+                    rules: r.rules,
+                    tests: r.tests,
+                })
+                .collect())
         })
     }
 
