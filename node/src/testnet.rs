@@ -152,7 +152,9 @@ pub async fn wait_ready(
 
 /// Starts `anchors` nodes and waits for one cluster: node1 bootstraps, then each other node
 /// joins through node1's peer address with its own single-use anchor-join token, issued with
-/// node1's admin key — the way a new machine joins.
+/// node1's admin key — the way a new machine joins. A directory that already holds a testnet
+/// is restarted as it is (every node from its own data; none can be joined or issue a token
+/// before a quorum is back).
 pub async fn up(
     exe: &Path,
     testnet_dir: &Path,
@@ -162,6 +164,26 @@ pub async fn up(
 ) -> Result<Vec<NodeInfo>, NodeError> {
     if anchors == 0 || anchors > 7 {
         return Err(NodeError::Config("a testnet has 1 to 7 anchors".into()));
+    }
+    let existing = (1..=7)
+        .filter(|&index| node_dir(testnet_dir, index).join("db").exists())
+        .count();
+    if existing > 0 {
+        if existing != anchors {
+            return Err(NodeError::Config(format!(
+                "{} holds a testnet of {existing} anchor(s); restart it with --anchors {existing}, or remove the directory for a new one",
+                testnet_dir.display()
+            )));
+        }
+        let pids = (1..=anchors)
+            .map(|index| spawn_node(exe, testnet_dir, index, base_port, None, extra_args))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut infos = Vec::new();
+        for (index, pid) in (1..=anchors).zip(pids) {
+            infos.push(wait_ready(testnet_dir, index, pid, Duration::from_secs(60)).await?);
+        }
+        wait_formed(&infos[0].api_url, anchors).await?;
+        return Ok(infos);
     }
     let mut infos = Vec::new();
     let first = spawn_node(exe, testnet_dir, 1, base_port, None, extra_args)?;
@@ -189,12 +211,18 @@ pub async fn up(
         let pid = spawn_node(exe, testnet_dir, index, base_port, Some(&join), extra_args)?;
         infos.push(wait_ready(testnet_dir, index, pid, Duration::from_secs(60)).await?);
     }
-    let client = ApiClient::new(&infos[0].api_url, None)?;
+    wait_formed(&infos[0].api_url, anchors).await?;
+    Ok(infos)
+}
+
+/// Waits until the node at `api_url` sees `anchors` voters and a leader.
+async fn wait_formed(api_url: &str, anchors: usize) -> Result<(), NodeError> {
+    let client = ApiClient::new(api_url, None)?;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let status = client.cluster().await?;
         if status.voters.len() == anchors && status.leader.is_some() {
-            return Ok(infos);
+            return Ok(());
         }
         if Instant::now() > deadline {
             return Err(NodeError::Config(format!(

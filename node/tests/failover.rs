@@ -152,6 +152,15 @@ async fn leader_kill_restart_and_snapshot_catch_up() {
     assert!(status.snapshot_index.unwrap_or(0) > behind_at, "{status:?}");
 
     assert_eq!(testnet::down(&dir).await.unwrap(), 3);
+
+    // `testnet up` on the same directory restarts the cluster from its files (no node can
+    // issue a join token before a quorum is back); a different size is refused clearly.
+    let error = testnet::up(exe, &dir, 2, base, &args).await.unwrap_err();
+    assert!(error.to_string().contains("--anchors 3"), "{error}");
+    testnet::up(exe, &dir, 3, base, &args).await.unwrap();
+    let view = client(1).mesh("m", false).await.unwrap();
+    assert_eq!(view.version, last.version);
+    assert_eq!(testnet::down(&dir).await.unwrap(), 3);
 }
 
 /// A write acknowledged just before kill -9 is there after restart. `X0T_DURABILITY_ROUNDS`

@@ -519,6 +519,14 @@ pub fn explain_text(decision: &AclDecision) -> String {
     if decision.considered.is_empty() {
         out.push_str("  (none: the policy has no rules)\n");
     }
+    // Names in one column, as wide as the longest (within reason).
+    let width = decision
+        .considered
+        .iter()
+        .map(|c| c.rule.name.chars().count())
+        .max()
+        .unwrap_or(0)
+        .min(40);
     for c in &decision.considered {
         let mark = |ok: bool| if ok { "yes" } else { "no" };
         let deciding = decision
@@ -526,7 +534,7 @@ pub fn explain_text(decision: &AclDecision) -> String {
             .as_ref()
             .is_some_and(|d| d.index == c.rule.index);
         out.push_str(&format!(
-            "  {} #{:<3} {:<24} src {:<3} dst {:<3} port {:<3} {}{}\n",
+            "  {} #{:<3} {:<width$} src {:<3} dst {:<3} port {:<3} {}{}\n",
             if deciding { "→" } else { " " },
             c.rule.index,
             c.rule.name,

@@ -119,3 +119,14 @@ fn every_example_in_the_policy_guide_holds() {
         "{accepted} {refusals} {transcripts}"
     );
 }
+
+/// The example policy `scripts/run` installs is accepted, with its tests.
+#[test]
+fn the_example_policy_is_accepted() {
+    let text = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/policy.toml"
+    ));
+    let policy = Policy::parse(text).unwrap_or_else(|e| panic!("examples/policy.toml: {e}"));
+    assert!(policy.document().tests.len() >= 4);
+}
