@@ -671,6 +671,34 @@ impl Validator<'_> {
         })
     }
 
+    /// A rule's or test's name as given, or `<kind> #N` (1-based).
+    fn name(
+        &self,
+        kind: &str,
+        given: Option<&Spanned<String>>,
+        n: usize,
+    ) -> Result<String, PolicyError> {
+        match given {
+            Some(name) => {
+                check_name(kind, name.get_ref()).map_err(|m| self.error(name.span(), m))?;
+                Ok(name.get_ref().clone())
+            }
+            None => Ok(format!("{kind} #{}", n + 1)),
+        }
+    }
+
+    /// `allow` or `deny` (a rule's `action`, a test's `expect`).
+    fn action(&self, field: &str, value: &Spanned<String>) -> Result<Action, PolicyError> {
+        match value.get_ref().as_str() {
+            "allow" => Ok(Action::Allow),
+            "deny" => Ok(Action::Deny),
+            other => Err(self.error(
+                value.span(),
+                format!("{field} {other:?}; expected \"allow\" or \"deny\""),
+            )),
+        }
+    }
+
     fn selector_list<'s>(
         &self,
         span: Range<usize>,
@@ -728,23 +756,8 @@ impl Validator<'_> {
     ) -> Result<Rule, PolicyError> {
         let line = self.line(&raw.span());
         let rule = raw.get_ref();
-        let name = match &rule.name {
-            Some(name) => {
-                check_name("rule", name.get_ref()).map_err(|m| self.error(name.span(), m))?;
-                name.get_ref().clone()
-            }
-            None => format!("rule #{}", n + 1),
-        };
-        let action = match rule.action.get_ref().as_str() {
-            "allow" => Action::Allow,
-            "deny" => Action::Deny,
-            other => {
-                return Err(self.error(
-                    rule.action.span(),
-                    format!("action {other:?}; expected \"allow\" or \"deny\""),
-                ));
-            }
-        };
+        let name = self.name("rule", rule.name.as_ref(), n)?;
+        let action = self.action("action", &rule.action)?;
         let side =
             |value: &Spanned<toml::Value>, field: &str| -> Result<Vec<Selector>, PolicyError> {
                 let selectors =
@@ -803,13 +816,7 @@ impl Validator<'_> {
     ) -> Result<PolicyTest, PolicyError> {
         let line = self.line(&raw.span());
         let test = raw.get_ref();
-        let name = match &test.name {
-            Some(name) => {
-                check_name("test", name.get_ref()).map_err(|m| self.error(name.span(), m))?;
-                name.get_ref().clone()
-            }
-            None => format!("test #{}", n + 1),
-        };
+        let name = self.name("test", test.name.as_ref(), n)?;
         let endpoint = |value: &Spanned<String>| {
             value
                 .get_ref()
@@ -831,16 +838,7 @@ impl Validator<'_> {
                 .filter(|p| *p > 0)
                 .ok_or_else(|| self.error(port.span(), "port must be 1-65535"))?,
         };
-        let expect = match test.expect.get_ref().as_str() {
-            "allow" => Action::Allow,
-            "deny" => Action::Deny,
-            other => {
-                return Err(self.error(
-                    test.expect.span(),
-                    format!("expect {other:?}; expected \"allow\" or \"deny\""),
-                ));
-            }
-        };
+        let expect = self.action("expect", &test.expect)?;
         let rule = match &test.rule {
             Some(rule) => {
                 let known = rule_names.contains(rule.get_ref())
