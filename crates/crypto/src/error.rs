@@ -74,6 +74,14 @@ pub enum CryptoError {
     /// AEAD open failed: wrong key, wrong nonce, tampered ciphertext or associated data.
     #[error("AEAD authentication failed")]
     AeadOpen,
+    /// A sealed frame whose counter was received before or is too old.
+    #[error("replayed frame (counter {counter}): {reason}")]
+    Replay {
+        /// The frame's counter.
+        counter: u64,
+        /// Why it is refused.
+        reason: &'static str,
+    },
     /// A sealing key used up its nonce space; the session must rekey.
     #[error("nonce space of this key is exhausted; rekey the session")]
     NonceExhausted,

@@ -6,6 +6,8 @@
 //! - [`kem`]: ML-KEM-768 (and ML-KEM-512).
 //! - [`hybrid`]: X25519 + ML-KEM key exchange combined with blake3; secure while either holds.
 //! - [`aead`]: ChaCha20-Poly1305 whose types make nonce reuse under one key impossible.
+//! - [`frame`]: data-plane frames (a header relays can route on, a body sealed end to end),
+//!   the replay window and the rekey policy.
 //! - [`NodeCertificate`], [`JoinToken`]: versioned canonical encodings inside a [`Signed`]
 //!   envelope; golden tests pin their bytes.
 //! - [`keyfile`]: the on-disk identity format (0600, atomic, checksummed, versioned).
@@ -16,6 +18,7 @@ pub mod aead;
 pub mod audit;
 mod cert;
 mod error;
+pub mod frame;
 pub mod hybrid;
 pub mod kem;
 pub mod keyfile;
