@@ -16,10 +16,10 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use x0t_consensus::AnchorNode;
 pub use x0t_types::api::{
-    AclDecision, AclVersionView, AclView, AnchorView, ApiKeyView, ApproveNode, AuditEntryView,
-    AuditExport, AuditVerification, CertificateStatus, CreateApiKey, CreateMesh, CreateToken,
-    ErrorBody, ErrorDetail, ExplainAcl, MeshView, NodeStatus, NodeView, Reason, RegisterNode,
-    RotateTokens, SetAcl, TokenView, UpdateSettings, VerifyCertificate,
+    AclDecision, AclValidation, AclVersionView, AclView, AnchorView, ApiKeyView, ApproveNode,
+    AuditEntryView, AuditExport, AuditVerification, CertificateStatus, CreateApiKey, CreateMesh,
+    CreateToken, ErrorBody, ErrorDetail, ExplainAcl, MeshView, NodeStatus, NodeView, Reason,
+    RegisterNode, RotateTokens, SetAcl, TokenView, UpdateSettings, ValidateAcl, VerifyCertificate,
 };
 use x0t_types::{DeviceClass, NodeState, Tag};
 
@@ -277,9 +277,17 @@ pub const ROUTES: &[RouteDoc] = &[
     ),
     route(
         "POST",
+        "/api/v1/meshes/{mesh}/acl/validate",
+        Auth::Key,
+        "Check a policy document as PUT would (syntax, limits, its tests) without saving it.",
+        Some("ValidateAcl"),
+        "AclValidation",
+    ),
+    route(
+        "POST",
         "/api/v1/meshes/{mesh}/acl/explain",
         Auth::Key,
-        "Whether SRC may open a flow to DST on a port, which rule decides, and how every rule matched.",
+        "Whether SRC may open a flow to DST on a port, which rule decides, and how every rule matched (under the mesh's policy, or a draft `document`).",
         Some("ExplainAcl"),
         "AclDecision",
     ),
@@ -812,6 +820,15 @@ async fn get_acl(
     ))
 }
 
+async fn validate_acl(
+    State(service): State<Service>,
+    _viewer: Viewer,
+    PathParams(_mesh): PathParams<String>,
+    JsonBody(body): JsonBody<ValidateAcl>,
+) -> Result<Json<AclValidation>, ApiError> {
+    Ok(Json(service.validate_acl(body)?))
+}
+
 async fn acl_history(
     State(service): State<Service>,
     _viewer: Viewer,
@@ -1061,7 +1078,14 @@ pub fn router(service: Service) -> Router {
                 // A policy document may be up to 1 MiB (escaped in JSON).
                 .layer(DefaultBodyLimit::max(MAX_POLICY_BODY)),
         )
-        .route("/api/v1/meshes/{mesh}/acl/explain", post(explain_acl))
+        .route(
+            "/api/v1/meshes/{mesh}/acl/explain",
+            post(explain_acl).layer(DefaultBodyLimit::max(MAX_POLICY_BODY)),
+        )
+        .route(
+            "/api/v1/meshes/{mesh}/acl/validate",
+            post(validate_acl).layer(DefaultBodyLimit::max(MAX_POLICY_BODY)),
+        )
         .route("/api/v1/meshes/{mesh}/acl/history", get(acl_history))
         .route(
             "/api/v1/meshes/{mesh}/certificates/verify",

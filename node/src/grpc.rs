@@ -11,7 +11,7 @@ use tonic::{Code, Request, Response, Status};
 use x0t_proto::pb;
 use x0t_proto::pb::mesh_admin_server::{MeshAdmin, MeshAdminServer};
 use x0t_types::api::{
-    ApproveNode, CreateMesh, CreateToken, ExplainAcl, Reason, RegisterNode, SetAcl,
+    ApproveNode, CreateMesh, CreateToken, ExplainAcl, Reason, RegisterNode, SetAcl, ValidateAcl,
 };
 use x0t_types::{DeviceClass, NodeState, Tag};
 
@@ -429,11 +429,37 @@ impl MeshAdmin for GrpcFace {
                     dst: body.dst,
                     port,
                     proto: Some(body.proto).filter(|p| !p.is_empty()),
+                    document: body.document,
                 },
                 false,
             )
             .await
             .map_err(status_of)?;
         Ok(Response::new(decision.into()))
+    }
+
+    async fn validate_acl(
+        &self,
+        request: Request<pb::ValidateAclRequest>,
+    ) -> Result<Response<pb::AclValidation>, Status> {
+        self.viewer(&request)?;
+        let checked = self
+            .service
+            .validate_acl(ValidateAcl {
+                document: request.into_inner().document,
+            })
+            .map_err(status_of)?;
+        Ok(Response::new(pb::AclValidation {
+            rules: checked.rules,
+            tests: checked.tests,
+            pq_profiles: checked
+                .pq_profiles
+                .into_iter()
+                .map(|p| pb::ClassProfile {
+                    device_class: p.device_class.name().to_owned(),
+                    pq_profile: p.pq_profile.name().to_owned(),
+                })
+                .collect(),
+        }))
     }
 }

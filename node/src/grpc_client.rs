@@ -323,6 +323,7 @@ impl AdminClient {
             dst: body.dst,
             port: u32::from(body.port),
             proto: body.proto.unwrap_or_default(),
+            document: body.document,
         };
         let decision = self
             .inner

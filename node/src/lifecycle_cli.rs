@@ -245,6 +245,13 @@ pub(crate) enum AclCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Check policy files offline (syntax, limits, their tests), e.g. in a CI pipeline:
+    /// exit status 1, with file, line and column, at the first refused one. Needs no node.
+    Check {
+        /// The documents.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// Whether SRC may open a flow to DST on PORT, and which rule decides. SRC and DST are
     /// node ids, short ids, hostnames, or attributes ("tag:robot class:robot").
     Explain {
@@ -257,6 +264,10 @@ pub(crate) enum AclCommand {
         /// tcp, udp or icmp.
         #[arg(long, default_value = "tcp")]
         proto: String,
+        /// Explain under this draft document instead of the mesh's policy (nothing is saved;
+        /// node names are still looked up on the anchors).
+        #[arg(long, value_name = "FILE")]
+        draft: Option<PathBuf>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -365,13 +376,21 @@ pub(crate) async fn acl(client: AdminClient, mesh: &str, which: AclCommand) -> a
             );
             Ok(())
         }
+        AclCommand::Check { files } => acl_check(&files),
         AclCommand::Explain {
             src,
             dst,
             port,
             proto,
+            draft,
             json,
         } => {
+            let document = draft
+                .map(|path| {
+                    std::fs::read_to_string(&path)
+                        .with_context(|| format!("reading {}", path.display()))
+                })
+                .transpose()?;
             let decision = client
                 .explain_acl(
                     mesh,
@@ -380,6 +399,7 @@ pub(crate) async fn acl(client: AdminClient, mesh: &str, which: AclCommand) -> a
                         dst,
                         port,
                         proto: Some(proto),
+                        document,
                     },
                 )
                 .await?;
@@ -391,6 +411,24 @@ pub(crate) async fn acl(client: AdminClient, mesh: &str, which: AclCommand) -> a
             }
         }
     }
+}
+
+/// `x0t acl check FILE…`: the same checks the anchors run, offline.
+pub(crate) fn acl_check(files: &[PathBuf]) -> anyhow::Result<()> {
+    for file in files {
+        let document =
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        match x0t_policy::Policy::parse(&document) {
+            Ok(policy) => println!(
+                "{}: ok ({} rules, {} tests passed)",
+                file.display(),
+                policy.document().rules.len(),
+                policy.document().tests.len()
+            ),
+            Err(error) => bail!("{}: {error}", file.display()),
+        }
+    }
+    Ok(())
 }
 
 fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {

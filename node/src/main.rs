@@ -630,6 +630,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
             client,
             mesh,
         } => lifecycle_cli::audit(client.admin(), &mesh.mesh, which).await,
+        // Offline: needs no node to talk to.
+        Command::Acl {
+            which: lifecycle_cli::AclCommand::Check { files },
+            ..
+        } => lifecycle_cli::acl_check(&files),
         Command::Acl {
             which,
             client,

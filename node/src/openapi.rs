@@ -4,11 +4,11 @@
 
 use serde_json::{Map, Value, json};
 use x0t_types::api::{
-    AclDecision, AclRuleRef, AclVersionView, AclView, AnchorKeyView, AnchorView, ApiKeyView,
-    ApproveNode, AuditEntryView, AuditExport, AuditVerification, CertificateStatus, ChainBreak,
-    ClassProfile, ConsideredRule, CreateApiKey, CreateMesh, CreateToken, ErrorBody, ErrorDetail,
-    ExplainAcl, MeshView, NodeStatus, NodeView, Reason, RegisterNode, RotateTokens, SetAcl,
-    TokenView, UpdateSettings, VerifyCertificate,
+    AclDecision, AclRuleRef, AclValidation, AclVersionView, AclView, AnchorKeyView, AnchorView,
+    ApiKeyView, ApproveNode, AuditEntryView, AuditExport, AuditVerification, CertificateStatus,
+    ChainBreak, ClassProfile, ConsideredRule, CreateApiKey, CreateMesh, CreateToken, ErrorBody,
+    ErrorDetail, ExplainAcl, MeshView, NodeStatus, NodeView, Reason, RegisterNode, RotateTokens,
+    SetAcl, TokenView, UpdateSettings, ValidateAcl, VerifyCertificate,
 };
 use x0t_types::{DeviceClass, KeyRole, NodeState, Plan};
 
@@ -214,6 +214,24 @@ fn examples() -> Vec<(&'static str, Value)> {
                 dst: "tag:server".into(),
                 port: 443,
                 proto: Some("tcp".into()),
+                document: Some("version = 1\n…".into()),
+            }),
+        ),
+        (
+            "ValidateAcl",
+            example(ValidateAcl {
+                document: "version = 1\n".into(),
+            }),
+        ),
+        (
+            "AclValidation",
+            example(AclValidation {
+                rules: 3,
+                tests: 2,
+                pq_profiles: vec![ClassProfile {
+                    device_class: DeviceClass::Sensor,
+                    pq_profile: x0t_types::PqProfile::Constrained,
+                }],
             }),
         ),
         (

@@ -146,6 +146,7 @@ async fn policies_are_validated_tested_versioned_audited_and_explained() {
         dst: dst.into(),
         port,
         proto: None,
+        document: None,
     };
     let allowed = admin(2)
         .explain_acl(MESH, &explain(&hostname, "tag:broker", 1883))
@@ -296,6 +297,75 @@ async fn policies_are_validated_tested_versioned_audited_and_explained() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+
+    // Validate without saving (HTTP), explain under a draft (CLI), check files offline.
+    let validate = async |document: &str| {
+        let response = http
+            .post(format!(
+                "{}/api/v1/meshes/{MESH}/acl/validate",
+                nodes[1].info().api_url
+            ))
+            .bearer_auth(&key)
+            .json(&serde_json::json!({ "document": document }))
+            .send()
+            .await
+            .unwrap();
+        (
+            response.status().as_u16(),
+            response.json::<serde_json::Value>().await.unwrap(),
+        )
+    };
+    let (status, body) = validate(POLICY).await;
+    assert_eq!(
+        (status, body["rules"].as_u64(), body["tests"].as_u64()),
+        (200, Some(2), Some(1))
+    );
+    let (status, body) = validate(&POLICY.replace("port = 1883", "port = 1")).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (422, Some("policy_test_failed"))
+    );
+    let draft = root.path().join("draft.toml");
+    std::fs::write(&draft, "version = 1\n[[rule]]\nname = \"draft ssh\"\naction = \"allow\"\nsrc = \"*\"\ndst = \"*\"\nports = [\"tcp/22\"]\n").unwrap();
+    let out = cli(&[
+        "acl",
+        "explain",
+        "class:robot",
+        "tag:broker",
+        "22",
+        "--json",
+        "--draft",
+        draft.to_str().unwrap(),
+    ]);
+    let decision: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (
+            decision["allowed"].as_bool(),
+            decision["policy_version"].as_u64()
+        ),
+        (Some(true), Some(0))
+    );
+    assert_eq!(decision["deciding_rule"]["name"], "draft ssh");
+    assert_eq!(
+        admin(0).acl(MESH).await.unwrap().version,
+        2,
+        "validate and drafts save nothing"
+    );
+    let offline = std::process::Command::new(exe)
+        .args(["acl", "check"])
+        .arg(&good)
+        .arg(&bad)
+        .env("X0T_API", "http://127.0.0.1:1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&offline.stdout);
+    let stderr = String::from_utf8_lossy(&offline.stderr);
+    assert!(!offline.status.success());
+    assert!(
+        stdout.contains("good.toml: ok (2 rules, 1 tests passed)"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("bad.toml: line 3, column 10"), "{stderr}");
 
     // Versions: the history lists both, an old one reads back, rollback restores it as a
     // new version, and an unknown version is a 404.

@@ -425,6 +425,29 @@ pub struct ExplainAcl {
     /// `tcp` (default), `udp` or `icmp`.
     #[serde(default)]
     pub proto: Option<String>,
+    /// Explain under this draft document instead of the mesh's policy (its tests are not
+    /// run; the answer's `policy_version` is 0).
+    #[serde(default)]
+    pub document: Option<String>,
+}
+
+/// Request body of `POST /api/v1/meshes/{mesh}/acl/validate`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValidateAcl {
+    /// The policy document (TOML).
+    pub document: String,
+}
+
+/// A policy document that validated and whose tests passed (nothing was saved).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AclValidation {
+    /// How many rules it has (built-in profile rules included).
+    pub rules: u32,
+    /// How many policy tests passed.
+    pub tests: u32,
+    /// The post-quantum profile each device class would get.
+    pub pq_profiles: Vec<ClassProfile>,
 }
 
 /// Why a flow is allowed or denied (`explain`).

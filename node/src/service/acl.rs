@@ -6,7 +6,10 @@ use std::sync::{Arc, Mutex};
 
 use x0t_ledger::{AclRecord, Ledger, Reject, policy_reject};
 use x0t_policy::{Endpoint, Flow, Policy, Protocol};
-use x0t_types::api::{AclDecision, AclVersionView, AclView, ClassProfile, ExplainAcl, SetAcl};
+use x0t_types::api::{
+    AclDecision, AclValidation, AclVersionView, AclView, ClassProfile, ExplainAcl, SetAcl,
+    ValidateAcl,
+};
 use x0t_types::{Command, DeviceClass, MeshId};
 
 use super::{Caller, ErrorKind, Service, ServiceError, hex, mesh_id};
@@ -159,6 +162,23 @@ impl Service {
         }
     }
 
+    /// Checks a document as `PUT …/acl` would (syntax, limits, its tests) without saving it.
+    pub fn validate_acl(&self, body: ValidateAcl) -> Result<AclValidation, ServiceError> {
+        let policy =
+            Policy::parse(&body.document).map_err(|e| ServiceError::from(policy_reject(e)))?;
+        Ok(AclValidation {
+            rules: u32::try_from(policy.document().rules.len()).unwrap_or(u32::MAX),
+            tests: u32::try_from(policy.document().tests.len()).unwrap_or(u32::MAX),
+            pq_profiles: DeviceClass::ALL
+                .into_iter()
+                .map(|device_class| ClassProfile {
+                    device_class,
+                    pq_profile: policy.pq_profile(device_class),
+                })
+                .collect(),
+        })
+    }
+
     /// The mesh's current policy, compiled (cached per version).
     pub fn policy(&self, mesh: &MeshId) -> (u64, Arc<Policy>) {
         let (version, document) = self.control.read(|l| {
@@ -215,7 +235,17 @@ impl Service {
                 endpoint(l, &mesh, &body.dst)?,
             ))
         })?;
-        let (version, policy) = self.policy(&mesh);
+        let (version, policy) = match &body.document {
+            // A draft: validated, not tested (explaining is how one finds why a test fails).
+            Some(draft) => (
+                0,
+                Arc::new(Policy::compile(
+                    x0t_policy::PolicyDocument::parse(draft)
+                        .map_err(|e| ServiceError::from(policy_reject(e)))?,
+                )),
+            ),
+            None => self.policy(&mesh),
+        };
         Ok(policy.explain(
             &Flow {
                 src,
