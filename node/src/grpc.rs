@@ -449,17 +449,6 @@ impl MeshAdmin for GrpcFace {
                 document: request.into_inner().document,
             })
             .map_err(status_of)?;
-        Ok(Response::new(pb::AclValidation {
-            rules: checked.rules,
-            tests: checked.tests,
-            pq_profiles: checked
-                .pq_profiles
-                .into_iter()
-                .map(|p| pb::ClassProfile {
-                    device_class: p.device_class.name().to_owned(),
-                    pq_profile: p.pq_profile.name().to_owned(),
-                })
-                .collect(),
-        }))
+        Ok(Response::new(checked.into()))
     }
 }

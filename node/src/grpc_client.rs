@@ -311,6 +311,26 @@ impl AdminClient {
         acl.into_inner().try_into().map_err(bad_answer)
     }
 
+    /// Checks a policy document without saving it: how many rules and tests it has.
+    pub async fn validate_acl(
+        &self,
+        mesh: &str,
+        document: String,
+    ) -> Result<(u32, u32), NodeError> {
+        let request = pb::ValidateAclRequest {
+            mesh: mesh.to_owned(),
+            document,
+        };
+        let checked = self
+            .inner
+            .clone()
+            .validate_acl(self.request(request)?)
+            .await
+            .map_err(error)?
+            .into_inner();
+        Ok((checked.rules, checked.tests))
+    }
+
     /// Explains a flow under the mesh's ACL policy.
     pub async fn explain_acl(
         &self,

@@ -244,6 +244,15 @@ async fn policies_are_validated_tested_versioned_audited_and_explained() {
         failing.to_string().contains("policy_test_failed"),
         "{failing}"
     );
+    assert_eq!(
+        grpc.validate_acl(MESH, POLICY.into()).await.unwrap(),
+        (2, 1)
+    );
+    let invalid = grpc
+        .validate_acl(MESH, "version = 1\nnope".into())
+        .await
+        .unwrap_err();
+    assert_eq!(status_of(&invalid), 400, "{invalid}");
 
     // The CLI: a bad file is refused locally with its position; explain prints the decision.
     let exe = env!("CARGO_BIN_EXE_x0t");

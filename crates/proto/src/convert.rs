@@ -3,8 +3,8 @@
 //! answers back into the types they print.
 
 use x0t_types::api::{
-    AclDecision, AclRuleRef, AclVersionView, AclView, AuditVerification, ChainBreak, ClassProfile,
-    ConsideredRule, MeshView, NodeStatus, NodeView, RotateTokens, TokenView,
+    AclDecision, AclRuleRef, AclValidation, AclVersionView, AclView, AuditVerification, ChainBreak,
+    ClassProfile, ConsideredRule, MeshView, NodeStatus, NodeView, RotateTokens, TokenView,
 };
 use x0t_types::{DeviceClass, NodeState, Plan};
 
@@ -231,14 +231,26 @@ impl From<AclView> for pb::Acl {
             updated_by: a.updated_by,
             rules: a.rules,
             tests: a.tests,
-            pq_profiles: a
-                .pq_profiles
-                .into_iter()
-                .map(|p| pb::ClassProfile {
-                    device_class: p.device_class.name().to_owned(),
-                    pq_profile: p.pq_profile.name().to_owned(),
-                })
-                .collect(),
+            pq_profiles: a.pq_profiles.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+impl From<ClassProfile> for pb::ClassProfile {
+    fn from(p: ClassProfile) -> Self {
+        Self {
+            device_class: p.device_class.name().to_owned(),
+            pq_profile: p.pq_profile.name().to_owned(),
+        }
+    }
+}
+
+impl From<AclValidation> for pb::AclValidation {
+    fn from(v: AclValidation) -> Self {
+        Self {
+            rules: v.rules,
+            tests: v.tests,
+            pq_profiles: v.pq_profiles.into_iter().map(Into::into).collect(),
         }
     }
 }
