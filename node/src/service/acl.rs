@@ -181,26 +181,32 @@ impl Service {
 
     /// The mesh's current policy, compiled (cached per version).
     pub fn policy(&self, mesh: &MeshId) -> (u64, Arc<Policy>) {
+        let cache = || {
+            self.policies
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        let current = self
+            .control
+            .read(|l| l.acl(mesh).map_or(0, |acl| acl.version));
+        if let Some((cached, policy)) = cache().get(mesh)
+            && *cached == current
+        {
+            return (current, policy.clone());
+        }
+        // A miss: copy the document out (up to 4 MiB, so not on every call) and compile it
+        // outside the lock. The ledger accepted it, so it parses; its tests passed then.
         let (version, document) = self.control.read(|l| {
             l.acl(mesh)
                 .map_or((0, None), |acl| (acl.version, Some(acl.document.clone())))
         });
-        let mut cache = self
-            .policies
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((cached, policy)) = cache.get(mesh)
-            && *cached == version
-        {
-            return (version, policy.clone());
-        }
-        // The ledger accepted this document, so it compiles; its tests passed then.
-        let policy = document
-            .and_then(|d| x0t_policy::PolicyDocument::parse(&d).ok())
-            .map_or_else(Policy::deny_all, Policy::compile);
-        let policy = Arc::new(policy);
-        cache.insert(mesh.clone(), (version, policy.clone()));
+        let policy = Arc::new(
+            document
+                .and_then(|d| x0t_policy::PolicyDocument::parse(&d).ok())
+                .map_or_else(Policy::deny_all, Policy::compile),
+        );
+        cache().insert(mesh.clone(), (version, policy.clone()));
         (version, policy)
     }
 
