@@ -95,16 +95,11 @@ async fn policies_are_validated_tested_versioned_audited_and_explained() {
     );
 
     // Accepted through a follower or the leader alike; every anchor reads the same version.
-    let set = admin(1)
-        .set_acl(
-            MESH,
-            &SetAcl {
-                document: POLICY.into(),
-                expected_version: Some(0),
-            },
-        )
-        .await
-        .unwrap();
+    let first = SetAcl {
+        document: POLICY.into(),
+        expected_version: Some(0),
+    };
+    let set = admin(1).set_acl(MESH, &first).await.unwrap();
     assert_eq!((set.version, set.rules, set.tests), (1, 2, 1));
     for i in 0..3 {
         let view = admin(i).acl(MESH).await.unwrap();
@@ -115,16 +110,7 @@ async fn policies_are_validated_tested_versioned_audited_and_explained() {
         );
     }
     // A stale compare-and-set is refused.
-    let stale = admin(2)
-        .set_acl(
-            MESH,
-            &SetAcl {
-                document: POLICY.into(),
-                expected_version: Some(0),
-            },
-        )
-        .await
-        .unwrap_err();
+    let stale = admin(2).set_acl(MESH, &first).await.unwrap_err();
     assert_eq!(status_of(&stale), 409);
     let verdict = admin(0).audit_verify(MESH).await.unwrap();
     assert!(

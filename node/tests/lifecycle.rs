@@ -619,6 +619,11 @@ async fn the_grpc_face_and_the_admin_cli_act_like_the_http_face() {
         ..Default::default()
     };
 
+    let deny_all = || x0t_node::api::SetAcl {
+        document: "version = 1\n".into(),
+        expected_version: None,
+    };
+
     // Authorization: no key → 401, viewer key → reads yes, writes 403.
     let err = anonymous.list_nodes(all.clone()).await.unwrap_err();
     assert_eq!(status_of(&err), 401, "{err}");
@@ -648,31 +653,13 @@ async fn the_grpc_face_and_the_admin_cli_act_like_the_http_face() {
             .reissue_token(MESH, &a.node_id().short(), 3_600)
             .await
             .map(|_| ()),
-        read_only
-            .set_acl(
-                MESH,
-                x0t_node::api::SetAcl {
-                    document: "version = 1\n".into(),
-                    expected_version: None,
-                },
-            )
-            .await
-            .map(|_| ()),
+        read_only.set_acl(MESH, deny_all()).await.map(|_| ()),
         anonymous.rotate_tokens(MESH).await.map(|_| ()),
         anonymous
             .approve(MESH, &a.node_id().short(), None)
             .await
             .map(|_| ()),
-        anonymous
-            .set_acl(
-                MESH,
-                x0t_node::api::SetAcl {
-                    document: "version = 1\n".into(),
-                    expected_version: None,
-                },
-            )
-            .await
-            .map(|_| ()),
+        anonymous.set_acl(MESH, deny_all()).await.map(|_| ()),
         anonymous.acl(MESH, None).await.map(|_| ()),
     ] {
         // Every mutating RPC (CreateMesh is the same service call, checked over HTTP).
