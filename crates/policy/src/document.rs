@@ -410,11 +410,6 @@ impl PolicyDocument {
             .copied()
             .unwrap_or_else(|| class.default_pq_profile())
     }
-
-    /// Whether the document uses a built-in profile.
-    pub fn uses(&self, profile: BuiltinProfile) -> bool {
-        self.profiles.contains(&profile)
-    }
 }
 
 /// Where each line of a document starts: positions cost a binary search, not a scan from the
