@@ -22,6 +22,7 @@ pub mod frame;
 pub mod hybrid;
 pub mod kem;
 pub mod keyfile;
+mod mesh_state;
 mod registration;
 pub mod sig;
 mod signed;
@@ -36,6 +37,9 @@ pub use cert::{
     OVERLAY_NETWORK, SignedNodeCertificate, is_overlay_ip,
 };
 pub use error::CryptoError;
+pub use mesh_state::{
+    MAX_STATE_ANCHORS, MAX_STATE_REVOKED, MESH_STATE_VERSION, MeshState, SignedMeshState,
+};
 pub use registration::{
     MAX_HOSTNAME_LEN, MAX_REQUESTED_TAGS, REGISTRATION_VERSION, REGISTRATION_WINDOW_MS,
     Registration, SignedRegistration, check_hostname,

@@ -108,6 +108,8 @@ pub enum SignatureDomain {
     AuditStatement,
     /// The throwaway probe [`SigningKey::check_pair`] signs; never leaves the process.
     KeyPairProbe,
+    /// A [`crate::MeshState`] signed by an anchor: anchors, revocations, policy version.
+    MeshState,
 }
 
 impl SignatureDomain {
@@ -121,6 +123,7 @@ impl SignatureDomain {
             Self::Registration => b"x0t/node-registration/v1",
             Self::AuditStatement => b"x0t/audit-statement/v1",
             Self::KeyPairProbe => b"x0t/key-pair-probe/v1",
+            Self::MeshState => b"x0t/mesh-state/v1",
         }
     }
 
@@ -134,6 +137,7 @@ impl SignatureDomain {
             Self::Registration => "node registration",
             Self::AuditStatement => "audit statement",
             Self::KeyPairProbe => "key pair probe",
+            Self::MeshState => "mesh state",
         }
     }
 }

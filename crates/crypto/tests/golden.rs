@@ -145,3 +145,82 @@ fn token_text_form_roundtrips() {
     assert!(SignedJoinToken::from_text(&text[6..]).is_err());
     assert!(SignedJoinToken::from_text(&"x".repeat(1_000_000)).is_err());
 }
+
+/// A mesh state naming the fixed identity key as its only anchor (and issuer).
+fn mesh_state() -> x0t_crypto::MeshState {
+    let anchor = common::fixed_identity_key();
+    x0t_crypto::MeshState {
+        mesh: x0t_types::MeshId::new("factory-berlin").unwrap(),
+        ledger_index: 4_242,
+        issued_at: T0,
+        issuer: anchor.node_id(),
+        anchors: vec![anchor],
+        revoked: vec![
+            NodeId::from_bytes([0x11; 32]),
+            NodeId::from_bytes([0x22; 32]),
+        ],
+        policy_version: 3,
+        policy_digest: x0t_crypto::policy_digest("version = 1\n"),
+    }
+}
+
+#[test]
+fn mesh_state_body_bytes_are_pinned() {
+    let state = mesh_state();
+    let body = state.encode_body().unwrap();
+    assert_eq!(body, golden("mesh_state_v1.body.hex", || body.clone()));
+    assert_eq!(&body[..5], b"X0TM\x01");
+    assert_eq!(&body[body.len() - 32..], &state.policy_digest);
+    assert_eq!(x0t_crypto::MeshState::decode_body(&body).unwrap(), state);
+    assert!(state.is_revoked(&NodeId::from_bytes([0x22; 32])));
+    assert!(!state.is_revoked(&NodeId::from_bytes([0x33; 32])));
+}
+
+#[test]
+fn mesh_state_refuses_what_it_cannot_mean() {
+    let bad = |change: fn(&mut x0t_crypto::MeshState)| {
+        let mut state = mesh_state();
+        change(&mut state);
+        state.encode_body().unwrap_err().to_string()
+    };
+    assert!(bad(|s| s.anchors.clear()).contains("anchors"));
+    assert!(bad(|s| s.revoked.reverse()).contains("sorted"));
+    assert!(bad(|s| s.issuer = NodeId::from_bytes([9; 32])).contains("not one of its anchors"));
+    assert!(bad(|s| s.policy_version = 0).contains("policy digest"));
+    // Every truncation of a valid body is refused with an error, never a panic.
+    let body = mesh_state().encode_body().unwrap();
+    for len in 0..body.len() {
+        assert!(x0t_crypto::MeshState::decode_body(&body[..len]).is_err());
+    }
+    let mut longer = body.clone();
+    longer.push(0);
+    assert!(x0t_crypto::MeshState::decode_body(&longer).is_err());
+}
+
+#[test]
+fn a_signed_mesh_state_verifies_only_under_its_anchor() {
+    let anchor = SigningKey::generate(SigAlgorithm::MlDsa65).unwrap();
+    let mut state = mesh_state();
+    state.anchors = vec![anchor.verifying_key().clone()];
+    state.issuer = anchor.node_id();
+    let signed = x0t_crypto::SignedMeshState::sign(state.clone(), &anchor).unwrap();
+    let decoded = x0t_crypto::SignedMeshState::decode(&signed.encode()).unwrap();
+    assert_eq!(decoded.verify(anchor.verifying_key(), T0).unwrap(), &state);
+    // Years later it still verifies: states are superseded, not expired.
+    decoded
+        .verify(
+            anchor.verifying_key(),
+            T0.saturating_add(3_650 * Timestamp::DAY),
+        )
+        .unwrap();
+    let stranger = SigningKey::generate(SigAlgorithm::MlDsa65).unwrap();
+    assert!(decoded.verify(stranger.verifying_key(), T0).is_err());
+    let mut bytes = signed.encode();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    assert!(
+        x0t_crypto::SignedMeshState::decode(&bytes)
+            .and_then(|s| s.verify(anchor.verifying_key(), T0).cloned())
+            .is_err()
+    );
+}
