@@ -143,6 +143,34 @@ fn save(dir: &Path, state: &AgentState, certificate: Option<&str>) -> Result<(),
     write(AGENT_FILE, &json)
 }
 
+/// The anchors file: their keys (the agent's trust roots until a signed mesh state updates
+/// them) and how to reach them.
+pub const ANCHORS_FILE: &str = "anchors.json";
+
+/// Remembers the anchors an approved agent verified its certificate against.
+pub fn save_anchors(dir: &Path, anchors: &[x0t_types::api::AnchorView]) -> Result<(), NodeError> {
+    let json = serde_json::to_vec_pretty(anchors).map_err(|e| NodeError::Config(e.to_string()))?;
+    let path = dir.join(ANCHORS_FILE);
+    let tmp = dir.join(format!(".{ANCHORS_FILE}.tmp"));
+    std::fs::write(&tmp, json)
+        .and_then(|()| std::fs::rename(&tmp, &path))
+        .map_err(|e| NodeError::Config(format!("writing {}: {e}", path.display())))
+}
+
+/// The anchors remembered at enrollment (empty if the agent never got approved here).
+pub fn load_anchors(dir: &Path) -> Result<Vec<x0t_types::api::AnchorView>, NodeError> {
+    let path = dir.join(ANCHORS_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map_err(|e| NodeError::Config(format!("{} is corrupt: {e}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(NodeError::Config(format!(
+            "reading {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
 /// The stored certificate, if any.
 pub fn load_certificate(dir: &Path) -> Result<Option<SignedNodeCertificate>, NodeError> {
     match std::fs::read_to_string(dir.join(CERTIFICATE_FILE)) {
@@ -229,6 +257,7 @@ impl AnchorLink {
                 keypair,
                 listen: Vec::new(),
                 request_timeout: Duration::from_secs(10),
+                connection_events: None,
             },
             shutdown,
         )
@@ -447,6 +476,7 @@ pub async fn join(
     let certificate = status.certificate.unwrap_or_default();
     let anchor_views = link.anchors().await?;
     let cert = check_certificate(&certificate, &node_id, &options.mesh, &anchor_views)?;
+    save_anchors(&options.data_dir, &anchor_views)?;
     let state = remember(
         NodeState::Approved,
         Some(cert.overlay_ip.to_string()),

@@ -172,6 +172,8 @@ pub struct ControlPlane {
     enrollment: Arc<std::sync::OnceLock<mpsc::Sender<Enrollment>>>,
     /// Peers allowed to send Raft RPCs before they appear in our membership (while joining).
     expected_peers: Arc<RwLock<HashSet<PeerId>>>,
+    /// Mesh members connected to this anchor, and the mesh states it signed for them.
+    mesh: Arc<crate::mesh::anchor::AnchorMesh>,
     /// The batcher's queue. `None` only in the batcher's own handle, so that the queue closes
     /// (and the batcher ends) when the last outside handle is dropped.
     writes: Option<mpsc::Sender<QueuedWrites>>,
@@ -227,6 +229,7 @@ impl ControlPlane {
             identity,
             enrollment: Arc::default(),
             expected_peers: Arc::default(),
+            mesh: Arc::default(),
             writes: None,
         };
         let (writes, queue) = mpsc::channel(MAX_QUEUED_WRITES);
@@ -255,6 +258,29 @@ impl ControlPlane {
     /// This anchor's identity key.
     pub fn identity(&self) -> &SigningKey {
         &self.identity
+    }
+
+    /// The libp2p handle.
+    pub fn p2p(&self) -> &P2p {
+        &self.p2p
+    }
+
+    /// Starts serving mesh members: forgets those whose connection closes, pushes every new
+    /// mesh state to those connected.
+    pub fn serve_mesh(
+        &self,
+        mut connections: mpsc::Receiver<crate::p2p::ConnectionEvent>,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
+        self.mesh.clone().spawn_pusher(self.clone(), shutdown);
+        let mesh = self.mesh.clone();
+        tokio::spawn(async move {
+            while let Some(event) = connections.recv().await {
+                if let crate::p2p::ConnectionEvent::Disconnected { peer } = event {
+                    mesh.forget(&peer);
+                }
+            }
+        });
     }
 
     /// The Raft handle (tests, admin operations).
@@ -717,7 +743,9 @@ impl ControlPlane {
                 };
                 let this = this.clone();
                 tokio::spawn(async move {
-                    let response = this.handle(request.peer, request.request).await;
+                    let response = this
+                        .handle(request.peer, request.remote.as_ref(), request.request)
+                        .await;
                     this.p2p.respond(request.channel, response).await;
                     drop(permit);
                 });
@@ -725,8 +753,17 @@ impl ControlPlane {
         });
     }
 
-    async fn handle(&self, peer: PeerId, request: ControlRequest) -> ControlResponse {
+    async fn handle(
+        &self,
+        peer: PeerId,
+        remote: Option<&libp2p::Multiaddr>,
+        request: ControlRequest,
+    ) -> ControlResponse {
         let request = match request {
+            // Mesh members authenticate with their certificate, not Raft membership.
+            ControlRequest::Mesh(request) => {
+                return crate::mesh::anchor::respond(&self.mesh, self, peer, remote, request);
+            }
             // Enrollment: the one request a stranger may make.
             ControlRequest::JoinAnchor { token, anchor } => {
                 return ControlResponse::JoinAnchor(self.join_anchor(peer, &token, anchor).await);
@@ -748,9 +785,9 @@ impl ControlPlane {
             return ControlResponse::Refused("not an anchor of this cluster".to_owned());
         }
         match request {
-            ControlRequest::JoinAnchor { .. } | ControlRequest::Enroll(_) => {
-                ControlResponse::Refused("already handled".to_owned())
-            }
+            ControlRequest::JoinAnchor { .. }
+            | ControlRequest::Enroll(_)
+            | ControlRequest::Mesh(_) => ControlResponse::Refused("already handled".to_owned()),
             ControlRequest::AppendEntries(rpc) => {
                 ControlResponse::AppendEntries(self.raft.append_entries(rpc).await)
             }

@@ -13,6 +13,7 @@ pub mod control;
 pub mod grpc;
 pub mod grpc_client;
 pub mod identity;
+pub mod mesh;
 pub mod openapi;
 pub mod p2p;
 mod raft_network;

@@ -595,8 +595,10 @@ pub(crate) async fn status(args: StatusArgs) -> anyhow::Result<()> {
             .unwrap_or(0),
     );
     let cert = certificate.as_ref().map(|c| c.payload().clone());
+    let data_plane = crate::member_cli::running_status(&dir).await;
     if args.json {
         return print_json(&serde_json::json!({
+            "data_plane": data_plane,
             "mesh": state.mesh,
             "node_id": state.node_id,
             "state": ledger_state.as_ref().map_or(state.state, |s| s.state),
@@ -648,6 +650,10 @@ pub(crate) async fn status(args: StatusArgs) -> anyhow::Result<()> {
     println!("anchors:     {reached} of {} reached", state.anchors.len());
     for url in &state.anchors {
         println!("  {url}");
+    }
+    match &data_plane {
+        Some(status) => crate::member_cli::print_peers(status),
+        None => println!("data plane:  not running (start it with `x0t agent run`)"),
     }
     Ok(())
 }

@@ -11,6 +11,7 @@ use x0t_node::run::{ADMIN_KEY_FILE, JoinConfig, NodeInfo};
 use x0t_node::{bench, identity, testnet};
 
 mod lifecycle_cli;
+mod member_cli;
 
 /// x0t mesh: a zero-trust, post-quantum, self-healing overlay network.
 #[derive(Debug, Parser)]
@@ -120,8 +121,20 @@ enum Command {
     },
     /// Register this device with a mesh and wait for approval (stores the certificate).
     Join(lifecycle_cli::JoinArgs),
-    /// This agent's state, certificate validity and the anchors it reaches.
+    /// This agent's state, certificate validity, the anchors it reaches, and (when `x0t
+    /// agent run` runs) its peers with path, round trip, bytes and session age.
     Status(lifecycle_cli::StatusArgs),
+    /// Run an approved node's data plane (`x0t agent run`).
+    Agent {
+        #[command(subcommand)]
+        which: member_cli::AgentCommand,
+    },
+    /// Ping a mesh peer through its end-to-end session.
+    Ping(member_cli::PingArgs),
+    /// Userspace mode: offer a local TCP port to the mesh under a name.
+    Expose(member_cli::ExposeArgs),
+    /// Userspace mode: listen locally and forward to `<node>/<service>` through the mesh.
+    Connect(member_cli::ConnectArgs),
     /// Admin: list, show, approve, reject, revoke nodes; re-issue a node's token.
     Nodes {
         #[command(subcommand)]
@@ -615,6 +628,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Join(args) => lifecycle_cli::join(args).await,
         Command::Status(args) => lifecycle_cli::status(args).await,
+        Command::Agent { which } => member_cli::agent(which).await,
+        Command::Ping(args) => member_cli::ping(args).await,
+        Command::Expose(args) => member_cli::expose(args).await,
+        Command::Connect(args) => member_cli::connect(args).await,
         Command::Nodes {
             which,
             client,

@@ -134,11 +134,13 @@ pub async fn run(config: NodeConfig, mut shutdown: watch::Receiver<bool>) -> Res
         .map_err(|e| NodeError::Config(e.to_string()))?;
     let api_url = format!("http://{api_addr}");
 
+    let (connection_events, connections) = tokio::sync::mpsc::channel(1024);
     let (p2p, inbound) = p2p::spawn(
         P2pConfig {
             keypair,
             listen: config.p2p_listen.clone(),
             request_timeout: Duration::from_secs(10),
+            connection_events: Some(connection_events),
         },
         shutdown.clone(),
     )
@@ -168,6 +170,7 @@ pub async fn run(config: NodeConfig, mut shutdown: watch::Receiver<bool>) -> Res
     )
     .await?;
     control.serve(inbound);
+    control.serve_mesh(connections, shutdown.clone());
 
     let info = NodeInfo {
         raft_id,

@@ -816,6 +816,7 @@ async fn an_agent_enrolls_over_libp2p_through_a_multiaddr() {
                 keypair: libp2p::identity::Keypair::generate_ed25519(),
                 listen: Vec::new(),
                 request_timeout: Duration::from_secs(10),
+                connection_events: None,
             },
             shutdown,
         )

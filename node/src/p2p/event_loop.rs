@@ -46,6 +46,25 @@ pub struct P2pConfig {
     pub listen: Vec<Multiaddr>,
     /// How long one control request may take end to end.
     pub request_timeout: Duration,
+    /// Where to report connections opening and closing (mesh members gate peers on them).
+    pub connection_events: Option<mpsc::Sender<ConnectionEvent>>,
+}
+
+/// A connection to a peer opened or the last one closed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConnectionEvent {
+    /// The first connection to `peer` is up.
+    Connected {
+        /// The authenticated (Noise) peer.
+        peer: PeerId,
+        /// The address its connection comes from (dialed or seen).
+        remote: Multiaddr,
+    },
+    /// The last connection to `peer` closed.
+    Disconnected {
+        /// The peer.
+        peer: PeerId,
+    },
 }
 
 /// A request from a peer, to be answered with [`P2p::respond`].
@@ -53,6 +72,8 @@ pub struct P2pConfig {
 pub struct InboundRequest {
     /// The authenticated (Noise) peer that sent it.
     pub peer: PeerId,
+    /// The address its connection comes from, if the connection is still known.
+    pub remote: Option<Multiaddr>,
     /// The request.
     pub request: ControlRequest,
     /// Where the answer goes.
@@ -73,6 +94,9 @@ enum Command {
     ListenAddrs {
         reply: oneshot::Sender<Vec<Multiaddr>>,
     },
+    Disconnect {
+        peer: PeerId,
+    },
 }
 
 /// A cloneable handle to the swarm's event loop.
@@ -88,6 +112,7 @@ impl std::fmt::Debug for Command {
             Self::Request { peer, .. } => write!(f, "Request({peer})"),
             Self::Respond { .. } => f.write_str("Respond"),
             Self::ListenAddrs { .. } => f.write_str("ListenAddrs"),
+            Self::Disconnect { peer } => write!(f, "Disconnect({peer})"),
         }
     }
 }
@@ -131,6 +156,12 @@ impl P2p {
             .await;
     }
 
+    /// Closes every connection to `peer` (a mesh member whose certificate failed or was
+    /// revoked). It may dial again; it will be refused again.
+    pub async fn disconnect(&self, peer: PeerId) {
+        let _ = self.commands.send(Command::Disconnect { peer }).await;
+    }
+
     /// The addresses the swarm is listening on (resolved ports).
     pub async fn listen_addrs(&self) -> Result<Vec<Multiaddr>, P2pError> {
         let (reply, answer) = oneshot::channel();
@@ -158,6 +189,7 @@ pub async fn spawn(
     let setup = |e: &dyn std::fmt::Display| P2pError::Setup(e.to_string());
     let local_peer_id = config.keypair.public().to_peer_id();
     let request_timeout = config.request_timeout;
+    let connection_events = config.connection_events;
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(config.keypair)
         .with_tokio()
         .with_tcp(
@@ -221,6 +253,8 @@ pub async fn spawn(
         commands: command_rx,
         inbound: inbound_tx,
         pending: HashMap::new(),
+        remotes: HashMap::new(),
+        connection_events,
     };
     tokio::spawn(async move {
         tokio::select! {
@@ -244,6 +278,9 @@ struct EventLoop {
     inbound: mpsc::Sender<InboundRequest>,
     pending:
         HashMap<OutboundRequestId, (PeerId, oneshot::Sender<Result<ControlResponse, P2pError>>)>,
+    /// The remote address of the newest connection to each connected peer.
+    remotes: HashMap<PeerId, Multiaddr>,
+    connection_events: Option<mpsc::Sender<ConnectionEvent>>,
 }
 
 impl EventLoop {
@@ -285,6 +322,9 @@ impl EventLoop {
             Command::ListenAddrs { reply } => {
                 let _ = reply.send(self.swarm.listeners().cloned().collect());
             }
+            Command::Disconnect { peer } => {
+                let _ = self.swarm.disconnect_peer_id(peer);
+            }
         }
     }
 
@@ -297,7 +337,39 @@ impl EventLoop {
             SwarmEvent::IncomingConnectionError { error, .. } => {
                 tracing::debug!(%error, "incoming connection failed");
             }
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                endpoint,
+                num_established,
+                ..
+            } => {
+                let remote = endpoint.get_remote_address().clone();
+                self.remotes.insert(peer_id, remote.clone());
+                if num_established.get() == 1 {
+                    self.report(ConnectionEvent::Connected {
+                        peer: peer_id,
+                        remote,
+                    });
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                ..
+            } => {
+                self.remotes.remove(&peer_id);
+                self.report(ConnectionEvent::Disconnected { peer: peer_id });
+            }
             _ => {}
+        }
+    }
+
+    fn report(&self, event: ConnectionEvent) {
+        if let Some(events) = &self.connection_events
+            && events.try_send(event).is_err()
+        {
+            // The member's loop is far behind; it re-checks its peers on its own timer.
+            tracing::warn!("connection event queue full; dropping an event");
         }
     }
 
@@ -317,6 +389,7 @@ impl EventLoop {
             } => {
                 let inbound = InboundRequest {
                     peer,
+                    remote: self.remotes.get(&peer).cloned(),
                     request,
                     channel,
                 };

@@ -5,4 +5,4 @@ mod codec;
 mod event_loop;
 pub mod protocol;
 
-pub use event_loop::{InboundRequest, P2p, P2pConfig, P2pError, spawn};
+pub use event_loop::{ConnectionEvent, InboundRequest, P2p, P2pConfig, P2pError, spawn};

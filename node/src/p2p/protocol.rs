@@ -54,6 +54,108 @@ pub enum ControlRequest {
     /// approved may ask, the same operations as the public HTTP routes. A registration must
     /// name the Noise-authenticated peer that sends it.
     Enroll(EnrollRequest),
+    /// Between approved nodes of a mesh, and from an approved node to an anchor: the
+    /// certificate exchange that must come first, mesh state, and session handshakes.
+    Mesh(MeshRequest),
+}
+
+/// Longest certificate envelope a peer may present (bytes).
+pub const MAX_HELLO_CERTIFICATE: usize = 8 * 1024;
+/// Most listen addresses a peer may advertise.
+pub const MAX_HELLO_ADDRS: usize = 8;
+/// Most peers an anchor lists in one answer.
+pub const MAX_PRESENCE: usize = 4_096;
+
+/// What a mesh member says about itself when a connection opens.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PeerHello {
+    /// Its node certificate (signed envelope bytes).
+    pub certificate: Vec<u8>,
+    /// The UDP port its data plane receives frames on (TCP: userspace streams).
+    pub data_port: u16,
+    /// Its libp2p listen addresses (an unspecified IP means "the address you see me at").
+    pub listen: Vec<String>,
+    /// The ledger index of the newest mesh state it holds.
+    pub state_index: u64,
+}
+
+/// Where a mesh member can be reached, as an anchor last heard.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerPresence {
+    /// Its node id.
+    pub node_id: String,
+    /// Its libp2p peer id.
+    pub peer_id: String,
+    /// Its libp2p addresses, unspecified IPs already replaced by the observed one.
+    pub addrs: Vec<String>,
+    /// Its overlay address (from its certificate).
+    pub overlay_ip: String,
+}
+
+/// A request between mesh members. Everything but `Hello` is refused from a peer whose
+/// certificate has not been verified on this connection.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum MeshRequest {
+    /// The certificate exchange; answered with the receiver's own hello (an agent) or the
+    /// current signed mesh state (an anchor).
+    Hello(PeerHello),
+    /// The newest signed mesh state, if newer than `have_index`.
+    State {
+        /// The index the asker already holds.
+        have_index: u64,
+    },
+    /// A newer signed mesh state, pushed by an anchor or forwarded by a member (gossip).
+    StateUpdate {
+        /// The signed state's envelope bytes.
+        state: Vec<u8>,
+    },
+    /// The policy document of a version (verified against the state's digest by the asker).
+    Policy {
+        /// The version.
+        version: u64,
+    },
+    /// The members an anchor knows how to reach.
+    Peers,
+    /// Opens a data-plane session: the first handshake message, signed by the initiator.
+    HandshakeInit {
+        /// The index the initiator will receive frames under.
+        initiator_index: u32,
+        /// `hybrid::InitiatorHello` bytes.
+        hello: Vec<u8>,
+        /// The initiator's ML-DSA signature over the prologue and its hello.
+        signature: Vec<u8>,
+    },
+    /// Completes a session: the initiator's signature over the whole transcript.
+    HandshakeConfirm {
+        /// The index the responder receives frames under.
+        responder_index: u32,
+        /// The initiator's ML-DSA signature over the transcript hash.
+        signature: Vec<u8>,
+    },
+}
+
+/// The answer to a [`MeshRequest`].
+#[derive(Debug, Serialize, Deserialize)]
+pub enum MeshResponse {
+    /// An agent's own hello.
+    Hello(PeerHello),
+    /// A signed mesh state (an anchor's answer to `Hello` and `State`); `None`: nothing newer.
+    State(Option<Vec<u8>>),
+    /// A policy document.
+    Policy(String),
+    /// Members and their addresses.
+    Peers(Vec<PeerPresence>),
+    /// The responder's handshake message, signed over the transcript.
+    HandshakeReply {
+        /// The index the responder will receive frames under.
+        responder_index: u32,
+        /// `hybrid::ResponderHello` bytes.
+        hello: Vec<u8>,
+        /// The responder's ML-DSA signature over the transcript hash.
+        signature: Vec<u8>,
+    },
+    /// Accepted, nothing to say.
+    Done,
 }
 
 /// An enrollment call.
@@ -126,6 +228,8 @@ pub enum ControlResponse {
     AddAnchor(Result<(), String>),
     /// Answer to Enroll.
     Enroll(Result<EnrollResponse, EnrollError>),
+    /// Answer to a mesh request, or why it was refused.
+    Mesh(Result<MeshResponse, String>),
     /// The request was refused before reaching Raft (unauthorized peer, overload).
     Refused(String),
 }

@@ -1,0 +1,340 @@
+//! The anchors' side of the mesh protocol: they check a member's certificate against the
+//! ledger, sign the mesh state (anchors, revocations, policy version) and push every change
+//! to the members connected to them, answer policy and presence queries.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use libp2p::{Multiaddr, PeerId};
+use x0t_crypto::{
+    MAX_STATE_ANCHORS, MAX_STATE_REVOKED, MeshState, SigAlgorithm, SignedMeshState,
+    SignedNodeCertificate, VerifyingKey,
+};
+use x0t_ledger::Ledger;
+use x0t_types::{MeshId, NodeId, NodeState, Timestamp};
+
+use crate::control::{ControlPlane, now};
+use crate::p2p::protocol::{
+    ControlRequest, ControlResponse, MAX_HELLO_ADDRS, MAX_HELLO_CERTIFICATE, MAX_PRESENCE,
+    MeshRequest, MeshResponse, PeerHello, PeerPresence,
+};
+
+/// How often an anchor looks for changes to push.
+const PUSH_EVERY: Duration = Duration::from_millis(100);
+
+#[derive(Clone, Debug)]
+struct VerifiedMember {
+    mesh: MeshId,
+    node_id: NodeId,
+    presence: PeerPresence,
+}
+
+/// What decides whether a mesh's state must be signed anew.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Content {
+    anchors: Vec<NodeId>,
+    revoked: Vec<NodeId>,
+    policy_version: u64,
+}
+
+#[derive(Debug)]
+struct SignedState {
+    content: Content,
+    bytes: Arc<Vec<u8>>,
+    index: u64,
+}
+
+/// Members connected to this anchor and the states it signed.
+#[derive(Debug, Default)]
+pub struct AnchorMesh {
+    verified: Mutex<HashMap<PeerId, VerifiedMember>>,
+    signed: Mutex<HashMap<MeshId, SignedState>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Replaces an unspecified IP in a member's advertised address with the one its
+/// connection comes from.
+pub(crate) fn observed_addrs(listen: &[String], remote: Option<&Multiaddr>) -> Vec<String> {
+    use libp2p::multiaddr::Protocol;
+    let seen_ip = remote.and_then(|addr| {
+        addr.iter().find_map(|p| match p {
+            Protocol::Ip4(ip) => Some(Protocol::Ip4(ip)),
+            Protocol::Ip6(ip) => Some(Protocol::Ip6(ip)),
+            _ => None,
+        })
+    });
+    listen
+        .iter()
+        .take(MAX_HELLO_ADDRS)
+        .filter_map(|text| text.parse::<Multiaddr>().ok())
+        .map(|addr| {
+            addr.iter()
+                .map(|p| match (&p, &seen_ip) {
+                    (Protocol::Ip4(ip), Some(seen)) if ip.is_unspecified() => seen.clone(),
+                    (Protocol::Ip6(ip), Some(seen)) if ip.is_unspecified() => seen.clone(),
+                    _ => p,
+                })
+                .collect::<Multiaddr>()
+                .to_string()
+        })
+        .collect()
+}
+
+fn anchor_keys(ledger: &Ledger) -> BTreeMap<NodeId, VerifyingKey> {
+    ledger
+        .anchors()
+        .filter_map(|a| {
+            let alg = SigAlgorithm::from_code(a.identity_key.algorithm)?;
+            let key = VerifyingKey::from_bytes(alg, &a.identity_key.bytes).ok()?;
+            (key.node_id() == a.node_id).then_some((a.node_id, key))
+        })
+        .take(MAX_STATE_ANCHORS)
+        .collect()
+}
+
+fn content_of(ledger: &Ledger, mesh: &MeshId, now: Timestamp) -> Content {
+    let mut revoked: Vec<NodeId> = ledger
+        .nodes(mesh)
+        .filter(|n| n.state == NodeState::Revoked)
+        // An expired certificate is refused anyway; leaving it out bounds the list.
+        .filter(|n| n.certificate_not_after.is_some_and(|end| end > now))
+        .map(|n| n.node_id)
+        .collect();
+    revoked.sort();
+    revoked.truncate(MAX_STATE_REVOKED);
+    Content {
+        anchors: anchor_keys(ledger).into_keys().collect(),
+        revoked,
+        policy_version: ledger.acl(mesh).map_or(0, |a| a.version),
+    }
+}
+
+impl AnchorMesh {
+    /// The signed state of `mesh`, signed anew only when its content changed.
+    fn state(&self, control: &ControlPlane, mesh: &MeshId) -> Result<Arc<Vec<u8>>, String> {
+        let now = now();
+        let (content, keys, digest, exists) = control.read(|ledger| {
+            (
+                content_of(ledger, mesh, now),
+                anchor_keys(ledger),
+                ledger.acl(mesh).map(|a| a.digest),
+                ledger.mesh(mesh).is_some(),
+            )
+        });
+        if !exists {
+            return Err(format!("no mesh {mesh}"));
+        }
+        if let Some(cached) = lock(&self.signed).get(mesh)
+            && cached.content == content
+        {
+            return Ok(cached.bytes.clone());
+        }
+        let index = control.status().last_applied_index.unwrap_or(0);
+        let identity = control.identity();
+        if !keys.contains_key(&identity.node_id()) {
+            return Err("this anchor is not recorded in the ledger yet".to_owned());
+        }
+        let state = MeshState {
+            mesh: mesh.clone(),
+            ledger_index: index,
+            issued_at: now,
+            issuer: identity.node_id(),
+            anchors: keys.into_values().collect(),
+            revoked: content.revoked.clone(),
+            policy_version: content.policy_version,
+            policy_digest: digest.unwrap_or([0; 32]),
+        };
+        let bytes = Arc::new(
+            SignedMeshState::sign(state, identity)
+                .map_err(|e| e.to_string())?
+                .encode(),
+        );
+        lock(&self.signed).insert(
+            mesh.clone(),
+            SignedState {
+                content,
+                bytes: bytes.clone(),
+                index,
+            },
+        );
+        Ok(bytes)
+    }
+
+    /// Answers a mesh request from `peer`.
+    pub(crate) fn handle(
+        &self,
+        control: &ControlPlane,
+        peer: PeerId,
+        remote: Option<&Multiaddr>,
+        request: MeshRequest,
+    ) -> Result<MeshResponse, String> {
+        if let MeshRequest::Hello(hello) = request {
+            return self.hello(control, peer, remote, hello);
+        }
+        let member = lock(&self.verified)
+            .get(&peer)
+            .cloned()
+            .ok_or("say hello with a valid certificate first")?;
+        match request {
+            MeshRequest::Hello(_) => Err("already handled".to_owned()),
+            MeshRequest::State { have_index } => {
+                let bytes = self.state(control, &member.mesh)?;
+                let index = lock(&self.signed).get(&member.mesh).map_or(0, |s| s.index);
+                Ok(MeshResponse::State(
+                    (index > have_index).then(|| bytes.to_vec()),
+                ))
+            }
+            MeshRequest::Policy { version } => control
+                .read(|ledger| {
+                    ledger
+                        .acl_version(&member.mesh, version)
+                        .map(|a| a.document.clone())
+                })
+                .map(MeshResponse::Policy)
+                .ok_or_else(|| format!("policy version {version} is not kept")),
+            MeshRequest::Peers => {
+                let approved = |id: &NodeId| {
+                    control.read(|l| {
+                        l.node(&member.mesh, id)
+                            .is_some_and(|n| n.state == NodeState::Approved)
+                    })
+                };
+                Ok(MeshResponse::Peers(
+                    lock(&self.verified)
+                        .values()
+                        .filter(|m| m.mesh == member.mesh && m.node_id != member.node_id)
+                        .filter(|m| approved(&m.node_id))
+                        .take(MAX_PRESENCE)
+                        .map(|m| m.presence.clone())
+                        .collect(),
+                ))
+            }
+            MeshRequest::StateUpdate { .. } => Ok(MeshResponse::Done),
+            MeshRequest::HandshakeInit { .. } | MeshRequest::HandshakeConfirm { .. } => {
+                Err("anchors carry no data-plane sessions".to_owned())
+            }
+        }
+    }
+
+    fn hello(
+        &self,
+        control: &ControlPlane,
+        peer: PeerId,
+        remote: Option<&Multiaddr>,
+        hello: PeerHello,
+    ) -> Result<MeshResponse, String> {
+        if hello.certificate.len() > MAX_HELLO_CERTIFICATE {
+            return Err("certificate too large".to_owned());
+        }
+        let signed = SignedNodeCertificate::decode(&hello.certificate)
+            .map_err(|e| format!("unreadable certificate: {e}"))?;
+        let cert = signed.payload().clone();
+        if cert.peer_id != peer.to_bytes() {
+            return Err("the certificate names another libp2p peer".to_owned());
+        }
+        let now = now();
+        let checked = control.read(|ledger| {
+            let key = anchor_keys(ledger)
+                .remove(&cert.issuer)
+                .ok_or_else(|| format!("issuer {} is not an anchor", cert.issuer.short()))?;
+            signed
+                .verify(&key, now)
+                .map_err(|e| format!("certificate refused: {e}"))?;
+            match ledger.node(&cert.mesh, &cert.node_id) {
+                Some(node) if node.state == NodeState::Approved => Ok(()),
+                Some(node) => Err(format!("node {} is {:?}", cert.node_id.short(), node.state)),
+                None => Err(format!(
+                    "node {} is not in mesh {}",
+                    cert.node_id.short(),
+                    cert.mesh
+                )),
+            }
+        });
+        if let Err(why) = checked {
+            tracing::info!(%peer, node = %cert.node_id.short(), %why, "refusing a mesh member");
+            return Err(why);
+        }
+        let member = VerifiedMember {
+            mesh: cert.mesh.clone(),
+            node_id: cert.node_id,
+            presence: PeerPresence {
+                node_id: cert.node_id.to_string(),
+                peer_id: peer.to_string(),
+                addrs: observed_addrs(&hello.listen, remote),
+                overlay_ip: cert.overlay_ip.to_string(),
+            },
+        };
+        lock(&self.verified).insert(peer, member);
+        tracing::debug!(%peer, node = %cert.node_id.short(), "mesh member verified");
+        Ok(MeshResponse::State(Some(
+            self.state(control, &cert.mesh)?.to_vec(),
+        )))
+    }
+
+    /// Forgets a member whose connection closed.
+    pub(crate) fn forget(&self, peer: &PeerId) {
+        lock(&self.verified).remove(peer);
+    }
+
+    /// Signs and pushes a mesh's new state to its connected members whenever its content
+    /// changes (a revocation, a policy, an anchor), checking every [`PUSH_EVERY`].
+    pub(crate) fn spawn_pusher(
+        self: Arc<Self>,
+        control: ControlPlane,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
+        tokio::spawn(async move {
+            let mut pushed: HashMap<MeshId, Arc<Vec<u8>>> = HashMap::new();
+            let mut tick = tokio::time::interval(PUSH_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = shutdown.wait_for(|stop| *stop) => return,
+                }
+                let mut by_mesh: HashMap<MeshId, Vec<PeerId>> = HashMap::new();
+                for (peer, member) in lock(&self.verified).iter() {
+                    by_mesh.entry(member.mesh.clone()).or_default().push(*peer);
+                }
+                for (mesh, peers) in by_mesh {
+                    let Ok(bytes) = self.state(&control, &mesh) else {
+                        continue;
+                    };
+                    if pushed
+                        .get(&mesh)
+                        .is_some_and(|old| Arc::ptr_eq(old, &bytes))
+                    {
+                        continue;
+                    }
+                    pushed.insert(mesh.clone(), bytes.clone());
+                    tracing::debug!(%mesh, members = peers.len(), "pushing a new mesh state");
+                    for peer in peers {
+                        let p2p = control.p2p().clone();
+                        let state = bytes.to_vec();
+                        tokio::spawn(async move {
+                            let request = ControlRequest::Mesh(MeshRequest::StateUpdate { state });
+                            if let Err(e) = p2p.request(peer, Vec::new(), request).await {
+                                tracing::debug!(%peer, %e, "state push failed");
+                            }
+                        });
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// The answer an anchor gives a mesh request, as a control response.
+pub(crate) fn respond(
+    mesh: &AnchorMesh,
+    control: &ControlPlane,
+    peer: PeerId,
+    remote: Option<&Multiaddr>,
+    request: MeshRequest,
+) -> ControlResponse {
+    ControlResponse::Mesh(mesh.handle(control, peer, remote, request))
+}

@@ -1,0 +1,290 @@
+//! The packet paths: TUN → policy → seal → UDP, and UDP → open → policy → TUN; keepalive
+//! pings measure round trips. Every frame that fails a check is dropped and counted.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use x0t_crypto::CryptoError;
+use x0t_crypto::frame::{Frame, FrameKind, MAX_FRAME_LEN};
+
+use super::packet::{PacketInfo, parse_ipv4};
+use super::session::Session;
+use super::{Counters, MAX_QUEUED_PER_PEER, Member, Peer, TunConfig, lock, read};
+use crate::NodeError;
+
+/// Keepalive payload: a ping (`PING ‖ u64 id`), answered by `PONG ‖ id`.
+pub(crate) const PING: u8 = 1;
+/// See [`PING`].
+pub(crate) const PONG: u8 = 2;
+
+/// Opens the TUN device with this node's overlay address on the whole overlay prefix.
+pub(crate) fn open_tun(
+    config: &TunConfig,
+    overlay_ip: Ipv4Addr,
+) -> Result<tun_rs::AsyncDevice, NodeError> {
+    let (_, prefix) = x0t_crypto::OVERLAY_NETWORK;
+    tun_rs::DeviceBuilder::new()
+        .name(&config.name)
+        .ipv4(overlay_ip, prefix, None)
+        .mtu(config.mtu)
+        .build_async()
+        .map_err(|e| {
+            NodeError::Config(format!(
+                "opening TUN device {} (needs root and /dev/net/tun; or run without --tun for \
+                 userspace mode): {e}",
+                config.name
+            ))
+        })
+}
+
+impl Member {
+    /// Seals and sends one frame to `peer`.
+    pub(crate) async fn send_frame(
+        &self,
+        peer: &Peer,
+        session: &Session,
+        kind: FrameKind,
+        payload: &[u8],
+    ) {
+        let bytes = match session.seal(kind, self.node_id, payload) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                // Nonce space used up: the maintenance timer renews the keys.
+                tracing::warn!(%e, "cannot seal a frame");
+                return;
+            }
+        };
+        let endpoint = *lock(&peer.endpoint);
+        match self.udp.send_to(&bytes, endpoint).await {
+            Ok(_) => {
+                Counters::bump(&self.counters.frames_sent);
+                peer.bytes_sent
+                    .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            }
+            Err(e) => tracing::debug!(%endpoint, %e, "UDP send failed"),
+        }
+    }
+
+    /// Sends packets queued while the session came up.
+    pub(crate) async fn flush_queue(&self, peer: &Peer, session: &Session) {
+        let queued = std::mem::take(&mut *lock(&peer.queue));
+        for packet in queued {
+            self.send_frame(peer, session, FrameKind::Data, &packet)
+                .await;
+        }
+    }
+
+    /// Sends an IP packet read from the TUN device to the peer holding its destination,
+    /// if the policy allows the flow.
+    pub(crate) async fn send_packet(self: &Arc<Self>, packet: &[u8], info: &PacketInfo) {
+        let Some(peer) = read(&self.by_ip)
+            .get(&info.dst)
+            .and_then(|id| read(&self.peers).get(id).cloned())
+        else {
+            Counters::bump(&self.counters.packets_no_route);
+            return;
+        };
+        if !self.admit(&peer, info, true) {
+            return;
+        }
+        if let Some(session) = peer.session() {
+            self.send_frame(&peer, &session, FrameKind::Data, packet)
+                .await;
+            return;
+        }
+        // No session yet: hold the packet and set one up in the background.
+        {
+            let mut queue = lock(&peer.queue);
+            if queue.len() >= MAX_QUEUED_PER_PEER {
+                Counters::bump(&self.counters.packets_no_session);
+                return;
+            }
+            queue.push(packet.to_vec());
+        }
+        if !peer.connecting.swap(true, Ordering::AcqRel) {
+            let this = self.clone();
+            tokio::spawn(async move {
+                match this.ensure_session(&peer, false).await {
+                    Ok(session) => this.flush_queue(&peer, &session).await,
+                    Err(why) => {
+                        let dropped = std::mem::take(&mut *lock(&peer.queue)).len();
+                        this.counters
+                            .packets_no_session
+                            .fetch_add(dropped as u64, Ordering::Relaxed);
+                        tracing::warn!(node = %peer.cert.node_id.short(), %why, "no session");
+                    }
+                }
+                peer.connecting.store(false, Ordering::Release);
+            });
+        }
+    }
+
+    /// The policy check of one end: an open flow passes; otherwise the flow must be allowed
+    /// (this node → peer when sending, peer → this node when receiving) and is recorded.
+    fn admit(&self, peer: &Peer, info: &PacketInfo, outbound: bool) -> bool {
+        let now = self.started.elapsed();
+        if lock(&self.flows).admit_existing(info, now) {
+            return true;
+        }
+        let allowed = match info.protocol {
+            Some(protocol) => self.decide(peer, outbound, protocol, info.policy_port()),
+            None => false,
+        };
+        if !allowed || !lock(&self.flows).open(info, now) {
+            Counters::bump(&self.counters.packets_denied);
+            tracing::debug!(
+                peer = %peer.cert.node_id.short(),
+                src = %info.src, dst = %info.dst, port = info.dst_port,
+                protocol = ?info.protocol, outbound,
+                "packet denied by policy"
+            );
+            return false;
+        }
+        true
+    }
+
+    /// Reads packets from the TUN device until it fails.
+    pub(crate) async fn read_tun(self: Arc<Self>) {
+        let Some(tun) = self.tun.clone() else { return };
+        let mut buf = vec![0u8; 65_536];
+        loop {
+            let n = match tun.recv(&mut buf).await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::error!(%e, "TUN device read failed; the overlay is down");
+                    return;
+                }
+            };
+            let packet = &buf[..n];
+            let Ok(info) = parse_ipv4(packet) else {
+                continue; // IPv6 router solicitations and the like: not carried.
+            };
+            if info.dst == self.cert.overlay_ip {
+                continue;
+            }
+            self.send_packet(packet, &info).await;
+        }
+    }
+
+    /// Receives frames on the UDP socket until it fails.
+    pub(crate) async fn receive_frames(self: Arc<Self>) {
+        let mut buf = vec![0u8; MAX_FRAME_LEN + 1];
+        loop {
+            let (n, from) = match self.udp.recv_from(&mut buf).await {
+                Ok(received) => received,
+                Err(e) => {
+                    // ICMP errors from earlier sends surface here on some systems; go on.
+                    tracing::debug!(%e, "UDP receive error");
+                    continue;
+                }
+            };
+            if n > MAX_FRAME_LEN {
+                Counters::bump(&self.counters.frames_oversized);
+                continue;
+            }
+            self.on_frame(&buf[..n], from).await;
+        }
+    }
+
+    /// One datagram: decode, find its session, open, then deliver (policy permitting).
+    pub(crate) async fn on_frame(self: &Arc<Self>, bytes: &[u8], from: SocketAddr) {
+        let frame = match Frame::decode(bytes) {
+            Ok(frame) => frame,
+            Err(_) => {
+                Counters::bump(&self.counters.frames_malformed);
+                return;
+            }
+        };
+        if frame.header.dst != self.node_id {
+            Counters::bump(&self.counters.frames_not_for_us);
+            return;
+        }
+        if !frame.header.kind.is_sealed() {
+            // Handshakes run over the authenticated libp2p connection.
+            Counters::bump(&self.counters.frames_malformed);
+            return;
+        }
+        let Some(session) = read(&self.sessions).get(&frame.header.session).cloned() else {
+            Counters::bump(&self.counters.frames_unknown_session);
+            return;
+        };
+        if session.peer != frame.header.src {
+            Counters::bump(&self.counters.frames_forged);
+            return;
+        }
+        let plaintext = match session.open(&frame) {
+            Ok(plaintext) => plaintext,
+            Err(CryptoError::Replay { .. }) => {
+                Counters::bump(&self.counters.frames_replayed);
+                return;
+            }
+            Err(_) => {
+                Counters::bump(&self.counters.frames_forged);
+                return;
+            }
+        };
+        let Some(peer) = read(&self.peers).get(&session.peer).cloned() else {
+            return; // Dropped (revoked) since.
+        };
+        Counters::bump(&self.counters.frames_received);
+        peer.bytes_received
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        // The frame is authentic: follow the peer to where it sends from (roaming, NAT).
+        {
+            let mut endpoint = lock(&peer.endpoint);
+            if *endpoint != from {
+                *endpoint = from;
+            }
+        }
+        match frame.header.kind {
+            FrameKind::Data => self.deliver(&peer, &plaintext).await,
+            FrameKind::Keepalive => self.on_keepalive(&peer, &session, &plaintext).await,
+            _ => {}
+        }
+    }
+
+    async fn deliver(&self, peer: &Peer, packet: &[u8]) {
+        let Ok(info) = parse_ipv4(packet) else {
+            Counters::bump(&self.counters.frames_malformed);
+            return;
+        };
+        if info.src != peer.cert.overlay_ip || info.dst != self.cert.overlay_ip {
+            Counters::bump(&self.counters.packets_spoofed);
+            return;
+        }
+        if !self.admit(peer, &info, false) {
+            return;
+        }
+        if let Some(tun) = &self.tun
+            && let Err(e) = tun.send(packet).await
+        {
+            tracing::debug!(%e, "TUN write failed");
+        }
+    }
+
+    async fn on_keepalive(&self, peer: &Peer, session: &Session, payload: &[u8]) {
+        if payload.len() != 9 {
+            return;
+        }
+        let mut id = [0u8; 8];
+        id.copy_from_slice(&payload[1..]);
+        match payload[0] {
+            PING => {
+                let mut pong = vec![PONG];
+                pong.extend_from_slice(&id);
+                self.send_frame(peer, session, FrameKind::Keepalive, &pong)
+                    .await;
+            }
+            PONG => {
+                if let Some((sent, done)) = lock(&self.pings).remove(&u64::from_be_bytes(id)) {
+                    let rtt = sent.elapsed();
+                    peer.rtt_micros
+                        .store(rtt.as_micros() as u64, Ordering::Relaxed);
+                    let _ = done.send(rtt);
+                }
+            }
+            _ => {}
+        }
+    }
+}

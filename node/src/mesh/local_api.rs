@@ -1,0 +1,403 @@
+//! The member's local API (loopback): what `x0t status`, `x0t ping`, `x0t expose` and
+//! `x0t connect` talk to. Every route wants the secret in the data dir's
+//! `agent-api.token` (0600), so only whoever may read the node's files may drive it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use super::{LOCAL_API_TOKEN_FILE, Member, read};
+use crate::NodeError;
+
+/// Header carrying the local API secret.
+pub const TOKEN_HEADER: &str = "x0t-agent-token";
+
+/// One peer as `x0t status` shows it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PeerStatus {
+    /// Its node id.
+    pub node_id: String,
+    /// Its overlay address.
+    pub overlay_ip: String,
+    /// Its device class.
+    pub device_class: String,
+    /// Its tags.
+    pub tags: Vec<String>,
+    /// How frames reach it: `direct <udp endpoint>`.
+    pub path: String,
+    /// Last measured round trip over the data path, in milliseconds.
+    pub rtt_ms: Option<f64>,
+    /// Frame bytes sent to it.
+    pub bytes_sent: u64,
+    /// Frame bytes received from it.
+    pub bytes_received: u64,
+    /// Age of the live session in seconds (none: no session yet).
+    pub session_age_s: Option<u64>,
+    /// The KEM its sessions use.
+    pub kem: String,
+}
+
+/// What `GET /v1/status` answers.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MemberStatus {
+    /// This node's id.
+    pub node_id: String,
+    /// Its mesh.
+    pub mesh: String,
+    /// Its overlay address.
+    pub overlay_ip: String,
+    /// The TUN device, if any (none: userspace mode).
+    pub tun: Option<String>,
+    /// Ledger index of the mesh state it holds.
+    pub state_index: u64,
+    /// The policy version it enforces (0: none, deny all).
+    pub policy_version: u64,
+    /// Anchors it currently reaches.
+    pub anchors_reached: usize,
+    /// Verified peers.
+    pub peers: Vec<PeerStatus>,
+    /// Services it exposes (name → local port).
+    pub services: std::collections::BTreeMap<String, u16>,
+    /// Drop and traffic counters.
+    pub counters: std::collections::BTreeMap<String, u64>,
+}
+
+/// Body of `POST /v1/ping`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PingRequest {
+    /// Node id, short id or overlay address.
+    pub node: String,
+    /// How many pings.
+    pub count: u32,
+}
+
+/// Answer of `POST /v1/ping`: each round trip in milliseconds (none: lost).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PingReport {
+    /// The node pinged.
+    pub node_id: String,
+    /// Round trips.
+    pub rtts_ms: Vec<Option<f64>>,
+}
+
+/// Body of `POST /v1/expose`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ExposeRequest {
+    /// The local TCP port to offer.
+    pub port: u16,
+    /// The name peers connect to (`<node>/<name>`).
+    pub name: String,
+}
+
+/// Body of `POST /v1/connect`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ConnectRequest {
+    /// `<node>/<service>`.
+    pub target: String,
+    /// Local address to listen on.
+    pub listen: SocketAddr,
+}
+
+/// Answer of `POST /v1/connect`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ConnectAnswer {
+    /// Where it listens.
+    pub listen: SocketAddr,
+}
+
+#[derive(Clone)]
+struct Api {
+    member: Arc<Member>,
+    token_hash: [u8; 32],
+}
+
+type ApiError = (StatusCode, Json<serde_json::Value>);
+
+fn error(status: StatusCode, message: impl std::fmt::Display) -> ApiError {
+    (
+        status,
+        Json(serde_json::json!({ "error": { "message": message.to_string() } })),
+    )
+}
+
+impl Api {
+    fn check(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        let given = headers
+            .get(TOKEN_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if blake3::hash(given.as_bytes()).as_bytes() == &self.token_hash {
+            Ok(())
+        } else {
+            Err(error(
+                StatusCode::UNAUTHORIZED,
+                format!("missing or wrong {TOKEN_HEADER} (see {LOCAL_API_TOKEN_FILE})"),
+            ))
+        }
+    }
+}
+
+/// Starts the local API; returns its URL and the server task.
+pub(crate) async fn serve(
+    member: Arc<Member>,
+    listen: SocketAddr,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(String, tokio::task::JoinHandle<()>), NodeError> {
+    let token_path = member.data_dir.join(LOCAL_API_TOKEN_FILE);
+    let token = match x0t_crypto::keyfile::read_secret_file(&token_path, 256) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_owned(),
+        Err(_) => {
+            let mut secret = [0u8; 32];
+            rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut secret);
+            let token = format!("x0tagt_{}", x0t_types::base32::encode(&secret));
+            let _ = std::fs::remove_file(&token_path);
+            x0t_crypto::keyfile::write_secret_file(&token_path, token.as_bytes(), false)?;
+            token
+        }
+    };
+    let api = Api {
+        member,
+        token_hash: *blake3::hash(token.as_bytes()).as_bytes(),
+    };
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| NodeError::Config(format!("binding the local API to {listen}: {e}")))?;
+    let url = format!(
+        "http://{}",
+        listener
+            .local_addr()
+            .map_err(|e| NodeError::Config(e.to_string()))?
+    );
+    let router = Router::new()
+        .route("/v1/status", get(status))
+        .route("/v1/ping", post(ping))
+        .route("/v1/expose", post(expose))
+        .route("/v1/connect", post(connect))
+        .with_state(api);
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = shutdown.wait_for(|stop| *stop).await;
+            })
+            .await;
+    });
+    Ok((url, task))
+}
+
+/// The member's status (also what tests read).
+pub fn member_status(member: &Member) -> MemberStatus {
+    let (state_index, policy_version) = {
+        let trust = read(&member.trust);
+        (trust.state_index(), trust.policy().1)
+    };
+    let mut peers: Vec<PeerStatus> = member
+        .peers()
+        .iter()
+        .map(|peer| {
+            let session = peer.session();
+            let rtt = peer.rtt_micros.load(Ordering::Relaxed);
+            PeerStatus {
+                node_id: peer.cert.node_id.to_string(),
+                overlay_ip: peer.cert.overlay_ip.to_string(),
+                device_class: peer.cert.device_class.to_string(),
+                tags: peer.cert.tags.iter().map(ToString::to_string).collect(),
+                path: format!("direct {}", *super::lock(&peer.endpoint)),
+                rtt_ms: (rtt > 0).then(|| rtt as f64 / 1_000.0),
+                bytes_sent: peer.bytes_sent.load(Ordering::Relaxed),
+                bytes_received: peer.bytes_received.load(Ordering::Relaxed),
+                session_age_s: session.as_ref().map(|s| s.created.elapsed().as_secs()),
+                kem: super::session::kem_for(member.cert.pq_profile, peer.cert.pq_profile)
+                    .to_string(),
+            }
+        })
+        .collect();
+    peers.sort_by(|a, b| a.overlay_ip.cmp(&b.overlay_ip));
+    MemberStatus {
+        node_id: member.node_id.to_string(),
+        mesh: member.mesh.to_string(),
+        overlay_ip: member.cert.overlay_ip.to_string(),
+        tun: member.tun_name.clone().filter(|_| member.tun.is_some()),
+        state_index,
+        policy_version,
+        anchors_reached: read(&member.anchors_up).len(),
+        peers,
+        services: read(&member.services)
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect(),
+        counters: member
+            .counters
+            .snapshot()
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
+    }
+}
+
+async fn status(
+    State(api): State<Api>,
+    headers: HeaderMap,
+) -> Result<Json<MemberStatus>, ApiError> {
+    api.check(&headers)?;
+    Ok(Json(member_status(&api.member)))
+}
+
+async fn ping(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Json(body): Json<PingRequest>,
+) -> Result<Json<PingReport>, ApiError> {
+    api.check(&headers)?;
+    let peer = api.member.find_peer(&body.node).ok_or_else(|| {
+        error(
+            StatusCode::NOT_FOUND,
+            format!("no connected peer {:?}", body.node),
+        )
+    })?;
+    let count = body.count.clamp(1, 100);
+    let mut rtts = Vec::new();
+    for i in 0..count {
+        if i > 0 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let rtt = api
+            .member
+            .ping(&peer.cert.node_id, Duration::from_secs(2))
+            .await;
+        rtts.push(rtt.ok().map(|d| d.as_secs_f64() * 1_000.0));
+    }
+    Ok(Json(PingReport {
+        node_id: peer.cert.node_id.to_string(),
+        rtts_ms: rtts,
+    }))
+}
+
+async fn expose(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Json(body): Json<ExposeRequest>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    api.check(&headers)?;
+    super::forward::expose(&api.member, &body.name, body.port)
+        .map_err(|why| error(StatusCode::BAD_REQUEST, why))?;
+    Ok(Json(
+        serde_json::json!({ "name": body.name, "port": body.port }),
+    ))
+}
+
+async fn connect(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Json(body): Json<ConnectRequest>,
+) -> Result<Json<ConnectAnswer>, ApiError> {
+    api.check(&headers)?;
+    let listen = super::forward::connect(api.member.clone(), &body.target, body.listen)
+        .await
+        .map_err(|why| error(StatusCode::BAD_REQUEST, why))?;
+    Ok(Json(ConnectAnswer { listen }))
+}
+
+/// A client of a running member's local API, found through its data dir.
+#[derive(Clone, Debug)]
+pub struct LocalClient {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl LocalClient {
+    /// Reads `member.json` and the token file of the member running on `data_dir`.
+    pub fn for_data_dir(data_dir: &std::path::Path) -> Result<Self, NodeError> {
+        let info = super::MemberInfo::load(data_dir)?;
+        let token =
+            x0t_crypto::keyfile::read_secret_file(&data_dir.join(LOCAL_API_TOKEN_FILE), 256)?;
+        Ok(Self {
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(300))
+                .build()
+                .map_err(|e| NodeError::Client(e.to_string()))?,
+            base: info.api_url,
+            token: String::from_utf8_lossy(&token).trim().to_owned(),
+        })
+    }
+
+    async fn call<T: serde::de::DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, NodeError> {
+        let response = request
+            .header(TOKEN_HEADER, &self.token)
+            .send()
+            .await
+            .map_err(|e| NodeError::Client(format!("{} (is `x0t agent run` running?)", e)))?;
+        let status = response.status();
+        if !status.is_success() {
+            let body: serde_json::Value = response.json().await.unwrap_or_default();
+            return Err(NodeError::Api {
+                status: status.as_u16(),
+                message: body["error"]["message"]
+                    .as_str()
+                    .unwrap_or("no explanation")
+                    .to_owned(),
+            });
+        }
+        response
+            .json()
+            .await
+            .map_err(|e| NodeError::Client(e.to_string()))
+    }
+
+    /// `GET /v1/status`.
+    pub async fn status(&self) -> Result<MemberStatus, NodeError> {
+        self.call(self.http.get(format!("{}/v1/status", self.base)))
+            .await
+    }
+
+    /// `POST /v1/ping`.
+    pub async fn ping(&self, node: &str, count: u32) -> Result<PingReport, NodeError> {
+        let body = PingRequest {
+            node: node.to_owned(),
+            count,
+        };
+        self.call(self.http.post(format!("{}/v1/ping", self.base)).json(&body))
+            .await
+    }
+
+    /// `POST /v1/expose`.
+    pub async fn expose(&self, name: &str, port: u16) -> Result<(), NodeError> {
+        let body = ExposeRequest {
+            port,
+            name: name.to_owned(),
+        };
+        self.call::<serde_json::Value>(
+            self.http
+                .post(format!("{}/v1/expose", self.base))
+                .json(&body),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// `POST /v1/connect`.
+    pub async fn connect(&self, target: &str, listen: SocketAddr) -> Result<SocketAddr, NodeError> {
+        let body = ConnectRequest {
+            target: target.to_owned(),
+            listen,
+        };
+        self.call::<ConnectAnswer>(
+            self.http
+                .post(format!("{}/v1/connect", self.base))
+                .json(&body),
+        )
+        .await
+        .map(|a| a.listen)
+    }
+}
