@@ -78,6 +78,28 @@ pub fn spawn_node(
     join: Option<&JoinConfig>,
     extra_args: &[String],
 ) -> Result<u32, NodeError> {
+    let loopback = std::net::IpAddr::from([127, 0, 0, 1]);
+    spawn_node_on(
+        exe,
+        testnet_dir,
+        index,
+        base_port,
+        loopback,
+        join,
+        extra_args,
+    )
+}
+
+/// [`spawn_node`] with the API and peer sockets on `ip` (a namespace test's bridge address).
+pub fn spawn_node_on(
+    exe: &Path,
+    testnet_dir: &Path,
+    index: usize,
+    base_port: u16,
+    ip: std::net::IpAddr,
+    join: Option<&JoinConfig>,
+    extra_args: &[String],
+) -> Result<u32, NodeError> {
     let dir = node_dir(testnet_dir, index);
     std::fs::create_dir_all(&dir)
         .map_err(|e| NodeError::Config(format!("{}: {e}", dir.display())))?;
@@ -97,7 +119,9 @@ pub fn spawn_node(
         .arg("--dir")
         .arg(&dir)
         .arg("--api-listen")
-        .arg(format!("127.0.0.1:{api}"))
+        .arg(std::net::SocketAddr::new(ip, api).to_string())
+        .arg("--p2p-ip")
+        .arg(ip.to_string())
         .arg("--p2p-port")
         .arg(p2p.to_string())
         .args(extra_args)
@@ -162,6 +186,19 @@ pub async fn up(
     base_port: u16,
     extra_args: &[String],
 ) -> Result<Vec<NodeInfo>, NodeError> {
+    let loopback = std::net::IpAddr::from([127, 0, 0, 1]);
+    up_on(exe, testnet_dir, anchors, base_port, loopback, extra_args).await
+}
+
+/// [`up`] with every anchor's sockets on `ip`.
+pub async fn up_on(
+    exe: &Path,
+    testnet_dir: &Path,
+    anchors: usize,
+    base_port: u16,
+    ip: std::net::IpAddr,
+    extra_args: &[String],
+) -> Result<Vec<NodeInfo>, NodeError> {
     if anchors == 0 || anchors > 7 {
         return Err(NodeError::Config("a testnet has 1 to 7 anchors".into()));
     }
@@ -176,7 +213,7 @@ pub async fn up(
             )));
         }
         let pids = (1..=anchors)
-            .map(|index| spawn_node(exe, testnet_dir, index, base_port, None, extra_args))
+            .map(|index| spawn_node_on(exe, testnet_dir, index, base_port, ip, None, extra_args))
             .collect::<Result<Vec<_>, _>>()?;
         let mut infos = Vec::new();
         for (index, pid) in (1..=anchors).zip(pids) {
@@ -186,7 +223,7 @@ pub async fn up(
         return Ok(infos);
     }
     let mut infos = Vec::new();
-    let first = spawn_node(exe, testnet_dir, 1, base_port, None, extra_args)?;
+    let first = spawn_node_on(exe, testnet_dir, 1, base_port, ip, None, extra_args)?;
     infos.push(wait_ready(testnet_dir, 1, first, Duration::from_secs(60)).await?);
     let key = std::fs::read_to_string(node_dir(testnet_dir, 1).join(ADMIN_KEY_FILE))
         .map_err(|e| NodeError::Config(format!("reading node1's admin key: {e}")))?;
@@ -208,7 +245,15 @@ pub async fn up(
             peer: peer.clone(),
             token,
         };
-        let pid = spawn_node(exe, testnet_dir, index, base_port, Some(&join), extra_args)?;
+        let pid = spawn_node_on(
+            exe,
+            testnet_dir,
+            index,
+            base_port,
+            ip,
+            Some(&join),
+            extra_args,
+        )?;
         infos.push(wait_ready(testnet_dir, index, pid, Duration::from_secs(60)).await?);
     }
     wait_formed(&infos[0].api_url, anchors).await?;

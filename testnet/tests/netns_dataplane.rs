@@ -1,0 +1,463 @@
+//! The data plane in network namespaces: real `x0t` processes, real TUN devices, real
+//! kernels forwarding ICMP and TCP between overlay addresses. Three anchors run in the root
+//! namespace on the lab bridge; each agent runs in its own namespace (`x0t join`, then
+//! `x0t agent run --tun`). Needs root (CI runs as root); run by `scripts/test` in the
+//! `netns` nextest profile.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use x0t_crypto::{NodeCertificate, SigAlgorithm, SignedNodeCertificate, SigningKey};
+use x0t_node::api::{CreateToken, ExplainAcl, Reason, SetAcl};
+use x0t_node::client::ApiClient;
+use x0t_node::run::{ADMIN_KEY_FILE, NodeInfo};
+use x0t_node::testnet;
+use x0t_testnet::netns::Lab;
+use x0t_types::{DeviceClass, MeshId, PqProfile, Tag, Timestamp};
+
+const MESH: &str = "default";
+
+/// Everything may talk, except robots to servers on tcp/5202.
+const POLICY: &str = r#"
+version = 1
+
+[[rule]]
+name = "everyone"
+action = "allow"
+src = ["*"]
+dst = ["*"]
+
+[[rule]]
+name = "no-robot-debug"
+action = "deny"
+src = ["tag:robot"]
+dst = ["tag:server"]
+ports = ["tcp/5202"]
+description = "robots never reach the servers' debug port"
+"#;
+
+fn x0t_exe() -> PathBuf {
+    let exe = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .and_then(Path::parent)
+        .unwrap()
+        .join("x0t");
+    assert!(
+        exe.exists(),
+        "{} not built (cargo build -p x0t-node)",
+        exe.display()
+    );
+    exe
+}
+
+struct Net {
+    lab: Lab,
+    root: tempfile::TempDir,
+    anchors: PathBuf,
+    admin: ApiClient,
+    anchor_url: String,
+    agents: Vec<AgentProc>,
+}
+
+struct AgentProc {
+    dir: PathBuf,
+    node_id: String,
+    overlay: String,
+    child: Option<tokio::process::Child>,
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        // Agents die with their namespaces (Lab's drop); anchors run here.
+        for i in 1..=3 {
+            if let Ok(info) = NodeInfo::load(&testnet::node_dir(&self.anchors, i)) {
+                testnet::signal(info.pid, "KILL");
+            }
+        }
+    }
+}
+
+impl Net {
+    async fn start(tags: &[&str]) -> Self {
+        let lab = Lab::create(tags.len() + 1).unwrap();
+        let root = tempfile::tempdir().unwrap();
+        let anchors = root.path().join("anchors");
+        let base = testnet::free_base_port(3, std::process::id()).unwrap();
+        let infos = testnet::up_on(&x0t_exe(), &anchors, 3, base, lab.host_ip().into(), &[])
+            .await
+            .unwrap();
+        let key = std::fs::read_to_string(testnet::node_dir(&anchors, 1).join(ADMIN_KEY_FILE))
+            .unwrap()
+            .trim()
+            .to_owned();
+        let anchor_url = infos[0].api_url.clone();
+        let admin = ApiClient::new(&anchor_url, Some(key)).unwrap();
+        admin
+            .set_acl(
+                MESH,
+                &SetAcl {
+                    document: POLICY.to_owned(),
+                    expected_version: None,
+                },
+            )
+            .await
+            .unwrap();
+        let mut net = Self {
+            lab,
+            root,
+            anchors,
+            admin,
+            anchor_url,
+            agents: Vec::new(),
+        };
+        for (i, tag) in tags.iter().enumerate() {
+            let agent = net.enroll(i, tag).await;
+            net.agents.push(agent);
+        }
+        for i in 0..tags.len() {
+            net.start_agent(i).await;
+        }
+        for i in 0..tags.len() {
+            net.wait_peers(i, tags.len() - 1).await;
+        }
+        net
+    }
+
+    async fn x0t(&self, i: usize, args: &[&str]) -> std::process::Output {
+        self.lab
+            .command(i, x0t_exe())
+            .args(args)
+            .output()
+            .await
+            .unwrap()
+    }
+
+    async fn enroll(&self, i: usize, tag: &str) -> AgentProc {
+        let token = self
+            .admin
+            .create_token(
+                MESH,
+                &CreateToken {
+                    pre_approved: true,
+                    tags: vec![tag.to_owned()],
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+            .token;
+        let dir = self.root.path().join(format!("agent{}", i + 1));
+        let dir_text = dir.to_str().unwrap().to_owned();
+        let output = self
+            .lab
+            .command(i, x0t_exe())
+            .args(["join", "--anchor", &self.anchor_url, "--dir", &dir_text])
+            .args(["--hostname", &format!("n{}", i + 1), "--json"])
+            .env("X0T_TOKEN", token)
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "join failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let joined: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        AgentProc {
+            dir,
+            node_id: joined["node_id"].as_str().unwrap().to_owned(),
+            overlay: joined["overlay_ip"].as_str().unwrap().to_owned(),
+            child: None,
+        }
+    }
+
+    async fn start_agent(&mut self, i: usize) {
+        let agent = &self.agents[i];
+        let log = std::fs::File::create(agent.dir.join("agent.log")).unwrap();
+        let child = self
+            .lab
+            .command(i, x0t_exe())
+            .args([
+                "agent",
+                "run",
+                "--tun",
+                "--dir",
+                agent.dir.to_str().unwrap(),
+            ])
+            .args([
+                "--ip",
+                &self.lab.node_ip(i).to_string(),
+                "--state-poll",
+                "1",
+            ])
+            .env("RUST_LOG", "info")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.agents[i].child = Some(child);
+    }
+
+    async fn status(&self, i: usize) -> serde_json::Value {
+        let dir = self.agents[i].dir.to_str().unwrap().to_owned();
+        let output = self.x0t(i, &["status", "--json", "--dir", &dir]).await;
+        serde_json::from_slice(&output.stdout).unwrap_or_default()
+    }
+
+    async fn peer_ids(&self, i: usize) -> Vec<String> {
+        let status = self.status(i).await;
+        status["data_plane"]["peers"]
+            .as_array()
+            .map(|peers| {
+                peers
+                    .iter()
+                    .filter_map(|p| p["node_id"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    async fn wait_peers(&self, i: usize, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if self.peer_ids(i).await.len() >= n {
+                return;
+            }
+            if Instant::now() > deadline {
+                let log = std::fs::read_to_string(self.agents[i].dir.join("agent.log"))
+                    .unwrap_or_default();
+                panic!("agent {} never saw {n} peers; log:\n{log}", i + 1);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// `ping` from node `from` to node `to`'s overlay address: whether any reply came.
+    async fn ping(&self, from: usize, to: usize, count: u32) -> bool {
+        self.lab
+            .command(from, "ping")
+            .args([
+                "-c",
+                &count.to_string(),
+                "-i",
+                "0.2",
+                "-W",
+                "1",
+                "-q",
+                &self.agents[to].overlay,
+            ])
+            .output()
+            .await
+            .unwrap()
+            .status
+            .success()
+    }
+
+    /// A TCP connection (iperf3, 0.3 s) from node `from` to node `to` on `port`.
+    async fn tcp(&self, from: usize, to: usize, port: u16) -> bool {
+        let mut server = self
+            .lab
+            .command(to, "iperf3")
+            .args([
+                "-s",
+                "-1",
+                "-p",
+                &port.to_string(),
+                "-B",
+                &self.agents[to].overlay,
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let client = self
+            .lab
+            .command(from, "iperf3")
+            .args(["-c", &self.agents[to].overlay, "-p", &port.to_string()])
+            .args(["-n", "256K", "--connect-timeout", "2000"])
+            .output()
+            .await
+            .unwrap();
+        let _ = server.kill().await;
+        client.status.success()
+    }
+}
+
+fn skip() -> bool {
+    if let Some(why) = x0t_testnet::netns::unavailable() {
+        eprintln!("SKIPPED: {why}");
+        return true;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approved_nodes_reach_each_other_and_the_policy_holds() {
+    if skip() {
+        return;
+    }
+    let net = Net::start(&["robot", "server", "server"]).await;
+    // ICMP and TCP between every pair of the three approved nodes.
+    for (from, to) in [(0, 1), (1, 0), (0, 2), (2, 0), (1, 2), (2, 1)] {
+        assert!(net.ping(from, to, 2).await, "ping {from} → {to}");
+    }
+    for (from, to) in [(0, 1), (1, 2), (2, 0)] {
+        assert!(net.tcp(from, to, 5201).await, "tcp {from} → {to} :5201");
+    }
+    // The deny rule blocks exactly robot → server tcp/5202 …
+    assert!(
+        !net.tcp(0, 1, 5202).await,
+        "robot → server :5202 must be denied"
+    );
+    assert!(
+        !net.tcp(0, 2, 5202).await,
+        "robot → server :5202 must be denied"
+    );
+    // … and nothing it does not name.
+    assert!(
+        net.tcp(1, 0, 5202).await,
+        "server → robot :5202 is not named"
+    );
+    assert!(
+        net.tcp(2, 1, 5202).await,
+        "server → server :5202 is not named"
+    );
+    // The robot's own end refused the SYNs before they left.
+    let status = net.status(0).await;
+    assert!(
+        status["data_plane"]["counters"]["packets_denied"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    // `explain` names the rule.
+    let decision = net
+        .admin
+        .explain_acl(
+            MESH,
+            &ExplainAcl {
+                src: "n1".into(),
+                dst: "n2".into(),
+                port: 5202,
+                proto: Some("tcp".into()),
+                document: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(!decision.allowed);
+    assert_eq!(decision.deciding_rule.unwrap().name, "no-robot-debug");
+}
+
+/// A node whose certificate is signed by a key that is not an anchor's, given the real
+/// members' addresses, reaches nothing and is disconnected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_signed_by_a_stranger_reaches_nothing() {
+    if skip() {
+        return;
+    }
+    let net = Net::start(&["server", "server"]).await;
+    // Forge an agent in the lab's third namespace.
+    let dir = net.root.path().join("rogue");
+    std::fs::create_dir_all(&dir).unwrap();
+    let identity =
+        x0t_node::identity::generate_identity(&dir, SigAlgorithm::MlDsa65, false).unwrap();
+    let keypair = x0t_node::run::libp2p_keypair(&dir).unwrap();
+    let rogue_anchor = SigningKey::generate(SigAlgorithm::MlDsa65).unwrap();
+    let now = Timestamp(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64,
+    );
+    let cert = NodeCertificate {
+        mesh: MeshId::new(MESH).unwrap(),
+        node_id: identity.node_id(),
+        identity_key: identity.verifying_key().clone(),
+        peer_id: keypair.public().to_peer_id().to_bytes(),
+        overlay_ip: "100.64.0.99".parse().unwrap(),
+        tags: vec![Tag::new("server").unwrap()],
+        device_class: DeviceClass::Server,
+        pq_profile: PqProfile::Standard,
+        not_before: now,
+        not_after: now.saturating_add(Timestamp::DAY),
+        ledger_index: 1,
+        issuer: rogue_anchor.node_id(),
+    };
+    let signed = SignedNodeCertificate::sign(cert, &rogue_anchor).unwrap();
+    std::fs::write(dir.join("node.cert"), signed.to_text()).unwrap();
+    // It trusts its own "anchor", and knows where the real members are.
+    let mut anchors: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(net.agents[0].dir.join("anchors.json")).unwrap())
+            .unwrap();
+    anchors[0]["node_id"] = rogue_anchor.node_id().to_string().into();
+    anchors[0]["public_key"] = hex::encode(rogue_anchor.verifying_key().as_bytes()).into();
+    anchors.truncate(1);
+    std::fs::write(
+        dir.join("anchors.json"),
+        serde_json::to_vec(&anchors).unwrap(),
+    )
+    .unwrap();
+    let mut state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(net.agents[0].dir.join("agent.json")).unwrap())
+            .unwrap();
+    state["node_id"] = identity.node_id().to_string().into();
+    state["overlay_ip"] = "100.64.0.99".into();
+    std::fs::write(dir.join("agent.json"), serde_json::to_vec(&state).unwrap()).unwrap();
+    // Each member's peer cache lists the other: together, where both are.
+    let mut peers: Vec<serde_json::Value> = Vec::new();
+    for agent in &net.agents {
+        let cached = std::fs::read(agent.dir.join("peers.json")).unwrap();
+        peers.extend(serde_json::from_slice::<Vec<serde_json::Value>>(&cached).unwrap());
+    }
+    assert_eq!(peers.len(), 2, "{peers:?}");
+    std::fs::write(dir.join("peers.json"), serde_json::to_vec(&peers).unwrap()).unwrap();
+    let log = std::fs::File::create(dir.join("agent.log")).unwrap();
+    let mut rogue = net
+        .lab
+        .command(2, x0t_exe())
+        .args(["agent", "run", "--tun", "--dir", dir.to_str().unwrap()])
+        .args(["--ip", &net.lab.node_ip(2).to_string(), "--state-poll", "1"])
+        .env("RUST_LOG", "info")
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    // It reaches no one, and no member lists it.
+    for to in 0..2 {
+        let reached = net
+            .lab
+            .command(2, "ping")
+            .args([
+                "-c",
+                "2",
+                "-i",
+                "0.2",
+                "-W",
+                "1",
+                "-q",
+                &net.agents[to].overlay,
+            ])
+            .output()
+            .await
+            .unwrap()
+            .status
+            .success();
+        assert!(!reached, "the rogue node reached member {to}");
+        assert!(
+            !net.peer_ids(to)
+                .await
+                .contains(&identity.node_id().to_string())
+        );
+    }
+    let log = std::fs::read_to_string(net.agents[0].dir.join("agent.log")).unwrap();
+    assert!(
+        log.contains("refusing a peer"),
+        "member 1 never refused the rogue node:\n{log}"
+    );
+    let _ = rogue.kill().await;
+}
