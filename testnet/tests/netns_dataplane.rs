@@ -125,6 +125,18 @@ impl Net {
         net
     }
 
+    /// Every agent's log, for a failure message.
+    fn logs(&self) -> String {
+        self.agents
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                let log = std::fs::read_to_string(a.dir.join("agent.log")).unwrap_or_default();
+                format!("--- agent {} ---\n{log}", i + 1)
+            })
+            .collect()
+    }
+
     async fn x0t(&self, i: usize, args: &[&str]) -> std::process::Output {
         self.lab
             .command(i, x0t_exe())
@@ -192,7 +204,7 @@ impl Net {
                 "--state-poll",
                 "1",
             ])
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", "info,x0t_node::mesh=debug")
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
@@ -460,4 +472,143 @@ async fn a_node_signed_by_a_stranger_reaches_nothing() {
         "member 1 never refused the rogue node:\n{log}"
     );
     let _ = rogue.kill().await;
+}
+
+/// Starts an iperf3 server on node `to` and a client from node `from` for `secs` seconds.
+async fn transfer(
+    net: &Net,
+    from: usize,
+    to: usize,
+    secs: u32,
+) -> (tokio::process::Child, tokio::process::Child) {
+    let server = net
+        .lab
+        .command(to, "iperf3")
+        .args(["-s", "-1", "-p", "5301", "-B", &net.agents[to].overlay])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let client = net
+        .lab
+        .command(from, "iperf3")
+        .args([
+            "-c",
+            &net.agents[to].overlay,
+            "-p",
+            "5301",
+            "-t",
+            &secs.to_string(),
+        ])
+        .args(["-b", "50M", "--connect-timeout", "2000"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    (server, client)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_revoked_mid_transfer_is_cut_off_everywhere_within_2s() {
+    if skip() {
+        return;
+    }
+    let net = Net::start(&["robot", "server", "server"]).await;
+    let (mut server, mut client) = transfer(&net, 0, 1, 8).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let flowing = net.status(1).await["data_plane"]["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["node_id"] == net.agents[0].node_id.as_str())
+        .map(|p| p["bytes_received"].as_u64().unwrap())
+        .unwrap();
+    assert!(
+        flowing > 1_000_000,
+        "the transfer is not flowing ({flowing} bytes)"
+    );
+
+    let revoked = Instant::now();
+    net.admin
+        .reject_or_revoke(
+            MESH,
+            &net.agents[0].node_id,
+            "revoke",
+            &Reason {
+                reason: "stolen".into(),
+            },
+        )
+        .await
+        .unwrap();
+    let mut cut = Vec::new();
+    for peer in [1, 2] {
+        loop {
+            if !net.peer_ids(peer).await.contains(&net.agents[0].node_id) {
+                cut.push(revoked.elapsed());
+                break;
+            }
+            assert!(
+                revoked.elapsed() < Duration::from_secs(2),
+                "node {} still holds the revoked node after 2 s",
+                peer + 1
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    eprintln!("revoked node cut off after {cut:?} (peers 2 and 3)");
+    // Nothing gets through any more, in either direction.
+    assert!(!net.ping(0, 1, 2).await);
+    assert!(!net.ping(2, 0, 2).await);
+    let _ = client.kill().await;
+    let _ = server.kill().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_every_anchor_dead_flows_continue_and_new_sessions_come_up() {
+    if skip() {
+        return;
+    }
+    let mut net = Net::start(&["server", "server", "server"]).await;
+    let (mut server, client) = transfer(&net, 0, 1, 4).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // kill -9 every anchor: the control plane is gone.
+    for i in 1..=3 {
+        let info = NodeInfo::load(&testnet::node_dir(&net.anchors, i)).unwrap();
+        testnet::kill_and_wait(info.pid).await;
+    }
+    // The running transfer finishes.
+    let output = client.wait_with_output().await.unwrap();
+    assert!(
+        output.status.success(),
+        "the transfer broke when the anchors died: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let _ = server.kill().await;
+    // A restarted agent comes back from its cache (certificate, signed state, policy,
+    // peers) and brings new sessions up with both others.
+    if let Some(mut child) = net.agents[2].child.take() {
+        let _ = child.kill().await;
+    }
+    net.start_agent(2).await;
+    net.wait_peers(2, 2).await;
+    assert!(
+        net.ping(2, 0, 3).await,
+        "new session 3 → 1 without anchors\n{}",
+        net.logs()
+    );
+    let reached = net.ping(1, 2, 3).await;
+    assert!(
+        reached,
+        "new session 2 → 3 without anchors\n{}\n{}\n{}",
+        net.status(1).await,
+        net.status(2).await,
+        net.logs()
+    );
+    let status = net.status(2).await;
+    assert_eq!(
+        status["data_plane"]["policy_version"], 1,
+        "policy from the cache"
+    );
+    assert_eq!(status["data_plane"]["anchors_reached"], 0);
 }

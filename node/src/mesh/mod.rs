@@ -197,6 +197,14 @@ impl Counters {
     }
 }
 
+/// Why a handshake attempt failed.
+enum Handshake {
+    /// The request did not get through (worth another try).
+    Transport(String),
+    /// The peer (or the crypto) said no.
+    Refused(String),
+}
+
 /// A verified peer: its certificate, where its data plane listens, its sessions.
 pub struct Peer {
     /// Its verified certificate.
@@ -225,6 +233,8 @@ pub struct Peer {
     pub rtt_micros: AtomicU64,
     /// Whether a handshake is being set up in the background.
     connecting: AtomicBool,
+    /// The peer process's instance (from its hello).
+    instance: AtomicU64,
 }
 
 impl Peer {
@@ -269,6 +279,8 @@ pub struct Member {
     /// Services exposed to the mesh (userspace mode): name → local port.
     services: RwLock<HashMap<String, u16>>,
     started: Instant,
+    /// Random per process start (see [`PeerHello::instance`]).
+    instance: u64,
 }
 
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -413,6 +425,7 @@ pub async fn run_member(
         pings: Mutex::default(),
         services: RwLock::default(),
         started: Instant::now(),
+        instance: rand_core::OsRng.next_u64(),
         cert,
     });
 
@@ -492,6 +505,7 @@ impl Member {
                 .cloned()
                 .collect(),
             state_index: read(&self.trust).state_index(),
+            instance: self.instance,
         }
     }
 
@@ -606,11 +620,21 @@ impl Member {
             })
             .ok_or("cannot tell the peer's address")?;
         let endpoint = SocketAddr::new(ip, hello.data_port);
-        if let Some(existing) = read(&self.peers).get(&cert.node_id)
+        let existing = read(&self.peers).get(&cert.node_id).cloned();
+        if let Some(existing) = existing
             && existing.peer_id == peer
         {
             *lock(&existing.endpoint) = endpoint;
-            return Ok(existing.clone());
+            if existing.instance.swap(hello.instance, Ordering::AcqRel) != hello.instance {
+                // The peer restarted: the sessions we hold with it are gone on its side.
+                *write(&existing.send) = None;
+                *lock(&existing.previous) = None;
+                write(&self.sessions).retain(|_, s| s.peer != cert.node_id);
+                tracing::info!(node = %cert.node_id.short(), "peer restarted; its sessions are reset");
+                let p2p = self.p2p.clone();
+                tokio::spawn(async move { p2p.close_older_connections(peer).await });
+            }
+            return Ok(existing);
         }
         let node = cert.node_id;
         let overlay = cert.overlay_ip;
@@ -627,6 +651,7 @@ impl Member {
             bytes_received: AtomicU64::new(0),
             rtt_micros: AtomicU64::new(0),
             connecting: AtomicBool::new(false),
+            instance: AtomicU64::new(hello.instance),
             cert,
         });
         write(&self.peers).insert(node, peer_state.clone());
@@ -769,7 +794,8 @@ impl Member {
     }
 
     /// Sets up a new session with `peer` (or returns the live one unless it is due for new
-    /// keys).
+    /// keys). A transport failure is retried: right after a peer restarts, the old libp2p
+    /// connection may not yet be known dead.
     async fn ensure_session(
         self: &Arc<Self>,
         peer: &Arc<Peer>,
@@ -781,8 +807,26 @@ impl Member {
         {
             return Ok(session);
         }
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.handshake(peer).await {
+                Ok(session) => return Ok(session),
+                Err(Handshake::Transport(why)) if attempt < 4 => {
+                    tracing::debug!(node = %peer.cert.node_id.short(), %why, attempt, "handshake retry");
+                    tokio::time::sleep(Duration::from_millis(250 * attempt)).await;
+                }
+                Err(Handshake::Transport(why) | Handshake::Refused(why)) => return Err(why),
+            }
+        }
+    }
+
+    /// One handshake attempt (initiator side).
+    async fn handshake(self: &Arc<Self>, peer: &Arc<Peer>) -> Result<Arc<Session>, Handshake> {
+        let refused = Handshake::Refused;
         let index = self.new_index();
-        let (initiating, init) = session::initiate(self.parties(&peer.cert), index)?;
+        let (initiating, init) =
+            session::initiate(self.parties(&peer.cert), index).map_err(refused)?;
         let answer = self
             .p2p
             .request(
@@ -795,22 +839,25 @@ impl Member {
                 }),
             )
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| Handshake::Transport(e.to_string()))?;
         let (responder_index, reply) = match answer {
             ControlResponse::Mesh(Ok(MeshResponse::HandshakeReply {
                 responder_index,
                 hello,
                 signature,
             })) => (responder_index, session::InitMessage { hello, signature }),
-            ControlResponse::Mesh(Err(why)) | ControlResponse::Refused(why) => return Err(why),
-            other => return Err(format!("unexpected answer {other:?}")),
+            ControlResponse::Mesh(Err(why)) | ControlResponse::Refused(why) => {
+                return Err(refused(why));
+            }
+            other => return Err(refused(format!("unexpected answer {other:?}"))),
         };
         let (session, confirmation) = session::finish(
             self.parties(&peer.cert),
             initiating,
             responder_index,
             &reply,
-        )?;
+        )
+        .map_err(refused)?;
         let session = Arc::new(session);
         // Receive under the new index before the peer can send on it.
         write(&self.sessions).insert(index, session.clone());
@@ -824,18 +871,18 @@ impl Member {
                     signature: confirmation,
                 }),
             )
-            .await
-            .map_err(|e| e.to_string());
-        match answer {
-            Ok(ControlResponse::Mesh(Ok(MeshResponse::Done))) => {}
-            Ok(ControlResponse::Mesh(Err(why)) | ControlResponse::Refused(why)) | Err(why) => {
-                write(&self.sessions).remove(&index);
-                return Err(why);
+            .await;
+        let failed = match answer {
+            Ok(ControlResponse::Mesh(Ok(MeshResponse::Done))) => None,
+            Ok(ControlResponse::Mesh(Err(why)) | ControlResponse::Refused(why)) => {
+                Some(refused(why))
             }
-            Ok(other) => {
-                write(&self.sessions).remove(&index);
-                return Err(format!("unexpected answer {other:?}"));
-            }
+            Ok(other) => Some(refused(format!("unexpected answer {other:?}"))),
+            Err(e) => Some(Handshake::Transport(e.to_string())),
+        };
+        if let Some(failed) = failed {
+            write(&self.sessions).remove(&index);
+            return Err(failed);
         }
         self.install(peer, session.clone());
         tracing::debug!(

@@ -97,6 +97,9 @@ enum Command {
     Disconnect {
         peer: PeerId,
     },
+    CloseOlderConnections {
+        peer: PeerId,
+    },
 }
 
 /// A cloneable handle to the swarm's event loop.
@@ -113,6 +116,7 @@ impl std::fmt::Debug for Command {
             Self::Respond { .. } => f.write_str("Respond"),
             Self::ListenAddrs { .. } => f.write_str("ListenAddrs"),
             Self::Disconnect { peer } => write!(f, "Disconnect({peer})"),
+            Self::CloseOlderConnections { peer } => write!(f, "CloseOlderConnections({peer})"),
         }
     }
 }
@@ -160,6 +164,15 @@ impl P2p {
     /// revoked). It may dial again; it will be refused again.
     pub async fn disconnect(&self, peer: PeerId) {
         let _ = self.commands.send(Command::Disconnect { peer }).await;
+    }
+
+    /// Closes every connection to `peer` but the newest: after the peer restarted, the older
+    /// ones lead to a process that is gone (and would swallow requests until they time out).
+    pub async fn close_older_connections(&self, peer: PeerId) {
+        let _ = self
+            .commands
+            .send(Command::CloseOlderConnections { peer })
+            .await;
     }
 
     /// The addresses the swarm is listening on (resolved ports).
@@ -254,6 +267,7 @@ pub async fn spawn(
         inbound: inbound_tx,
         pending: HashMap::new(),
         remotes: HashMap::new(),
+        connections: HashMap::new(),
         connection_events,
     };
     tokio::spawn(async move {
@@ -280,6 +294,8 @@ struct EventLoop {
         HashMap<OutboundRequestId, (PeerId, oneshot::Sender<Result<ControlResponse, P2pError>>)>,
     /// The remote address of the newest connection to each connected peer.
     remotes: HashMap<PeerId, Multiaddr>,
+    /// Each connected peer's connections, oldest first.
+    connections: HashMap<PeerId, Vec<libp2p::swarm::ConnectionId>>,
     connection_events: Option<mpsc::Sender<ConnectionEvent>>,
 }
 
@@ -325,6 +341,15 @@ impl EventLoop {
             Command::Disconnect { peer } => {
                 let _ = self.swarm.disconnect_peer_id(peer);
             }
+            Command::CloseOlderConnections { peer } => {
+                if let Some(ids) = self.connections.get(&peer)
+                    && let Some((_newest, older)) = ids.split_last()
+                {
+                    for id in older.iter().copied() {
+                        self.swarm.close_connection(id);
+                    }
+                }
+            }
         }
     }
 
@@ -339,12 +364,17 @@ impl EventLoop {
             }
             SwarmEvent::ConnectionEstablished {
                 peer_id,
+                connection_id,
                 endpoint,
                 num_established,
                 ..
             } => {
                 let remote = endpoint.get_remote_address().clone();
                 self.remotes.insert(peer_id, remote.clone());
+                self.connections
+                    .entry(peer_id)
+                    .or_default()
+                    .push(connection_id);
                 if num_established.get() == 1 {
                     self.report(ConnectionEvent::Connected {
                         peer: peer_id,
@@ -354,11 +384,18 @@ impl EventLoop {
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
-                num_established: 0,
+                connection_id,
+                num_established,
                 ..
             } => {
-                self.remotes.remove(&peer_id);
-                self.report(ConnectionEvent::Disconnected { peer: peer_id });
+                if let Some(ids) = self.connections.get_mut(&peer_id) {
+                    ids.retain(|id| *id != connection_id);
+                }
+                if num_established == 0 {
+                    self.connections.remove(&peer_id);
+                    self.remotes.remove(&peer_id);
+                    self.report(ConnectionEvent::Disconnected { peer: peer_id });
+                }
             }
             _ => {}
         }

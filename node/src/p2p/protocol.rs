@@ -77,6 +77,9 @@ pub struct PeerHello {
     pub listen: Vec<String>,
     /// The ledger index of the newest mesh state it holds.
     pub state_index: u64,
+    /// Random per process start: a new value means the peer restarted and holds none of
+    /// the sessions we had with it.
+    pub instance: u64,
 }
 
 /// Where a mesh member can be reached, as an anchor last heard.
