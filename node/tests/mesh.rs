@@ -5,18 +5,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::eventually;
+use common::member::agent;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::watch;
-use x0t_node::agent::{self, JoinOptions};
-use x0t_node::api::{CreateToken, Reason, SetAcl};
+use x0t_node::api::{Reason, SetAcl};
 use x0t_node::client::ApiClient;
-use x0t_node::mesh::local_api::{LocalClient, MemberStatus};
-use x0t_node::mesh::{MemberConfig, run_member};
-use x0t_types::{DeviceClass, MeshId, Tag};
 
 const MESH: &str = "default";
 
@@ -34,87 +29,6 @@ dst = ["tag:server"]
 ports = ["tcp/{port}", "icmp"]
 "#
     )
-}
-
-struct Agent {
-    dir: PathBuf,
-    node_id: String,
-    stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<Result<(), x0t_node::NodeError>>,
-}
-
-impl Agent {
-    fn client(&self) -> LocalClient {
-        LocalClient::for_data_dir(&self.dir).unwrap()
-    }
-
-    async fn status(&self) -> MemberStatus {
-        self.client().status().await.unwrap()
-    }
-
-    async fn stop(self) {
-        self.stop.send(true).unwrap();
-        self.task.await.unwrap().unwrap();
-    }
-}
-
-/// Enrolls an agent with a pre-approved token granting `tag`, then runs its data plane.
-async fn agent(admin: &ApiClient, anchor_url: &str, root: &Path, name: &str, tag: &str) -> Agent {
-    let token = admin
-        .create_token(
-            MESH,
-            &CreateToken {
-                pre_approved: true,
-                tags: vec![tag.to_owned()],
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap()
-        .token;
-    let dir = root.join(name);
-    let (state, _) = agent::join(
-        &JoinOptions {
-            data_dir: dir.clone(),
-            anchor: anchor_url.to_owned(),
-            mesh: MeshId::new(MESH).unwrap(),
-            token: Some(token),
-            tags: vec![Tag::new(tag).unwrap()],
-            device_class: DeviceClass::Server,
-            hostname: Some(name.to_owned()),
-            timeout: Duration::from_secs(20),
-            poll_every: Duration::from_millis(100),
-        },
-        |_| {},
-    )
-    .await
-    .unwrap();
-    let (stop, shutdown) = watch::channel(false);
-    let config = MemberConfig {
-        data_dir: dir.clone(),
-        p2p_listen: vec!["/ip4/127.0.0.1/udp/0/quic-v1".parse().unwrap()],
-        data_listen: "127.0.0.1:0".parse().unwrap(),
-        api_listen: "127.0.0.1:0".parse().unwrap(),
-        tun: None,
-        rekey: x0t_crypto::frame::RekeyPolicy::DEFAULT,
-        state_poll: Duration::from_millis(500),
-    };
-    let task = tokio::spawn(run_member(config, shutdown));
-    eventually(
-        "the agent's local API",
-        Duration::from_secs(20),
-        async || {
-            assert!(!task.is_finished(), "agent {name} exited");
-            LocalClient::for_data_dir(&dir).ok()?.status().await.ok()
-        },
-    )
-    .await;
-    Agent {
-        dir,
-        node_id: state.node_id,
-        stop,
-        task,
-    }
 }
 
 /// A TCP server answering each line with "echo: <line>".

@@ -13,6 +13,13 @@ use super::session::Session;
 use super::{Counters, MAX_QUEUED_PER_PEER, Member, Peer, TunConfig, lock, read};
 use crate::NodeError;
 
+/// The largest inner packet carried (jumbo frames); the TUN MTU may not exceed it.
+pub const MAX_INNER_PACKET: usize = 9_216;
+/// The largest datagram accepted: a frame carrying the largest inner packet. Anything
+/// longer is dropped and counted before it is parsed.
+pub const MAX_DATAGRAM: usize =
+    x0t_crypto::frame::HEADER_LEN + x0t_crypto::aead::TAG_LEN + MAX_INNER_PACKET;
+
 /// Keepalive payload: a ping (`PING ‖ u64 id`), answered by `PONG ‖ id`.
 pub(crate) const PING: u8 = 1;
 /// See [`PING`].
@@ -24,6 +31,12 @@ pub(crate) fn open_tun(
     overlay_ip: Ipv4Addr,
 ) -> Result<tun_rs::AsyncDevice, NodeError> {
     let (_, prefix) = x0t_crypto::OVERLAY_NETWORK;
+    if usize::from(config.mtu) > MAX_INNER_PACKET || config.mtu < 576 {
+        return Err(NodeError::Config(format!(
+            "TUN MTU {} is outside 576..={MAX_INNER_PACKET}",
+            config.mtu
+        )));
+    }
     tun_rs::DeviceBuilder::new()
         .name(&config.name)
         .ipv4(overlay_ip, prefix, None)
@@ -169,7 +182,7 @@ impl Member {
 
     /// Receives frames on the UDP socket until it fails.
     pub(crate) async fn receive_frames(self: Arc<Self>) {
-        let mut buf = vec![0u8; MAX_FRAME_LEN + 1];
+        let mut buf = vec![0u8; MAX_FRAME_LEN];
         loop {
             let (n, from) = match self.udp.recv_from(&mut buf).await {
                 Ok(received) => received,
@@ -179,7 +192,7 @@ impl Member {
                     continue;
                 }
             };
-            if n > MAX_FRAME_LEN {
+            if n > MAX_DATAGRAM {
                 Counters::bump(&self.counters.frames_oversized);
                 continue;
             }

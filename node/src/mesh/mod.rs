@@ -48,6 +48,8 @@ use crate::p2p::{ConnectionEvent, InboundRequest, P2p, P2pConfig};
 use session::{Parties, Responding, Session};
 use trust::Trust;
 
+/// How long a refused peer's connection stays open for the refusal to reach it.
+const REFUSAL_GRACE: Duration = Duration::from_millis(200);
 /// How long a new connection has to present a valid certificate.
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a session replaced by a rekey still opens frames (packets in flight).
@@ -146,7 +148,7 @@ impl MemberInfo {
 pub struct Counters {
     /// Frames that did not decode (bad magic, version, kind, lengths).
     pub frames_malformed: AtomicU64,
-    /// Datagrams longer than the largest frame.
+    /// Datagrams longer than the largest frame accepted (`dataplane::MAX_DATAGRAM`).
     pub frames_oversized: AtomicU64,
     /// Frames whose counter was seen before or fell behind the window.
     pub frames_replayed: AtomicU64,
@@ -602,8 +604,7 @@ impl Member {
             Ok(cert) => cert,
             Err(why) => {
                 tracing::info!(%peer, %why, "refusing a peer");
-                let p2p = self.p2p.clone();
-                tokio::spawn(async move { p2p.disconnect(peer).await });
+                self.disconnect_after_answer(peer);
                 return Err(why);
             }
         };
@@ -781,6 +782,15 @@ impl Member {
         self.p2p.disconnect(peer.peer_id).await;
     }
 
+    /// Cuts a refused peer off once the refusal (with its reason) had time to reach it.
+    fn disconnect_after_answer(&self, peer: PeerId) {
+        let p2p = self.p2p.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(REFUSAL_GRACE).await;
+            p2p.disconnect(peer).await;
+        });
+    }
+
     fn new_index(&self) -> u32 {
         loop {
             let index = rand_core::OsRng.next_u32();
@@ -952,8 +962,7 @@ impl Member {
             return Ok(MeshResponse::Done);
         }
         let Some(from) = self.verified(&peer) else {
-            let p2p = self.p2p.clone();
-            tokio::spawn(async move { p2p.disconnect(peer).await });
+            self.disconnect_after_answer(peer);
             return Err("say hello with a valid certificate first".to_owned());
         };
         match request {

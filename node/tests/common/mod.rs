@@ -2,6 +2,8 @@
 //! registrations signed by fresh node keys.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
+pub mod member;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
