@@ -1,4 +1,5 @@
 //! Scenario harnesses shared by `x0t-testnet`'s benchmarks and the slow test suites:
-//! network-namespace labs ([`netns`]).
+//! network-namespace labs ([`netns`]) and whole meshes in them ([`mesh_lab`]).
 
+pub mod mesh_lab;
 pub mod netns;

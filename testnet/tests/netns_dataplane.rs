@@ -9,11 +9,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use x0t_crypto::{NodeCertificate, SigAlgorithm, SignedNodeCertificate, SigningKey};
-use x0t_node::api::{CreateToken, ExplainAcl, Reason, SetAcl};
-use x0t_node::client::ApiClient;
-use x0t_node::run::{ADMIN_KEY_FILE, NodeInfo};
+use x0t_node::api::{ExplainAcl, Reason};
+use x0t_node::run::NodeInfo;
 use x0t_node::testnet;
-use x0t_testnet::netns::Lab;
+use x0t_testnet::mesh_lab::MeshLab;
 use x0t_types::{DeviceClass, MeshId, PqProfile, Tag, Timestamp};
 
 const MESH: &str = "default";
@@ -52,250 +51,10 @@ fn x0t_exe() -> PathBuf {
     exe
 }
 
-struct Net {
-    lab: Lab,
-    root: tempfile::TempDir,
-    anchors: PathBuf,
-    admin: ApiClient,
-    anchor_url: String,
-    agents: Vec<AgentProc>,
-}
-
-struct AgentProc {
-    dir: PathBuf,
-    node_id: String,
-    overlay: String,
-    child: Option<tokio::process::Child>,
-}
-
-impl Drop for Net {
-    fn drop(&mut self) {
-        // Agents die with their namespaces (Lab's drop); anchors run here.
-        for i in 1..=3 {
-            if let Ok(info) = NodeInfo::load(&testnet::node_dir(&self.anchors, i)) {
-                testnet::signal(info.pid, "KILL");
-            }
-        }
-    }
-}
-
-impl Net {
-    async fn start(tags: &[&str]) -> Self {
-        let lab = Lab::create(tags.len() + 1).unwrap();
-        let root = tempfile::tempdir().unwrap();
-        let anchors = root.path().join("anchors");
-        let base = testnet::free_base_port(3, std::process::id()).unwrap();
-        let infos = testnet::up_on(&x0t_exe(), &anchors, 3, base, lab.host_ip().into(), &[])
-            .await
-            .unwrap();
-        let key = std::fs::read_to_string(testnet::node_dir(&anchors, 1).join(ADMIN_KEY_FILE))
-            .unwrap()
-            .trim()
-            .to_owned();
-        let anchor_url = infos[0].api_url.clone();
-        let admin = ApiClient::new(&anchor_url, Some(key)).unwrap();
-        admin
-            .set_acl(
-                MESH,
-                &SetAcl {
-                    document: POLICY.to_owned(),
-                    expected_version: None,
-                },
-            )
-            .await
-            .unwrap();
-        let mut net = Self {
-            lab,
-            root,
-            anchors,
-            admin,
-            anchor_url,
-            agents: Vec::new(),
-        };
-        for (i, tag) in tags.iter().enumerate() {
-            let agent = net.enroll(i, tag).await;
-            net.agents.push(agent);
-        }
-        for i in 0..tags.len() {
-            net.start_agent(i).await;
-        }
-        for i in 0..tags.len() {
-            net.wait_peers(i, tags.len() - 1).await;
-        }
-        net
-    }
-
-    /// Every agent's log, for a failure message.
-    fn logs(&self) -> String {
-        self.agents
-            .iter()
-            .enumerate()
-            .map(|(i, a)| {
-                let log = std::fs::read_to_string(a.dir.join("agent.log")).unwrap_or_default();
-                format!("--- agent {} ---\n{log}", i + 1)
-            })
-            .collect()
-    }
-
-    async fn x0t(&self, i: usize, args: &[&str]) -> std::process::Output {
-        self.lab
-            .command(i, x0t_exe())
-            .args(args)
-            .output()
-            .await
-            .unwrap()
-    }
-
-    async fn enroll(&self, i: usize, tag: &str) -> AgentProc {
-        let token = self
-            .admin
-            .create_token(
-                MESH,
-                &CreateToken {
-                    pre_approved: true,
-                    tags: vec![tag.to_owned()],
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap()
-            .token;
-        let dir = self.root.path().join(format!("agent{}", i + 1));
-        let dir_text = dir.to_str().unwrap().to_owned();
-        let output = self
-            .lab
-            .command(i, x0t_exe())
-            .args(["join", "--anchor", &self.anchor_url, "--dir", &dir_text])
-            .args(["--hostname", &format!("n{}", i + 1), "--json"])
-            .env("X0T_TOKEN", token)
-            .output()
-            .await
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "join failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let joined: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-        AgentProc {
-            dir,
-            node_id: joined["node_id"].as_str().unwrap().to_owned(),
-            overlay: joined["overlay_ip"].as_str().unwrap().to_owned(),
-            child: None,
-        }
-    }
-
-    async fn start_agent(&mut self, i: usize) {
-        let agent = &self.agents[i];
-        let log = std::fs::File::create(agent.dir.join("agent.log")).unwrap();
-        let child = self
-            .lab
-            .command(i, x0t_exe())
-            .args([
-                "agent",
-                "run",
-                "--tun",
-                "--dir",
-                agent.dir.to_str().unwrap(),
-            ])
-            .args([
-                "--ip",
-                &self.lab.node_ip(i).to_string(),
-                "--state-poll",
-                "1",
-            ])
-            .env("RUST_LOG", "info,x0t_node::mesh=debug")
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.agents[i].child = Some(child);
-    }
-
-    async fn status(&self, i: usize) -> serde_json::Value {
-        let dir = self.agents[i].dir.to_str().unwrap().to_owned();
-        let output = self.x0t(i, &["status", "--json", "--dir", &dir]).await;
-        serde_json::from_slice(&output.stdout).unwrap_or_default()
-    }
-
-    async fn peer_ids(&self, i: usize) -> Vec<String> {
-        let status = self.status(i).await;
-        status["data_plane"]["peers"]
-            .as_array()
-            .map(|peers| {
-                peers
-                    .iter()
-                    .filter_map(|p| p["node_id"].as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
-    async fn wait_peers(&self, i: usize, n: usize) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if self.peer_ids(i).await.len() >= n {
-                return;
-            }
-            if Instant::now() > deadline {
-                let log = std::fs::read_to_string(self.agents[i].dir.join("agent.log"))
-                    .unwrap_or_default();
-                panic!("agent {} never saw {n} peers; log:\n{log}", i + 1);
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
-    /// `ping` from node `from` to node `to`'s overlay address: whether any reply came.
-    async fn ping(&self, from: usize, to: usize, count: u32) -> bool {
-        self.lab
-            .command(from, "ping")
-            .args([
-                "-c",
-                &count.to_string(),
-                "-i",
-                "0.2",
-                "-W",
-                "1",
-                "-q",
-                &self.agents[to].overlay,
-            ])
-            .output()
-            .await
-            .unwrap()
-            .status
-            .success()
-    }
-
-    /// A TCP connection (iperf3, 0.3 s) from node `from` to node `to` on `port`.
-    async fn tcp(&self, from: usize, to: usize, port: u16) -> bool {
-        let mut server = self
-            .lab
-            .command(to, "iperf3")
-            .args([
-                "-s",
-                "-1",
-                "-p",
-                &port.to_string(),
-                "-B",
-                &self.agents[to].overlay,
-            ])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let client = self
-            .lab
-            .command(from, "iperf3")
-            .args(["-c", &self.agents[to].overlay, "-p", &port.to_string()])
-            .args(["-n", "256K", "--connect-timeout", "2000"])
-            .output()
-            .await
-            .unwrap();
-        let _ = server.kill().await;
-        client.status.success()
-    }
+async fn start(tags: &[&str], spare: usize) -> MeshLab {
+    MeshLab::start(&x0t_exe(), POLICY, tags, spare)
+        .await
+        .unwrap()
 }
 
 fn skip() -> bool {
@@ -311,30 +70,33 @@ async fn approved_nodes_reach_each_other_and_the_policy_holds() {
     if skip() {
         return;
     }
-    let net = Net::start(&["robot", "server", "server"]).await;
+    let net = start(&["robot", "server", "server"], 0).await;
     // ICMP and TCP between every pair of the three approved nodes.
     for (from, to) in [(0, 1), (1, 0), (0, 2), (2, 0), (1, 2), (2, 1)] {
         assert!(net.ping(from, to, 2).await, "ping {from} → {to}");
     }
     for (from, to) in [(0, 1), (1, 2), (2, 0)] {
-        assert!(net.tcp(from, to, 5201).await, "tcp {from} → {to} :5201");
+        assert!(
+            net.tcp(from, to, 5201).await.unwrap(),
+            "tcp {from} → {to} :5201"
+        );
     }
     // The deny rule blocks exactly robot → server tcp/5202 …
     assert!(
-        !net.tcp(0, 1, 5202).await,
+        !net.tcp(0, 1, 5202).await.unwrap(),
         "robot → server :5202 must be denied"
     );
     assert!(
-        !net.tcp(0, 2, 5202).await,
+        !net.tcp(0, 2, 5202).await.unwrap(),
         "robot → server :5202 must be denied"
     );
     // … and nothing it does not name.
     assert!(
-        net.tcp(1, 0, 5202).await,
+        net.tcp(1, 0, 5202).await.unwrap(),
         "server → robot :5202 is not named"
     );
     assert!(
-        net.tcp(2, 1, 5202).await,
+        net.tcp(2, 1, 5202).await.unwrap(),
         "server → server :5202 is not named"
     );
     // The robot's own end refused the SYNs before they left.
@@ -371,7 +133,7 @@ async fn a_node_signed_by_a_stranger_reaches_nothing() {
     if skip() {
         return;
     }
-    let net = Net::start(&["server", "server"]).await;
+    let net = start(&["server", "server"], 1).await;
     // Forge an agent in the lab's third namespace.
     let dir = net.root.path().join("rogue");
     std::fs::create_dir_all(&dir).unwrap();
@@ -476,19 +238,12 @@ async fn a_node_signed_by_a_stranger_reaches_nothing() {
 
 /// Starts an iperf3 server on node `to` and a client from node `from` for `secs` seconds.
 async fn transfer(
-    net: &Net,
+    net: &MeshLab,
     from: usize,
     to: usize,
     secs: u32,
 ) -> (tokio::process::Child, tokio::process::Child) {
-    let server = net
-        .lab
-        .command(to, "iperf3")
-        .args(["-s", "-1", "-p", "5301", "-B", &net.agents[to].overlay])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let server = net.iperf_server(to, 5301).unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let client = net
         .lab
@@ -514,7 +269,7 @@ async fn a_node_revoked_mid_transfer_is_cut_off_everywhere_within_2s() {
     if skip() {
         return;
     }
-    let net = Net::start(&["robot", "server", "server"]).await;
+    let net = start(&["robot", "server", "server"], 0).await;
     let (mut server, mut client) = transfer(&net, 0, 1, 8).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let flowing = net.status(1).await["data_plane"]["peers"]
@@ -569,7 +324,7 @@ async fn with_every_anchor_dead_flows_continue_and_new_sessions_come_up() {
     if skip() {
         return;
     }
-    let mut net = Net::start(&["server", "server", "server"]).await;
+    let mut net = start(&["server", "server", "server"], 0).await;
     let (mut server, client) = transfer(&net, 0, 1, 4).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     // kill -9 every anchor: the control plane is gone.
@@ -590,8 +345,8 @@ async fn with_every_anchor_dead_flows_continue_and_new_sessions_come_up() {
     if let Some(mut child) = net.agents[2].child.take() {
         let _ = child.kill().await;
     }
-    net.start_agent(2).await;
-    net.wait_peers(2, 2).await;
+    net.start_agent(2).unwrap();
+    net.wait_peers(2, 2).await.unwrap();
     assert!(
         net.ping(2, 0, 3).await,
         "new session 3 → 1 without anchors\n{}",
