@@ -17,6 +17,7 @@ use tokio::process::{Child, Command};
 use x0t_node::run::{ADMIN_KEY_FILE, NodeInfo};
 use x0t_node::testnet;
 
+mod dataplane_bench;
 mod onboarding;
 mod policy_bench;
 
@@ -85,6 +86,16 @@ enum BenchCmd {
         /// Upper bound on each timed phase.
         #[arg(long, default_value_t = 120)]
         max_seconds: u64,
+        /// The x0t binary [default: next to this one].
+        #[arg(long)]
+        x0t: Option<PathBuf>,
+    },
+    /// Data plane on a veth pair in network namespaces (root): iperf3 raw vs through the
+    /// tunnel (1 and 4 streams), ping RTT, handshake time, CPU per Gbit.
+    Dataplane {
+        /// Seconds per iperf3 run.
+        #[arg(long, default_value_t = 5)]
+        seconds: u32,
         /// The x0t binary [default: next to this one].
         #[arg(long)]
         x0t: Option<PathBuf>,
@@ -504,6 +515,15 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Bench {
             which: BenchCmd::Policy { rules, seconds },
         } => policy_bench::run(&rules, seconds),
+        Cmd::Bench {
+            which: BenchCmd::Dataplane { seconds, x0t },
+        } => {
+            let x0t = match x0t {
+                Some(path) => path,
+                None => std::env::current_exe()?.with_file_name("x0t"),
+            };
+            dataplane_bench::run(&x0t, seconds.max(1)).await
+        }
         Cmd::Bench {
             which:
                 BenchCmd::Onboarding {

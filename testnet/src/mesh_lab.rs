@@ -48,6 +48,8 @@ pub struct MeshLab {
     pub agents: Vec<LabAgent>,
     exe: PathBuf,
     spare: usize,
+    /// The agents' TUN MTU (`x0t agent run --mtu`).
+    pub mtu: u16,
 }
 
 impl Drop for MeshLab {
@@ -100,6 +102,10 @@ impl MeshLab {
             agents: Vec::new(),
             exe: exe.to_path_buf(),
             spare,
+            mtu: std::env::var("X0T_LAB_MTU")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1_372),
         };
         for (i, tag) in tags.iter().enumerate() {
             let agent = net.enroll(i, tag).await?;

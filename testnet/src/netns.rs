@@ -138,6 +138,12 @@ impl Lab {
         run(&["ip", "-n", &hub, "link", "set", "lo", "up"])?;
         run(&["ip", "-n", &hub, "link", "add", "br0", "type", "bridge"])?;
         run(&["ip", "-n", &hub, "link", "set", "br0", "up"])?;
+        // A lab bridge is a wire: no iptables pass for bridged frames (br_netfilter, when
+        // loaded, would charge every packet of both the raw and the tunnelled paths).
+        for table in ["iptables", "ip6tables", "arptables"] {
+            let key = format!("net.bridge.bridge-nf-call-{table}=0");
+            let _ = run(&["ip", "netns", "exec", &hub, "sysctl", "-qw", &key]);
+        }
         for (i, ns) in self.nodes.clone().iter().enumerate() {
             let port = format!("v{}", i + 1);
             run(&["ip", "netns", "add", ns])?;

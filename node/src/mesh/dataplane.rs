@@ -20,6 +20,29 @@ pub const MAX_INNER_PACKET: usize = 9_216;
 pub const MAX_DATAGRAM: usize =
     x0t_crypto::frame::HEADER_LEN + x0t_crypto::aead::TAG_LEN + MAX_INNER_PACKET;
 
+/// Socket buffer size asked for the data plane's UDP socket (the kernel caps it at
+/// `net.core.{r,w}mem_max`): bursts wait in the buffer instead of being dropped.
+const UDP_BUFFER: usize = 8 << 20;
+
+/// Binds the data plane's UDP socket with large buffers.
+pub(crate) fn bind_udp(addr: SocketAddr) -> Result<tokio::net::UdpSocket, NodeError> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let failed = |e: std::io::Error| NodeError::Config(format!("binding UDP {addr}: {e}"));
+    let socket =
+        Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP)).map_err(failed)?;
+    for (what, result) in [
+        ("receive", socket.set_recv_buffer_size(UDP_BUFFER)),
+        ("send", socket.set_send_buffer_size(UDP_BUFFER)),
+    ] {
+        if let Err(e) = result {
+            tracing::warn!(%e, "cannot enlarge the UDP {what} buffer");
+        }
+    }
+    socket.set_nonblocking(true).map_err(failed)?;
+    socket.bind(&addr.into()).map_err(failed)?;
+    tokio::net::UdpSocket::from_std(socket.into()).map_err(failed)
+}
+
 /// Keepalive payload: a ping (`PING ‖ u64 id`), answered by `PONG ‖ id`.
 pub(crate) const PING: u8 = 1;
 /// See [`PING`].
@@ -39,6 +62,9 @@ pub(crate) fn open_tun(
     }
     tun_rs::DeviceBuilder::new()
         .name(&config.name)
+        // Room for bursts while the reader is busy: a full queue drops, and TCP over the
+        // tunnel then backs off hard.
+        .tx_queue_len(4_096)
         .ipv4(overlay_ip, prefix, None)
         .mtu(config.mtu)
         .build_async()

@@ -353,9 +353,7 @@ pub async fn run_member(
         ));
     }
 
-    let udp = tokio::net::UdpSocket::bind(config.data_listen)
-        .await
-        .map_err(|e| NodeError::Config(format!("binding UDP {}: {e}", config.data_listen)))?;
+    let udp = dataplane::bind_udp(config.data_listen)?;
     let data_port = udp
         .local_addr()
         .map_err(|e| NodeError::Config(e.to_string()))?

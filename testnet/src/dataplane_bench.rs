@@ -1,0 +1,231 @@
+//! `x0t-testnet bench dataplane`: in one run, on one veth topology (two namespaces on a
+//! bridge), iperf3 TCP throughput over the raw veth and through the x0t tunnel (1 and 4
+//! streams), ping round trips both ways, the hybrid handshake's time (crypto alone, and end
+//! to end as the agents log it) and the agents' CPU time per Gbit carried.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use x0t_crypto::{NodeCertificate, SigAlgorithm, SigningKey};
+use x0t_node::mesh::session::{self, Parties};
+use x0t_testnet::mesh_lab::MeshLab;
+use x0t_types::{DeviceClass, MeshId, PqProfile, Timestamp};
+
+const ALLOW_ALL: &str = r#"
+version = 1
+
+[[rule]]
+name = "everyone"
+action = "allow"
+src = ["*"]
+dst = ["*"]
+"#;
+
+/// CPU seconds (user + system) a process has used so far.
+fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the command name (which may contain spaces) start at ") ".
+    let Some(rest) = stat.rsplit_once(") ").map(|(_, r)| r) else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i)?.parse::<f64>().ok())
+        .sum();
+    ticks / 100.0
+}
+
+/// iperf3 from namespace `from` to `ip` in namespace `to`: received bits per second.
+async fn iperf(
+    lab: &MeshLab,
+    from: usize,
+    to: usize,
+    ip: &str,
+    streams: u32,
+    seconds: u32,
+) -> anyhow::Result<f64> {
+    let mut server = lab
+        .lab
+        .command(to, "iperf3")
+        .args(["-s", "-1", "-p", "5201", "-B", ip])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let output = lab
+        .lab
+        .command(from, "iperf3")
+        .args(["-c", ip, "-p", "5201", "-J", "-t", &seconds.to_string()])
+        .args(["-P", &streams.to_string()])
+        .output()
+        .await?;
+    let _ = server.kill().await;
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .with_context(|| format!("iperf3 said: {}", String::from_utf8_lossy(&output.stderr)))?;
+    let retransmits = report["end"]["sum_sent"]["retransmits"]
+        .as_u64()
+        .unwrap_or(0);
+    if retransmits > 0 {
+        println!("  ({streams} stream(s) to {ip}: {retransmits} TCP retransmissions)");
+    }
+    report["end"]["sum_received"]["bits_per_second"]
+        .as_f64()
+        .with_context(|| format!("no throughput in iperf3's report: {}", report["error"]))
+}
+
+/// Mean round trip of `count` pings from namespace `from` to `ip`, in milliseconds.
+async fn ping(lab: &MeshLab, from: usize, ip: &str, count: u32) -> anyhow::Result<f64> {
+    let output = lab
+        .lab
+        .command(from, "ping")
+        .args(["-c", &count.to_string(), "-i", "0.02", "-q", ip])
+        .output()
+        .await?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    // "rtt min/avg/max/mdev = 0.041/0.052/0.081/0.010 ms"
+    let line = text
+        .lines()
+        .find(|l| l.contains("min/avg/max"))
+        .with_context(|| format!("ping printed no summary: {text}"))?;
+    let values = line.split('=').nth(1).context("ping summary")?.trim();
+    values
+        .split('/')
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .context("ping average")
+}
+
+/// The signed hybrid handshake in this process (both ends, ML-KEM-768, ML-DSA-65): mean ms.
+fn handshake_crypto(rounds: u32) -> anyhow::Result<f64> {
+    let mesh = MeshId::new("bench")?;
+    let cert = |key: &SigningKey| NodeCertificate {
+        mesh: mesh.clone(),
+        node_id: key.node_id(),
+        identity_key: key.verifying_key().clone(),
+        peer_id: vec![1; 38],
+        overlay_ip: std::net::Ipv4Addr::new(100, 64, 0, 1),
+        tags: Vec::new(),
+        device_class: DeviceClass::Server,
+        pq_profile: PqProfile::Standard,
+        not_before: Timestamp(0),
+        not_after: Timestamp(u64::MAX),
+        ledger_index: 1,
+        issuer: key.node_id(),
+    };
+    let (a, b) = (
+        SigningKey::generate(SigAlgorithm::MlDsa65)?,
+        SigningKey::generate(SigAlgorithm::MlDsa65)?,
+    );
+    let (cert_a, cert_b) = (cert(&a), cert(&b));
+    let at_a = Parties {
+        mesh: &mesh,
+        identity: &a,
+        profile: PqProfile::Standard,
+        peer: &cert_b,
+    };
+    let at_b = Parties {
+        mesh: &mesh,
+        identity: &b,
+        profile: PqProfile::Standard,
+        peer: &cert_a,
+    };
+    let started = Instant::now();
+    for i in 0..rounds {
+        let run = || -> Result<(), String> {
+            let (initiating, init) = session::initiate(at_a, i)?;
+            let (responding, reply) = session::respond(at_b, i, &init, i + 1)?;
+            let (_, confirmation) = session::finish(at_a, initiating, i + 1, &reply)?;
+            session::confirm(at_b, responding, &confirmation)?;
+            Ok(())
+        };
+        run().map_err(anyhow::Error::msg)?;
+    }
+    Ok(started.elapsed().as_secs_f64() * 1_000.0 / f64::from(rounds))
+}
+
+/// End-to-end handshake times the agents logged ("session up (initiator) … ms=N").
+fn logged_handshakes(lab: &MeshLab) -> Vec<u64> {
+    lab.agents
+        .iter()
+        .filter_map(|a| std::fs::read_to_string(a.dir.join("agent.log")).ok())
+        .flat_map(|log| {
+            log.lines()
+                .filter(|l| l.contains("session up (initiator)"))
+                .filter_map(|l| l.rsplit("ms=").next()?.trim().parse().ok())
+                .collect::<Vec<u64>>()
+        })
+        .collect()
+}
+
+/// Runs the benchmark and prints its table.
+pub(crate) async fn run(exe: &Path, seconds: u32) -> anyhow::Result<()> {
+    if let Some(why) = x0t_testnet::netns::unavailable() {
+        bail!("{why}");
+    }
+    println!(
+        "x0t-testnet bench dataplane: two namespaces on a veth bridge, {seconds} s per iperf3 run"
+    );
+    println!("  x0t binary: {}", exe.display());
+    let lab = MeshLab::start(exe, ALLOW_ALL, &["server", "server"], 0).await?;
+    let raw_ip = lab.lab.node_ip(1).to_string();
+    let overlay = lab.agents[1].overlay.clone();
+    // The first packet sets the session up; measure after that.
+    if !lab.ping(0, 1, 3).await {
+        bail!("no path through the tunnel:\n{}", lab.logs());
+    }
+    let pids: Vec<u32> = lab
+        .agents
+        .iter()
+        .filter_map(|a| a.child.as_ref()?.id())
+        .collect();
+
+    let mut rows = Vec::new();
+    for streams in [1, 4] {
+        let raw = iperf(&lab, 0, 1, &raw_ip, streams, seconds).await?;
+        let cpu_before: f64 = pids.iter().map(|&p| cpu_seconds(p)).sum();
+        let tunnel = iperf(&lab, 0, 1, &overlay, streams, seconds).await?;
+        let cpu: f64 = pids.iter().map(|&p| cpu_seconds(p)).sum::<f64>() - cpu_before;
+        let gbit = tunnel * f64::from(seconds) / 1e9;
+        rows.push((streams, raw, tunnel, cpu / gbit.max(1e-9)));
+    }
+    let raw_rtt = ping(&lab, 0, &raw_ip, 50).await?;
+    let tunnel_rtt = ping(&lab, 0, &overlay, 50).await?;
+    let crypto_ms = handshake_crypto(50)?;
+    let logged = logged_handshakes(&lab);
+
+    println!();
+    println!("| measure | raw veth | x0t tunnel | tunnel / raw |");
+    println!("|---|---|---|---|");
+    for (streams, raw, tunnel, _) in &rows {
+        println!(
+            "| iperf3 TCP, {streams} stream{} | {:.2} Gbit/s | {:.2} Gbit/s | {:.2} |",
+            if *streams == 1 { "" } else { "s" },
+            raw / 1e9,
+            tunnel / 1e9,
+            tunnel / raw
+        );
+    }
+    println!(
+        "| ping RTT (mean of 50) | {raw_rtt:.3} ms | {tunnel_rtt:.3} ms | +{:.3} ms |",
+        tunnel_rtt - raw_rtt
+    );
+    println!();
+    for (streams, _, _, cpu_per_gbit) in &rows {
+        println!(
+            "agents' CPU per Gbit carried ({streams} stream(s)): {cpu_per_gbit:.2} CPU-seconds (sender + receiver)"
+        );
+    }
+    println!(
+        "hybrid handshake, crypto only (X25519 + ML-KEM-768, 3 ML-DSA-65 signatures and verifications): {crypto_ms:.2} ms"
+    );
+    if !logged.is_empty() {
+        println!(
+            "hybrid handshake end to end (over libp2p, as the agents logged it): {logged:?} ms"
+        );
+    }
+    Ok(())
+}
