@@ -83,12 +83,19 @@ pub struct NodeInfo {
 impl NodeInfo {
     /// Reads `node.json` from a data directory.
     pub fn load(data_dir: &Path) -> Result<Self, NodeError> {
-        let path = data_dir.join(NODE_INFO_FILE);
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| NodeError::Config(format!("reading {}: {e}", path.display())))?;
-        serde_json::from_str(&text)
-            .map_err(|e| NodeError::Config(format!("parsing {}: {e}", path.display())))
+        read_runtime_info(&data_dir.join(NODE_INFO_FILE), "")
     }
+}
+
+/// Reads a running process's JSON info file; `hint` follows a read error (what to start).
+pub(crate) fn read_runtime_info<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    hint: &str,
+) -> Result<T, NodeError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| NodeError::Config(format!("reading {}: {e}{hint}", path.display())))?;
+    serde_json::from_str(&text)
+        .map_err(|e| NodeError::Config(format!("parsing {}: {e}", path.display())))
 }
 
 /// The node's libp2p key from the data dir, created on first use (0600).

@@ -122,26 +122,21 @@ async fn agents_verify_each_other_forward_streams_and_cut_off_a_revoked_node() {
         payload
     );
 
-    // The other port is denied at the exposing end.
-    let robot_echo = robot
-        .client()
-        .connect(
-            &format!("{}/echo", &server.node_id[..16]),
-            "127.0.0.1:0".parse().unwrap(),
-        )
-        .await
-        .unwrap();
-    assert!(round_trip(robot_echo.port(), b"hi").await.is_err());
-    // The camera has no rule at all.
-    let camera_web = camera
-        .client()
-        .connect(
-            &format!("{}/web", &server.node_id[..16]),
-            "127.0.0.1:0".parse().unwrap(),
-        )
-        .await
-        .unwrap();
-    assert!(round_trip(camera_web.port(), b"hi").await.is_err());
+    // The other port is denied at the exposing end; the camera has no rule at all.
+    for (from, service) in [(&robot, "echo"), (&camera, "web")] {
+        let forwarded = from
+            .client()
+            .connect(
+                &format!("{}/{service}", &server.node_id[..16]),
+                "127.0.0.1:0".parse().unwrap(),
+            )
+            .await
+            .unwrap();
+        assert!(
+            round_trip(forwarded.port(), b"hi").await.is_err(),
+            "{service}"
+        );
+    }
     assert!(server.status().await.counters["packets_denied"] >= 2);
 
     // Revoke the robot: both other members drop it within 2 s.

@@ -131,15 +131,10 @@ pub struct MemberInfo {
 impl MemberInfo {
     /// Reads `member.json` from a data directory.
     pub fn load(data_dir: &std::path::Path) -> Result<Self, NodeError> {
-        let path = data_dir.join(MEMBER_INFO_FILE);
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            NodeError::Config(format!(
-                "reading {}: {e} (is `x0t agent run` running on this data dir?)",
-                path.display()
-            ))
-        })?;
-        serde_json::from_str(&text)
-            .map_err(|e| NodeError::Config(format!("parsing {}: {e}", path.display())))
+        crate::run::read_runtime_info(
+            &data_dir.join(MEMBER_INFO_FILE),
+            " (is `x0t agent run` running on this data dir?)",
+        )
     }
 }
 
