@@ -43,6 +43,9 @@ pub(crate) fn bind_udp(addr: SocketAddr) -> Result<tokio::net::UdpSocket, NodeEr
     tokio::net::UdpSocket::from_std(socket.into()).map_err(failed)
 }
 
+/// Room before each packet written to the TUN device, for the offload (virtio) header.
+const TUN_HEADROOM: usize = 16;
+
 /// Keepalive payload: a ping (`PING ‖ u64 id`), answered by `PONG ‖ id`.
 pub(crate) const PING: u8 = 1;
 /// See [`PING`].
@@ -60,14 +63,24 @@ pub(crate) fn open_tun(
             config.mtu
         )));
     }
-    tun_rs::DeviceBuilder::new()
-        .name(&config.name)
-        // Room for bursts while the reader is busy: a full queue drops, and TCP over the
-        // tunnel then backs off hard.
-        .tx_queue_len(4_096)
-        .ipv4(overlay_ip, prefix, None)
-        .mtu(config.mtu)
-        .build_async()
+    let build = |offload: bool| {
+        tun_rs::DeviceBuilder::new()
+            .name(&config.name)
+            // Room for bursts while the reader is busy: a full queue drops, and TCP over the
+            // tunnel then backs off hard.
+            .tx_queue_len(4_096)
+            .ipv4(overlay_ip, prefix, None)
+            .mtu(config.mtu)
+            // Offload: the kernel hands over whole TCP segments (split here into packets) and
+            // takes coalesced ones, so the stacks on both ends see a few large writes.
+            .offload(offload)
+            .build_async()
+    };
+    build(true)
+        .or_else(|e| {
+            tracing::warn!(%e, "TUN offload unavailable; one packet per read and write");
+            build(false)
+        })
         .map_err(|e| {
             NodeError::Config(format!(
                 "opening TUN device {} (needs root and /dev/net/tun; or run without --tun for \
@@ -183,32 +196,49 @@ impl Member {
         true
     }
 
-    /// Reads packets from the TUN device until it fails.
+    /// Reads packets from the TUN device until it fails (a whole TCP segment at a time when
+    /// offload is on, split into packets).
     pub(crate) async fn read_tun(self: Arc<Self>) {
         let Some(tun) = self.tun.clone() else { return };
-        let mut buf = vec![0u8; 65_536];
+        let mut original = vec![0u8; tun_rs::VIRTIO_NET_HDR_LEN + 65_535];
+        let mut bufs = vec![vec![0u8; MAX_INNER_PACKET]; tun_rs::IDEAL_BATCH_SIZE];
+        let mut sizes = vec![0usize; tun_rs::IDEAL_BATCH_SIZE];
         loop {
-            let n = match tun.recv(&mut buf).await {
-                Ok(n) => n,
+            let count = match tun
+                .recv_multiple(&mut original, &mut bufs, &mut sizes, 0)
+                .await
+            {
+                Ok(count) => count,
+                Err(e) if e.kind() == std::io::ErrorKind::Other => {
+                    // A packet the splitter could not handle; skip it.
+                    tracing::debug!(%e, "TUN read skipped");
+                    continue;
+                }
                 Err(e) => {
                     tracing::error!(%e, "TUN device read failed; the overlay is down");
                     return;
                 }
             };
-            let packet = &buf[..n];
-            let Ok(info) = parse_ipv4(packet) else {
-                continue; // IPv6 router solicitations and the like: not carried.
-            };
-            if info.dst == self.cert.overlay_ip {
-                continue;
+            for (buf, size) in bufs.iter().zip(&sizes).take(count) {
+                let packet = &buf[..*size];
+                let Ok(info) = parse_ipv4(packet) else {
+                    continue; // IPv6 router solicitations and the like: not carried.
+                };
+                if info.dst == self.cert.overlay_ip {
+                    continue;
+                }
+                self.send_packet(packet, &info).await;
             }
-            self.send_packet(packet, &info).await;
         }
     }
 
-    /// Receives frames on the UDP socket until it fails.
+    /// Receives frames on the UDP socket until it fails. Whatever is already queued is
+    /// taken in one go (up to a batch), and the packets go to the TUN device together, so
+    /// offload can coalesce them.
     pub(crate) async fn receive_frames(self: Arc<Self>) {
         let mut buf = vec![0u8; MAX_FRAME_LEN];
+        let mut batch: Vec<Vec<u8>> = Vec::with_capacity(tun_rs::IDEAL_BATCH_SIZE);
+        let mut gro = tun_rs::GROTable::default();
         loop {
             let (n, from) = match self.udp.recv_from(&mut buf).await {
                 Ok(received) => received,
@@ -218,16 +248,45 @@ impl Member {
                     continue;
                 }
             };
-            if n > MAX_DATAGRAM {
-                Counters::bump(&self.counters.frames_oversized);
+            self.on_datagram(&buf[..n], from, &mut batch).await;
+            while batch.len() < tun_rs::IDEAL_BATCH_SIZE {
+                match self.udp.try_recv_from(&mut buf) {
+                    Ok((n, from)) => self.on_datagram(&buf[..n], from, &mut batch).await,
+                    Err(_) => break,
+                }
+            }
+            if batch.is_empty() {
                 continue;
             }
-            self.on_frame(&buf[..n], from).await;
+            if let Some(tun) = &self.tun
+                && let Err(e) = tun.send_multiple(&mut gro, &mut batch, TUN_HEADROOM).await
+            {
+                tracing::debug!(%e, "TUN write failed");
+            }
+            batch.clear();
         }
     }
 
+    async fn on_datagram(
+        self: &Arc<Self>,
+        bytes: &[u8],
+        from: SocketAddr,
+        batch: &mut Vec<Vec<u8>>,
+    ) {
+        if bytes.len() > MAX_DATAGRAM {
+            Counters::bump(&self.counters.frames_oversized);
+            return;
+        }
+        self.on_frame(bytes, from, batch).await;
+    }
+
     /// One datagram: decode, find its session, open, then deliver (policy permitting).
-    pub(crate) async fn on_frame(self: &Arc<Self>, bytes: &[u8], from: SocketAddr) {
+    pub(crate) async fn on_frame(
+        self: &Arc<Self>,
+        bytes: &[u8],
+        from: SocketAddr,
+        batch: &mut Vec<Vec<u8>>,
+    ) {
         let frame = match Frame::decode(bytes) {
             Ok(frame) => frame,
             Err(_) => {
@@ -277,14 +336,15 @@ impl Member {
             }
         }
         match frame.header.kind {
-            FrameKind::Data => self.deliver(&peer, &plaintext).await,
+            FrameKind::Data => self.deliver(&peer, plaintext, batch),
             FrameKind::Keepalive => self.on_keepalive(&peer, &session, &plaintext).await,
             _ => {}
         }
     }
 
-    async fn deliver(&self, peer: &Peer, packet: &[u8]) {
-        let Ok(info) = parse_ipv4(packet) else {
+    /// Checks an opened packet and adds it to the batch bound for the TUN device.
+    fn deliver(&self, peer: &Peer, packet: Vec<u8>, batch: &mut Vec<Vec<u8>>) {
+        let Ok(info) = parse_ipv4(&packet) else {
             Counters::bump(&self.counters.frames_malformed);
             return;
         };
@@ -292,14 +352,13 @@ impl Member {
             Counters::bump(&self.counters.packets_spoofed);
             return;
         }
-        if !self.admit(peer, &info, false) {
+        if !self.admit(peer, &info, false) || self.tun.is_none() {
             return;
         }
-        if let Some(tun) = &self.tun
-            && let Err(e) = tun.send(packet).await
-        {
-            tracing::debug!(%e, "TUN write failed");
-        }
+        let mut buf = Vec::with_capacity(TUN_HEADROOM + packet.len());
+        buf.resize(TUN_HEADROOM, 0);
+        buf.extend_from_slice(&packet);
+        batch.push(buf);
     }
 
     async fn on_keepalive(&self, peer: &Peer, session: &Session, payload: &[u8]) {
