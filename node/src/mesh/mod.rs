@@ -348,15 +348,7 @@ pub async fn run_member(
         ));
     }
 
-    let udp = dataplane::bind_udp(config.data_listen)?;
-    let data_port = udp
-        .local_addr()
-        .map_err(|e| NodeError::Config(e.to_string()))?
-        .port();
-    let streams =
-        tokio::net::TcpListener::bind(SocketAddr::new(config.data_listen.ip(), data_port))
-            .await
-            .map_err(|e| NodeError::Config(format!("binding TCP data port {data_port}: {e}")))?;
+    let (udp, streams, data_port) = bind_data_port(config.data_listen).await?;
 
     let tun = match &config.tun {
         Some(tun) => Some(Arc::new(dataplane::open_tun(tun, cert.overlay_ip)?)),
@@ -471,6 +463,31 @@ pub async fn run_member(
     let _ = api.await;
     let _ = std::fs::remove_file(dir.join(MEMBER_INFO_FILE));
     Ok(())
+}
+
+/// Binds the data port: UDP for frames and TCP for streams, on the same number. With port 0
+/// the UDP socket picks one, which another process may hold for TCP: then try another.
+async fn bind_data_port(
+    listen: SocketAddr,
+) -> Result<(tokio::net::UdpSocket, tokio::net::TcpListener, u16), NodeError> {
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let udp = dataplane::bind_udp(listen)?;
+        let port = udp
+            .local_addr()
+            .map_err(|e| NodeError::Config(e.to_string()))?
+            .port();
+        match tokio::net::TcpListener::bind(SocketAddr::new(listen.ip(), port)).await {
+            Ok(streams) => return Ok((udp, streams, port)),
+            Err(e) if listen.port() != 0 || attempts >= 16 => {
+                return Err(NodeError::Config(format!(
+                    "binding TCP data port {port}: {e}"
+                )));
+            }
+            Err(_) => continue,
+        }
+    }
 }
 
 impl Member {

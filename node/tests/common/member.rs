@@ -11,8 +11,6 @@ use x0t_node::mesh::local_api::{LocalClient, MemberStatus};
 use x0t_node::mesh::{MemberConfig, run_member};
 use x0t_types::{DeviceClass, MeshId, Tag};
 
-use super::eventually;
-
 pub const MESH: &str = "default";
 
 pub struct Agent {
@@ -102,16 +100,23 @@ pub async fn start(dir: PathBuf, node_id: String) -> Agent {
         rekey: x0t_crypto::frame::RekeyPolicy::DEFAULT,
         state_poll: Duration::from_millis(500),
     };
-    let task = tokio::spawn(run_member(config, shutdown));
-    eventually(
-        "the agent's local API",
-        Duration::from_secs(20),
-        async || {
-            assert!(!task.is_finished(), "agent {name} exited");
-            LocalClient::for_data_dir(&dir).ok()?.status().await.ok()
-        },
-    )
-    .await;
+    let mut task = tokio::spawn(run_member(config, shutdown));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if task.is_finished() {
+            panic!("agent {name} exited: {:?}", (&mut task).await);
+        }
+        if let Ok(client) = LocalClient::for_data_dir(&dir)
+            && client.status().await.is_ok()
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "agent {name}: no local API"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     Agent {
         dir,
         node_id,
