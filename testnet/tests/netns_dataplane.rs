@@ -190,11 +190,17 @@ async fn a_node_signed_by_a_stranger_reaches_nothing() {
     assert_eq!(peers.len(), 2, "{peers:?}");
     std::fs::write(dir.join("peers.json"), serde_json::to_vec(&peers).unwrap()).unwrap();
     let log = std::fs::File::create(dir.join("agent.log")).unwrap();
+    let spare = net.spare_namespace().unwrap();
     let mut rogue = net
         .lab
-        .command(2, x0t_exe())
+        .command(spare, net.exe())
         .args(["agent", "run", "--tun", "--dir", dir.to_str().unwrap()])
-        .args(["--ip", &net.lab.node_ip(2).to_string(), "--state-poll", "1"])
+        .args([
+            "--ip",
+            &net.lab.node_ip(spare).to_string(),
+            "--state-poll",
+            "1",
+        ])
         .env("RUST_LOG", "info")
         .stdout(log.try_clone().unwrap())
         .stderr(log)
@@ -205,7 +211,7 @@ async fn a_node_signed_by_a_stranger_reaches_nothing() {
     for to in 0..2 {
         let reached = net
             .lab
-            .command(2, "ping")
+            .command(spare, "ping")
             .args([
                 "-c",
                 "2",
