@@ -114,6 +114,45 @@ impl FrameHeader {
         out
     }
 
+    /// Parses the header of the frame `bytes`, checking the whole frame's shape: exactly
+    /// one frame (the body length matches), a known kind, the reserved byte zero, and a
+    /// sealed body at least a tag long. The body itself is left where it is.
+    pub fn decode(bytes: &[u8]) -> Result<Self, CryptoError> {
+        check_prefix(bytes)?;
+        let kind = FrameKind::from_code(bytes[3])
+            .ok_or_else(|| decode_error(format!("unknown frame kind {}", bytes[3])))?;
+        if bytes[5] != 0 {
+            return Err(decode_error("reserved byte is not zero"));
+        }
+        let array = |range: std::ops::Range<usize>| -> [u8; 32] {
+            let mut out = [0u8; 32];
+            out.copy_from_slice(&bytes[range]);
+            out
+        };
+        let body_len = usize::from(u16::from_be_bytes([bytes[82], bytes[83]]));
+        if bytes.len() != HEADER_LEN + body_len {
+            return Err(decode_error(format!(
+                "header says {body_len} body bytes, {} follow",
+                bytes.len() - HEADER_LEN
+            )));
+        }
+        if kind.is_sealed() && body_len < TAG_LEN {
+            return Err(decode_error("a sealed body is shorter than its tag"));
+        }
+        let mut session = [0u8; 4];
+        session.copy_from_slice(&bytes[70..74]);
+        let mut counter = [0u8; 8];
+        counter.copy_from_slice(&bytes[74..82]);
+        Ok(Self {
+            kind,
+            hops: bytes[HOPS_AT],
+            dst: NodeId::from_bytes(array(6..38)),
+            src: NodeId::from_bytes(array(38..70)),
+            session: u32::from_be_bytes(session),
+            counter: u64::from_be_bytes(counter),
+        })
+    }
+
     /// The associated data a sealed body is bound to: the header with the hop count zeroed.
     fn associated_data(&self, body_len: u16) -> [u8; HEADER_LEN] {
         let mut header = self.encode(body_len);
@@ -172,40 +211,9 @@ impl Frame {
 
     /// Parses a frame; refuses anything but exactly one well-formed frame.
     pub fn decode(bytes: &[u8]) -> Result<Self, CryptoError> {
-        check_prefix(bytes)?;
-        let kind = FrameKind::from_code(bytes[3])
-            .ok_or_else(|| decode_error(format!("unknown frame kind {}", bytes[3])))?;
-        if bytes[5] != 0 {
-            return Err(decode_error("reserved byte is not zero"));
-        }
-        let array = |range: std::ops::Range<usize>| -> [u8; 32] {
-            let mut out = [0u8; 32];
-            out.copy_from_slice(&bytes[range]);
-            out
-        };
-        let body_len = usize::from(u16::from_be_bytes([bytes[82], bytes[83]]));
-        if bytes.len() != HEADER_LEN + body_len {
-            return Err(decode_error(format!(
-                "header says {body_len} body bytes, {} follow",
-                bytes.len() - HEADER_LEN
-            )));
-        }
-        if kind.is_sealed() && body_len < TAG_LEN {
-            return Err(decode_error("a sealed body is shorter than its tag"));
-        }
-        let mut session = [0u8; 4];
-        session.copy_from_slice(&bytes[70..74]);
-        let mut counter = [0u8; 8];
-        counter.copy_from_slice(&bytes[74..82]);
+        let header = FrameHeader::decode(bytes)?;
         Ok(Self {
-            header: FrameHeader {
-                kind,
-                hops: bytes[HOPS_AT],
-                dst: NodeId::from_bytes(array(6..38)),
-                src: NodeId::from_bytes(array(38..70)),
-                session: u32::from_be_bytes(session),
-                counter: u64::from_be_bytes(counter),
-            },
+            header,
             body: bytes[HEADER_LEN..].to_vec(),
         })
     }
@@ -216,24 +224,7 @@ impl Frame {
         mut header: FrameHeader,
         payload: &[u8],
     ) -> Result<Self, CryptoError> {
-        if !header.kind.is_sealed() {
-            return Err(CryptoError::Invalid {
-                what: "data-plane frame",
-                reason: format!("{:?} frames are not sealed", header.kind),
-            });
-        }
-        let body_len = payload
-            .len()
-            .checked_add(TAG_LEN)
-            .and_then(|n| u16::try_from(n).ok())
-            .ok_or_else(|| CryptoError::Invalid {
-                what: "data-plane frame",
-                reason: format!(
-                    "payload of {} bytes; at most {}",
-                    payload.len(),
-                    MAX_BODY_LEN - TAG_LEN
-                ),
-            })?;
+        let body_len = sealed_body_len(header.kind, payload.len())?;
         header.counter = sealer.sealed_count();
         let sealed = sealer.seal(&header.associated_data(body_len), payload)?;
         debug_assert_eq!(sealed.counter, header.counter);
@@ -262,6 +253,85 @@ impl Frame {
         window.accept(self.header.counter)?;
         Ok(plaintext)
     }
+}
+
+/// Seals `payload` as the next frame of a session and appends the whole frame to `out`:
+/// the data plane's path (one copy of the payload, no allocation once `out` has room).
+/// Returns the frame's length. On error `out` is left as it was.
+pub fn seal_into(
+    sealer: &mut Sealer,
+    mut header: FrameHeader,
+    payload: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<usize, CryptoError> {
+    let body_len = sealed_body_len(header.kind, payload.len())?;
+    header.counter = sealer.sealed_count();
+    let start = out.len();
+    out.extend_from_slice(&header.encode(body_len));
+    out.extend_from_slice(payload);
+    let body = start + HEADER_LEN;
+    match sealer.seal_in_place(&header.associated_data(body_len), &mut out[body..]) {
+        Ok((counter, tag)) => {
+            debug_assert_eq!(counter, header.counter);
+            out.extend_from_slice(&tag);
+            Ok(out.len() - start)
+        }
+        Err(e) => {
+            out.truncate(start);
+            Err(e)
+        }
+    }
+}
+
+/// Opens the sealed frame `bytes` (whose `header` came from [`FrameHeader::decode`] of the
+/// same bytes) in place and records its counter in `window`; returns the plaintext, a slice
+/// of `bytes`. A replayed, forged or altered frame is refused and leaves the window as it
+/// was (the bytes are then garbage).
+pub fn open_in_place<'a>(
+    header: &FrameHeader,
+    bytes: &'a mut [u8],
+    opener: &Opener,
+    window: &mut ReplayWindow,
+) -> Result<&'a mut [u8], CryptoError> {
+    if !header.kind.is_sealed() {
+        return Err(CryptoError::Invalid {
+            what: "data-plane frame",
+            reason: format!("{:?} frames are not sealed", header.kind),
+        });
+    }
+    let body_len = bytes
+        .len()
+        .checked_sub(HEADER_LEN)
+        .and_then(|n| u16::try_from(n).ok())
+        .ok_or(CryptoError::AeadOpen)?;
+    window.check(header.counter)?;
+    let plaintext = opener.open_in_place(
+        header.counter,
+        &header.associated_data(body_len),
+        &mut bytes[HEADER_LEN..],
+    )?;
+    window.accept(header.counter)?;
+    Ok(plaintext)
+}
+
+/// The body length of a sealed frame carrying `payload_len` bytes, if it can be sealed.
+fn sealed_body_len(kind: FrameKind, payload_len: usize) -> Result<u16, CryptoError> {
+    if !kind.is_sealed() {
+        return Err(CryptoError::Invalid {
+            what: "data-plane frame",
+            reason: format!("{kind:?} frames are not sealed"),
+        });
+    }
+    payload_len
+        .checked_add(TAG_LEN)
+        .and_then(|n| u16::try_from(n).ok())
+        .ok_or_else(|| CryptoError::Invalid {
+            what: "data-plane frame",
+            reason: format!(
+                "payload of {payload_len} bytes; at most {}",
+                MAX_BODY_LEN - TAG_LEN
+            ),
+        })
 }
 
 /// What a relay needs from a frame without parsing the rest: its destination and the hops it

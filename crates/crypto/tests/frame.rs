@@ -10,7 +10,7 @@ use x0t_crypto::CryptoError;
 use x0t_crypto::aead::{Opener, Sealer};
 use x0t_crypto::frame::{
     DEFAULT_HOPS, Frame, FrameHeader, FrameKind, HEADER_LEN, MAX_BODY_LEN, RekeyPolicy,
-    ReplayWindow, peek_route, take_hop,
+    ReplayWindow, open_in_place, peek_route, seal_into, take_hop,
 };
 use x0t_crypto::hybrid::{self, Initiator};
 use x0t_crypto::kem::KemAlgorithm;
@@ -109,6 +109,67 @@ fn any_change_but_the_hop_count_is_refused_and_the_window_stays() {
         assert!(opened.is_err(), "byte {index} flipped, frame still opened");
         assert_eq!(window, ReplayWindow::new(), "byte {index} moved the window");
     }
+}
+
+#[test]
+fn in_place_paths_match_the_allocating_ones() {
+    let (mut sealer, opener) = session();
+    let mut window = ReplayWindow::new();
+    // Two frames appended to one buffer (how a batch is built), then a third the other way.
+    let mut out = b"prefix".to_vec();
+    let first = seal_into(&mut sealer, header(FrameKind::Data), b"one", &mut out).unwrap();
+    let second = seal_into(&mut sealer, header(FrameKind::Data), b"two!", &mut out).unwrap();
+    assert_eq!((first, second), (HEADER_LEN + 3 + 16, HEADER_LEN + 4 + 16));
+    assert_eq!(out.len(), 6 + first + second);
+    let third = Frame::seal(&mut sealer, header(FrameKind::Data), b"three")
+        .unwrap()
+        .encode()
+        .unwrap();
+    // Each opens both ways: by the allocating decoder and in place.
+    let one = out[6..6 + first].to_vec();
+    assert_eq!(
+        Frame::decode(&one)
+            .unwrap()
+            .open(&opener, &mut window)
+            .unwrap(),
+        b"one"
+    );
+    for (mut bytes, expected, counter) in [
+        (out[6 + first..].to_vec(), &b"two!"[..], 1),
+        (third, &b"three"[..], 2),
+    ] {
+        let parsed = FrameHeader::decode(&bytes).unwrap();
+        assert_eq!(parsed.counter, counter);
+        let plaintext = open_in_place(&parsed, &mut bytes, &opener, &mut window).unwrap();
+        assert_eq!(plaintext, expected);
+    }
+    // A replay and a flipped byte are refused in place too, and the window stays.
+    let mut again = out[6..6 + first].to_vec();
+    let parsed = FrameHeader::decode(&again).unwrap();
+    assert!(matches!(
+        open_in_place(&parsed, &mut again, &opener, &mut window),
+        Err(CryptoError::Replay { counter: 0, .. })
+    ));
+    let mut fresh = Vec::new();
+    seal_into(&mut sealer, header(FrameKind::Data), b"four", &mut fresh).unwrap();
+    let before = window.clone();
+    let last = fresh.len() - 1;
+    fresh[last] ^= 1;
+    let parsed = FrameHeader::decode(&fresh).unwrap();
+    assert!(open_in_place(&parsed, &mut fresh, &opener, &mut window).is_err());
+    assert_eq!(window, before);
+    // Handshake kinds are not sealed; an error leaves the buffer as it was.
+    let mut untouched = b"keep".to_vec();
+    assert!(
+        seal_into(
+            &mut sealer,
+            header(FrameKind::HandshakeInit),
+            b"x",
+            &mut untouched
+        )
+        .is_err()
+    );
+    assert_eq!(untouched, b"keep");
 }
 
 #[test]

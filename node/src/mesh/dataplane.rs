@@ -1,15 +1,25 @@
 //! The packet paths: TUN → policy → seal → UDP, and UDP → open → policy → TUN; keepalive
 //! pings measure round trips. Every frame that fails a check is dropped and counted.
+//!
+//! Both paths work in batches, because per-packet system calls, not cryptography, were the
+//! tunnel's cost: the TUN device hands over whole TCP segments (offload), which are split,
+//! sealed back to back into one buffer and leave in one segmented UDP send ([`super::udp`]);
+//! the receiver gets runs of datagrams in one call, opens each in place and writes the
+//! packets to the TUN device together, where the kernel coalesces them again.
 
+use std::io::IoSliceMut;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use quinn_udp::RecvMeta;
 use x0t_crypto::CryptoError;
-use x0t_crypto::frame::{Frame, FrameKind, MAX_FRAME_LEN};
+use x0t_crypto::aead::TAG_LEN;
+use x0t_crypto::frame::{FrameHeader, FrameKind, HEADER_LEN};
 
 use super::packet::{PacketInfo, parse_ipv4};
 use super::session::Session;
+use super::udp::{MAX_SEGMENTED_BYTES, RECV_BUFFER};
 use super::{Counters, MAX_QUEUED_PER_PEER, Member, Peer, TunConfig, lock, read};
 use crate::NodeError;
 
@@ -17,31 +27,10 @@ use crate::NodeError;
 pub const MAX_INNER_PACKET: usize = 9_216;
 /// The largest datagram accepted: a frame carrying the largest inner packet. Anything
 /// longer is dropped and counted before it is parsed.
-pub const MAX_DATAGRAM: usize =
-    x0t_crypto::frame::HEADER_LEN + x0t_crypto::aead::TAG_LEN + MAX_INNER_PACKET;
+pub const MAX_DATAGRAM: usize = HEADER_LEN + TAG_LEN + MAX_INNER_PACKET;
 
-/// Socket buffer size asked for the data plane's UDP socket (the kernel caps it at
-/// `net.core.{r,w}mem_max`): bursts wait in the buffer instead of being dropped.
-const UDP_BUFFER: usize = 8 << 20;
-
-/// Binds the data plane's UDP socket with large buffers.
-pub(crate) fn bind_udp(addr: SocketAddr) -> Result<tokio::net::UdpSocket, NodeError> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let failed = |e: std::io::Error| NodeError::Config(format!("binding UDP {addr}: {e}"));
-    let socket =
-        Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP)).map_err(failed)?;
-    for (what, result) in [
-        ("receive", socket.set_recv_buffer_size(UDP_BUFFER)),
-        ("send", socket.set_send_buffer_size(UDP_BUFFER)),
-    ] {
-        if let Err(e) = result {
-            tracing::warn!(%e, "cannot enlarge the UDP {what} buffer");
-        }
-    }
-    socket.set_nonblocking(true).map_err(failed)?;
-    socket.bind(&addr.into()).map_err(failed)?;
-    tokio::net::UdpSocket::from_std(socket.into()).map_err(failed)
-}
+/// Receive buffers handed to one `recvmmsg` (each holds a datagram or a coalesced run).
+const RECV_SLOTS: usize = 8;
 
 /// Room before each packet written to the TUN device, for the offload (virtio) header.
 const TUN_HEADROOM: usize = 16;
@@ -108,8 +97,8 @@ impl Member {
             }
         };
         let endpoint = *lock(&peer.endpoint);
-        match self.udp.send_to(&bytes, endpoint).await {
-            Ok(_) => {
+        match self.udp.send(endpoint, &bytes).await {
+            Ok(()) => {
                 Counters::bump(&self.counters.frames_sent);
                 peer.bytes_sent
                     .fetch_add(bytes.len() as u64, Ordering::Relaxed);
@@ -127,9 +116,9 @@ impl Member {
         }
     }
 
-    /// Sends an IP packet read from the TUN device to the peer holding its destination,
-    /// if the policy allows the flow.
-    pub(crate) async fn send_packet(self: &Arc<Self>, packet: &[u8], info: &PacketInfo) {
+    /// Seals an IP packet read from the TUN device for the peer holding its destination, if
+    /// the policy allows the flow, into `out` (sent when the run ends).
+    async fn send_packet(self: &Arc<Self>, packet: &[u8], info: &PacketInfo, out: &mut Outgoing) {
         let Some(peer) = read(&self.by_ip)
             .get(&info.dst)
             .and_then(|id| read(&self.peers).get(id).cloned())
@@ -141,8 +130,7 @@ impl Member {
             return;
         }
         if let Some(session) = peer.session() {
-            self.send_frame(&peer, &session, FrameKind::Data, packet)
-                .await;
+            self.push_data(out, &peer, &session, packet).await;
             return;
         }
         // No session yet: hold the packet and set one up in the background.
@@ -170,6 +158,44 @@ impl Member {
                 peer.connecting.store(false, Ordering::Release);
             });
         }
+    }
+
+    /// Seals a data packet for `peer` onto the run in `out`, first sending the run if this
+    /// frame cannot join it (another endpoint, a larger frame, or the run is full or ended).
+    async fn push_data(&self, out: &mut Outgoing, peer: &Peer, session: &Session, packet: &[u8]) {
+        let len = HEADER_LEN + packet.len() + TAG_LEN;
+        let endpoint = *lock(&peer.endpoint);
+        if !out.fits(endpoint, len, self.udp.max_segments()) {
+            self.send_run(out).await;
+        }
+        if let Err(e) = session.seal_into(FrameKind::Data, self.node_id, packet, &mut out.buf) {
+            // Nonce space used up: the maintenance timer renews the keys.
+            tracing::warn!(%e, "cannot seal a frame");
+            return;
+        }
+        out.add(endpoint, len);
+        peer.bytes_sent.fetch_add(len as u64, Ordering::Relaxed);
+    }
+
+    /// Sends the run of frames in `out` and empties it.
+    async fn send_run(&self, out: &mut Outgoing) {
+        if let Some(destination) = out.destination
+            && out.count > 0
+        {
+            match self
+                .udp
+                .send_segments(destination, &out.buf, out.segment)
+                .await
+            {
+                Ok(()) => {
+                    self.counters
+                        .frames_sent
+                        .fetch_add(out.count as u64, Ordering::Relaxed);
+                }
+                Err(e) => tracing::debug!(%destination, %e, "UDP send failed"),
+            }
+        }
+        out.clear();
     }
 
     /// The policy check of one end: an open flow passes; otherwise the flow must be allowed
@@ -203,6 +229,7 @@ impl Member {
         let mut original = vec![0u8; tun_rs::VIRTIO_NET_HDR_LEN + 65_535];
         let mut bufs = vec![vec![0u8; MAX_INNER_PACKET]; tun_rs::IDEAL_BATCH_SIZE];
         let mut sizes = vec![0usize; tun_rs::IDEAL_BATCH_SIZE];
+        let mut out = Outgoing::default();
         loop {
             let count = match tun
                 .recv_multiple(&mut original, &mut bufs, &mut sizes, 0)
@@ -227,51 +254,74 @@ impl Member {
                 if info.dst == self.cert.overlay_ip {
                     continue;
                 }
-                self.send_packet(packet, &info).await;
+                self.send_packet(packet, &info, &mut out).await;
             }
+            self.send_run(&mut out).await;
         }
     }
 
-    /// Receives frames on the UDP socket until it fails. Whatever is already queued is
-    /// taken in one go (up to a batch), and the packets go to the TUN device together, so
-    /// offload can coalesce them.
+    /// Receives frames on the UDP socket until the task is dropped. Each call takes what is
+    /// queued (up to [`RECV_SLOTS`] datagrams or coalesced runs); the packets go to the TUN
+    /// device together, so offload can coalesce them.
     pub(crate) async fn receive_frames(self: Arc<Self>) {
-        let mut buf = vec![0u8; MAX_FRAME_LEN];
-        let mut batch: Vec<Vec<u8>> = Vec::with_capacity(tun_rs::IDEAL_BATCH_SIZE);
+        let mut storage = vec![0u8; RECV_SLOTS * RECV_BUFFER];
+        let mut meta = [RecvMeta::default(); RECV_SLOTS];
+        let mut batch = TunBatch::default();
         let mut gro = tun_rs::GROTable::default();
         loop {
-            let (n, from) = match self.udp.recv_from(&mut buf).await {
-                Ok(received) => received,
-                Err(e) => {
-                    // ICMP errors from earlier sends surface here on some systems; go on.
-                    tracing::debug!(%e, "UDP receive error");
-                    continue;
+            let count = {
+                let mut bufs: Vec<IoSliceMut<'_>> = storage
+                    .chunks_mut(RECV_BUFFER)
+                    .map(IoSliceMut::new)
+                    .collect();
+                match self.udp.recv(&mut bufs, &mut meta).await {
+                    Ok(count) => count,
+                    Err(e) => {
+                        // ICMP errors from earlier sends surface here on some systems; go on.
+                        tracing::debug!(%e, "UDP receive error");
+                        continue;
+                    }
                 }
             };
-            self.on_datagram(&buf[..n], from, &mut batch).await;
-            while batch.len() < tun_rs::IDEAL_BATCH_SIZE {
-                match self.udp.try_recv_from(&mut buf) {
-                    Ok((n, from)) => self.on_datagram(&buf[..n], from, &mut batch).await,
-                    Err(_) => break,
+            for (slot, received) in storage.chunks_mut(RECV_BUFFER).zip(&meta).take(count) {
+                let bytes = &mut slot[..received.len.min(RECV_BUFFER)];
+                // A run of datagrams of `stride` bytes (the last may be shorter).
+                let stride = if received.stride == 0 {
+                    bytes.len().max(1)
+                } else {
+                    received.stride
+                };
+                for datagram in bytes.chunks_mut(stride) {
+                    self.on_datagram(datagram, received.addr, &mut batch).await;
+                    if batch.len >= tun_rs::IDEAL_BATCH_SIZE {
+                        self.write_tun(&mut gro, &mut batch).await;
+                    }
                 }
             }
-            if batch.is_empty() {
-                continue;
-            }
-            if let Some(tun) = &self.tun
-                && let Err(e) = tun.send_multiple(&mut gro, &mut batch, TUN_HEADROOM).await
-            {
-                tracing::debug!(%e, "TUN write failed");
-            }
-            batch.clear();
+            self.write_tun(&mut gro, &mut batch).await;
         }
+    }
+
+    /// Writes the batch to the TUN device (coalescing what it can) and empties it.
+    async fn write_tun(&self, gro: &mut tun_rs::GROTable, batch: &mut TunBatch) {
+        if batch.len == 0 {
+            return;
+        }
+        if let Some(tun) = &self.tun
+            && let Err(e) = tun
+                .send_multiple(gro, &mut batch.bufs[..batch.len], TUN_HEADROOM)
+                .await
+        {
+            tracing::debug!(%e, "TUN write failed");
+        }
+        batch.len = 0;
     }
 
     async fn on_datagram(
         self: &Arc<Self>,
-        bytes: &[u8],
+        bytes: &mut [u8],
         from: SocketAddr,
-        batch: &mut Vec<Vec<u8>>,
+        batch: &mut TunBatch,
     ) {
         if bytes.len() > MAX_DATAGRAM {
             Counters::bump(&self.counters.frames_oversized);
@@ -280,38 +330,35 @@ impl Member {
         self.on_frame(bytes, from, batch).await;
     }
 
-    /// One datagram: decode, find its session, open, then deliver (policy permitting).
-    pub(crate) async fn on_frame(
-        self: &Arc<Self>,
-        bytes: &[u8],
-        from: SocketAddr,
-        batch: &mut Vec<Vec<u8>>,
-    ) {
-        let frame = match Frame::decode(bytes) {
-            Ok(frame) => frame,
+    /// One datagram: decode, find its session, open in place, then deliver (policy
+    /// permitting).
+    async fn on_frame(self: &Arc<Self>, bytes: &mut [u8], from: SocketAddr, batch: &mut TunBatch) {
+        let header = match FrameHeader::decode(bytes) {
+            Ok(header) => header,
             Err(_) => {
                 Counters::bump(&self.counters.frames_malformed);
                 return;
             }
         };
-        if frame.header.dst != self.node_id {
+        if header.dst != self.node_id {
             Counters::bump(&self.counters.frames_not_for_us);
             return;
         }
-        if !frame.header.kind.is_sealed() {
+        if !header.kind.is_sealed() {
             // Handshakes run over the authenticated libp2p connection.
             Counters::bump(&self.counters.frames_malformed);
             return;
         }
-        let Some(session) = read(&self.sessions).get(&frame.header.session).cloned() else {
+        let Some(session) = read(&self.sessions).get(&header.session).cloned() else {
             Counters::bump(&self.counters.frames_unknown_session);
             return;
         };
-        if session.peer != frame.header.src {
+        if session.peer != header.src {
             Counters::bump(&self.counters.frames_forged);
             return;
         }
-        let plaintext = match session.open(&frame) {
+        let frame_len = bytes.len();
+        let plaintext = match session.open_in_place(&header, bytes) {
             Ok(plaintext) => plaintext,
             Err(CryptoError::Replay { .. }) => {
                 Counters::bump(&self.counters.frames_replayed);
@@ -327,7 +374,7 @@ impl Member {
         };
         Counters::bump(&self.counters.frames_received);
         peer.bytes_received
-            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            .fetch_add(frame_len as u64, Ordering::Relaxed);
         // The frame is authentic: follow the peer to where it sends from (roaming, NAT).
         {
             let mut endpoint = lock(&peer.endpoint);
@@ -335,16 +382,16 @@ impl Member {
                 *endpoint = from;
             }
         }
-        match frame.header.kind {
+        match header.kind {
             FrameKind::Data => self.deliver(&peer, plaintext, batch),
-            FrameKind::Keepalive => self.on_keepalive(&peer, &session, &plaintext).await,
+            FrameKind::Keepalive => self.on_keepalive(&peer, &session, plaintext).await,
             _ => {}
         }
     }
 
     /// Checks an opened packet and adds it to the batch bound for the TUN device.
-    fn deliver(&self, peer: &Peer, packet: Vec<u8>, batch: &mut Vec<Vec<u8>>) {
-        let Ok(info) = parse_ipv4(&packet) else {
+    fn deliver(&self, peer: &Peer, packet: &[u8], batch: &mut TunBatch) {
+        let Ok(info) = parse_ipv4(packet) else {
             Counters::bump(&self.counters.frames_malformed);
             return;
         };
@@ -355,10 +402,7 @@ impl Member {
         if !self.admit(peer, &info, false) || self.tun.is_none() {
             return;
         }
-        let mut buf = Vec::with_capacity(TUN_HEADROOM + packet.len());
-        buf.resize(TUN_HEADROOM, 0);
-        buf.extend_from_slice(&packet);
-        batch.push(buf);
+        batch.push(packet);
     }
 
     async fn on_keepalive(&self, peer: &Peer, session: &Session, payload: &[u8]) {
@@ -384,5 +428,110 @@ impl Member {
             }
             _ => {}
         }
+    }
+}
+
+/// Frames sealed back to back for one endpoint, waiting to leave in one segmented send:
+/// all `segment` bytes long but the last, which may be shorter (and then ends the run).
+#[derive(Debug, Default)]
+struct Outgoing {
+    buf: Vec<u8>,
+    destination: Option<SocketAddr>,
+    segment: usize,
+    count: usize,
+    ended: bool,
+}
+
+impl Outgoing {
+    /// Whether a frame of `len` bytes to `destination` can join the run.
+    fn fits(&self, destination: SocketAddr, len: usize, max_segments: usize) -> bool {
+        self.count == 0
+            || (self.destination == Some(destination)
+                && !self.ended
+                && len <= self.segment
+                && self.count < max_segments
+                && self.buf.len() + len <= MAX_SEGMENTED_BYTES)
+    }
+
+    /// Records a frame of `len` bytes just sealed onto the buffer.
+    fn add(&mut self, destination: SocketAddr, len: usize) {
+        if self.count == 0 {
+            self.destination = Some(destination);
+            self.segment = len;
+        } else if len < self.segment {
+            self.ended = true;
+        }
+        self.count += 1;
+    }
+
+    fn clear(&mut self) {
+        self.buf.clear();
+        self.destination = None;
+        self.segment = 0;
+        self.count = 0;
+        self.ended = false;
+    }
+}
+
+/// Packets bound for the TUN device, each behind [`TUN_HEADROOM`] bytes; the buffers are
+/// reused from batch to batch.
+#[derive(Debug, Default)]
+struct TunBatch {
+    bufs: Vec<Vec<u8>>,
+    len: usize,
+}
+
+impl TunBatch {
+    fn push(&mut self, packet: &[u8]) {
+        if self.len == self.bufs.len() {
+            self.bufs
+                .push(Vec::with_capacity(TUN_HEADROOM + packet.len()));
+        }
+        let buf = &mut self.bufs[self.len];
+        buf.clear();
+        buf.resize(TUN_HEADROOM, 0);
+        buf.extend_from_slice(packet);
+        self.len += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    #[test]
+    fn a_run_holds_equal_frames_to_one_endpoint_and_ends_after_a_short_one() {
+        let mut out = Outgoing::default();
+        assert!(out.fits(addr(1), 1_000, 64));
+        out.add(addr(1), 1_000);
+        assert!(out.fits(addr(1), 1_000, 64));
+        assert!(!out.fits(addr(2), 1_000, 64), "another endpoint");
+        assert!(!out.fits(addr(1), 1_001, 64), "a larger frame");
+        assert!(!out.fits(addr(1), 1_000, 1), "no segmentation offload");
+        out.add(addr(1), 600);
+        assert!(!out.fits(addr(1), 600, 64), "a short frame ended the run");
+        out.clear();
+        assert!(out.fits(addr(2), 1_500, 64));
+        // The byte limit of one segmented send.
+        out.add(addr(2), 1_500);
+        out.buf.resize(MAX_SEGMENTED_BYTES - 1_000, 0);
+        assert!(!out.fits(addr(2), 1_500, 64));
+    }
+
+    #[test]
+    fn tun_batches_reuse_their_buffers() {
+        let mut batch = TunBatch::default();
+        batch.push(b"abc");
+        batch.push(b"defg");
+        assert_eq!(batch.len, 2);
+        assert_eq!(&batch.bufs[1][TUN_HEADROOM..], b"defg");
+        batch.len = 0;
+        batch.push(b"x");
+        assert_eq!((batch.len, batch.bufs.len()), (1, 2));
+        assert_eq!(batch.bufs[0].len(), TUN_HEADROOM + 1);
     }
 }

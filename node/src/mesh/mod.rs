@@ -21,6 +21,7 @@ pub mod local_api;
 pub mod packet;
 pub mod session;
 pub mod trust;
+pub mod udp;
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -267,7 +268,7 @@ pub struct Member {
     /// Where members can be reached (anchors' presence lists, cached).
     known: RwLock<HashMap<NodeId, PeerPresence>>,
     flows: Mutex<packet::FlowTable>,
-    udp: Arc<tokio::net::UdpSocket>,
+    udp: Arc<udp::UdpLink>,
     tun: Option<Arc<tun_rs::AsyncDevice>>,
     tun_name: Option<String>,
     /// What the data plane dropped and carried.
@@ -469,11 +470,11 @@ pub async fn run_member(
 /// the UDP socket picks one, which another process may hold for TCP: then try another.
 async fn bind_data_port(
     listen: SocketAddr,
-) -> Result<(tokio::net::UdpSocket, tokio::net::TcpListener, u16), NodeError> {
+) -> Result<(udp::UdpLink, tokio::net::TcpListener, u16), NodeError> {
     let mut attempts = 0;
     loop {
         attempts += 1;
-        let udp = dataplane::bind_udp(listen)?;
+        let udp = udp::UdpLink::bind(listen)?;
         let port = udp
             .local_addr()
             .map_err(|e| NodeError::Config(e.to_string()))?

@@ -22,8 +22,10 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use x0t_crypto::aead::{Opener, Sealer};
-use x0t_crypto::frame::{DEFAULT_HOPS, Frame, FrameHeader, FrameKind, ReplayWindow};
+use x0t_crypto::aead::{Opener, Sealer, TAG_LEN};
+use x0t_crypto::frame::{
+    self, DEFAULT_HOPS, Frame, FrameHeader, FrameKind, HEADER_LEN, ReplayWindow,
+};
 use x0t_crypto::hybrid::{self, InitiatorHello, ResponderHello, SessionKeys};
 use x0t_crypto::kem::KemAlgorithm;
 use x0t_crypto::{CryptoError, NodeCertificate, Signature, SignatureDomain, SigningKey};
@@ -336,6 +338,20 @@ impl Session {
         src: NodeId,
         payload: &[u8],
     ) -> Result<Vec<u8>, CryptoError> {
+        let mut out = Vec::with_capacity(HEADER_LEN + payload.len() + TAG_LEN);
+        self.seal_into(kind, src, payload, &mut out)?;
+        Ok(out)
+    }
+
+    /// Seals `payload` as a frame from `src` to the peer, appended to `out` (a batch being
+    /// built); returns the frame's length.
+    pub fn seal_into(
+        &self,
+        kind: FrameKind,
+        src: NodeId,
+        payload: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<usize, CryptoError> {
         let header = FrameHeader {
             kind,
             hops: DEFAULT_HOPS,
@@ -344,12 +360,12 @@ impl Session {
             session: self.remote_index,
             counter: 0,
         };
-        let frame = {
+        let len = {
             let mut sealer = self.sealer.lock().unwrap_or_else(|p| p.into_inner());
-            Frame::seal(&mut sealer, header, payload)?
+            frame::seal_into(&mut sealer, header, payload, out)?
         };
         self.frames_sent.fetch_add(1, Ordering::Relaxed);
-        frame.encode()
+        Ok(len)
     }
 
     /// Opens a frame addressed to this session (replays and forgeries refused).
@@ -357,6 +373,20 @@ impl Session {
         let plaintext = {
             let mut window = self.window.lock().unwrap_or_else(|p| p.into_inner());
             frame.open(&self.opener, &mut window)?
+        };
+        self.frames_received.fetch_add(1, Ordering::Relaxed);
+        Ok(plaintext)
+    }
+
+    /// Opens the frame `bytes` (with its decoded `header`) in place; returns the plaintext.
+    pub fn open_in_place<'a>(
+        &self,
+        header: &FrameHeader,
+        bytes: &'a mut [u8],
+    ) -> Result<&'a mut [u8], CryptoError> {
+        let plaintext = {
+            let mut window = self.window.lock().unwrap_or_else(|p| p.into_inner());
+            frame::open_in_place(header, bytes, &self.opener, &mut window)?
         };
         self.frames_received.fetch_add(1, Ordering::Relaxed);
         Ok(plaintext)
