@@ -1,7 +1,9 @@
 //! `x0t-testnet bench dataplane`: in one run, on one veth topology (two namespaces on a
 //! bridge), iperf3 TCP throughput over the raw veth and through the x0t tunnel (1 and 4
 //! streams), ping round trips both ways, the hybrid handshake's time (crypto alone, and end
-//! to end as the agents log it) and the agents' CPU time per Gbit carried.
+//! to end as the agents log it) and the agents' CPU time per Gbit carried; and the same
+//! measures through a userspace WireGuard (boringtun) between the same two namespaces, as
+//! the comparison.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -10,6 +12,9 @@ use anyhow::{Context, bail};
 use x0t_crypto::{NodeCertificate, SigAlgorithm, SigningKey};
 use x0t_node::mesh::session::{self, Parties};
 use x0t_testnet::mesh_lab::MeshLab;
+use x0t_testnet::netns::Lab;
+
+use crate::wireguard::{self, WireGuardPair};
 use x0t_types::{DeviceClass, MeshId, PqProfile, Timestamp};
 
 const ALLOW_ALL: &str = r#"
@@ -41,7 +46,7 @@ fn cpu_seconds(pid: u32) -> f64 {
 
 /// iperf3 from namespace `from` to `ip` in namespace `to`: received bits per second.
 async fn iperf(
-    lab: &MeshLab,
+    lab: &Lab,
     from: usize,
     to: usize,
     ip: &str,
@@ -49,7 +54,6 @@ async fn iperf(
     seconds: u32,
 ) -> anyhow::Result<f64> {
     let mut server = lab
-        .lab
         .command(to, "iperf3")
         .args(["-s", "-1", "-p", "5201", "-B", ip])
         .stdout(std::process::Stdio::null())
@@ -57,7 +61,6 @@ async fn iperf(
         .spawn()?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let output = lab
-        .lab
         .command(from, "iperf3")
         .args(["-c", ip, "-p", "5201", "-J", "-t", &seconds.to_string()])
         .args(["-P", &streams.to_string()])
@@ -78,9 +81,8 @@ async fn iperf(
 }
 
 /// Mean round trip of `count` pings from namespace `from` to `ip`, in milliseconds.
-async fn ping(lab: &MeshLab, from: usize, ip: &str, count: u32) -> anyhow::Result<f64> {
+async fn ping(lab: &Lab, from: usize, ip: &str, count: u32) -> anyhow::Result<f64> {
     let output = lab
-        .lab
         .command(from, "ping")
         .args(["-c", &count.to_string(), "-i", "0.02", "-q", ip])
         .output()
@@ -147,6 +149,31 @@ fn handshake_crypto(rounds: u32) -> anyhow::Result<f64> {
     Ok(started.elapsed().as_secs_f64() * 1_000.0 / f64::from(rounds))
 }
 
+/// One tunnel's throughput and what it cost the processes carrying it.
+#[derive(Clone, Copy, Debug)]
+struct Carried {
+    bits: f64,
+    cpu_per_gbit: f64,
+}
+
+/// iperf3 from namespace 0 to `ip` (through a tunnel), with the CPU time `pids` used.
+async fn measure(
+    lab: &Lab,
+    ip: &str,
+    pids: &[u32],
+    streams: u32,
+    seconds: u32,
+) -> anyhow::Result<Carried> {
+    let before: f64 = pids.iter().map(|&p| cpu_seconds(p)).sum();
+    let bits = iperf(lab, 0, 1, ip, streams, seconds).await?;
+    let cpu: f64 = pids.iter().map(|&p| cpu_seconds(p)).sum::<f64>() - before;
+    let gbit = bits * f64::from(seconds) / 1e9;
+    Ok(Carried {
+        bits,
+        cpu_per_gbit: cpu / gbit.max(1e-9),
+    })
+}
+
 /// End-to-end handshake times the agents logged ("session up (initiator) … ms=N").
 fn logged_handshakes(lab: &MeshLab) -> Vec<u64> {
     lab.agents
@@ -183,42 +210,72 @@ pub(crate) async fn run(exe: &Path, seconds: u32) -> anyhow::Result<()> {
         .filter_map(|a| a.child.as_ref()?.id())
         .collect();
 
+    let wireguard = match wireguard::unavailable() {
+        Some(why) => {
+            println!("  boringtun comparison skipped: {why}");
+            None
+        }
+        None => Some(WireGuardPair::start(&lab.lab).await?),
+    };
+    if wireguard.is_some() {
+        println!("  boringtun-cli tunnel up (MTU {})", wireguard::MTU);
+    }
+
     let mut rows = Vec::new();
     for streams in [1, 4] {
-        let raw = iperf(&lab, 0, 1, &raw_ip, streams, seconds).await?;
-        let cpu_before: f64 = pids.iter().map(|&p| cpu_seconds(p)).sum();
-        let tunnel = iperf(&lab, 0, 1, &overlay, streams, seconds).await?;
-        let cpu: f64 = pids.iter().map(|&p| cpu_seconds(p)).sum::<f64>() - cpu_before;
-        let gbit = tunnel * f64::from(seconds) / 1e9;
-        rows.push((streams, raw, tunnel, cpu / gbit.max(1e-9)));
+        let raw = iperf(&lab.lab, 0, 1, &raw_ip, streams, seconds).await?;
+        let tunnel = measure(&lab.lab, &overlay, &pids, streams, seconds).await?;
+        let boring = match &wireguard {
+            Some(wg) => {
+                Some(measure(&lab.lab, &wg.addresses[1], &wg.pids(), streams, seconds).await?)
+            }
+            None => None,
+        };
+        rows.push((streams, raw, tunnel, boring));
     }
-    let raw_rtt = ping(&lab, 0, &raw_ip, 50).await?;
-    let tunnel_rtt = ping(&lab, 0, &overlay, 50).await?;
+    let raw_rtt = ping(&lab.lab, 0, &raw_ip, 50).await?;
+    let tunnel_rtt = ping(&lab.lab, 0, &overlay, 50).await?;
+    let boring_rtt = match &wireguard {
+        Some(wg) => Some(ping(&lab.lab, 0, &wg.addresses[1], 50).await?),
+        None => None,
+    };
     let crypto_ms = handshake_crypto(50)?;
     let logged = logged_handshakes(&lab);
 
+    let na = || "n/a".to_owned();
     println!();
-    println!("| measure | raw veth | x0t tunnel | tunnel / raw |");
-    println!("|---|---|---|---|");
-    for (streams, raw, tunnel, _) in &rows {
+    println!("| measure | raw veth | x0t tunnel | boringtun | x0t / raw | x0t / boringtun |");
+    println!("|---|---|---|---|---|---|");
+    for (streams, raw, tunnel, boring) in &rows {
         println!(
-            "| iperf3 TCP, {streams} stream{} | {:.2} Gbit/s | {:.2} Gbit/s | {:.2} |",
+            "| iperf3 TCP, {streams} stream{} | {:.2} Gbit/s | {:.2} Gbit/s | {} | {:.2} | {} |",
             if *streams == 1 { "" } else { "s" },
             raw / 1e9,
-            tunnel / 1e9,
-            tunnel / raw
+            tunnel.bits / 1e9,
+            boring.map_or_else(na, |b| format!("{:.2} Gbit/s", b.bits / 1e9)),
+            tunnel.bits / raw,
+            boring.map_or_else(na, |b| format!("{:.2}", tunnel.bits / b.bits)),
         );
     }
     println!(
-        "| ping RTT (mean of 50) | {raw_rtt:.3} ms | {tunnel_rtt:.3} ms | +{:.3} ms |",
-        tunnel_rtt - raw_rtt
+        "| ping RTT (mean of 50) | {raw_rtt:.3} ms | {tunnel_rtt:.3} ms | {} | +{:.3} ms | {} |",
+        boring_rtt.map_or_else(na, |b| format!("{b:.3} ms")),
+        tunnel_rtt - raw_rtt,
+        boring_rtt.map_or_else(na, |b| format!("{:+.3} ms", tunnel_rtt - b)),
     );
-    println!();
-    for (streams, _, _, cpu_per_gbit) in &rows {
+    for (streams, _, tunnel, boring) in &rows {
         println!(
-            "agents' CPU per Gbit carried ({streams} stream(s)): {cpu_per_gbit:.2} CPU-seconds (sender + receiver)"
+            "| CPU per Gbit, {streams} stream{} (both ends) | | {:.2} CPU-s | {} | | {} |",
+            if *streams == 1 { "" } else { "s" },
+            tunnel.cpu_per_gbit,
+            boring.map_or_else(na, |b| format!("{:.2} CPU-s", b.cpu_per_gbit)),
+            boring.map_or_else(na, |b| format!(
+                "{:.2}",
+                tunnel.cpu_per_gbit / b.cpu_per_gbit
+            )),
         );
     }
+    println!();
     println!(
         "hybrid handshake, crypto only (X25519 + ML-KEM-768, 3 ML-DSA-65 signatures and verifications): {crypto_ms:.2} ms"
     );

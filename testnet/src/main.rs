@@ -20,6 +20,7 @@ use x0t_node::testnet;
 mod dataplane_bench;
 mod onboarding;
 mod policy_bench;
+mod wireguard;
 
 /// Scenario runs and benchmarks of x0t on local testnets.
 #[derive(Debug, Parser)]
