@@ -69,6 +69,18 @@ ensure_nextest() {
     cargo install cargo-nextest --locked --quiet </dev/null || die "cargo install cargo-nextest failed"
 }
 
+# The data-plane benchmark's comparison: Cloudflare's userspace WireGuard, pinned.
+X0T_BORINGTUN_VERSION=0.7.1
+ensure_boringtun() {
+    if command -v boringtun-cli >/dev/null 2>&1 &&
+       [ "$(boringtun-cli --version 2>/dev/null)" = "boringtun $X0T_BORINGTUN_VERSION" ]; then
+        return 0
+    fi
+    say "installing boringtun-cli $X0T_BORINGTUN_VERSION (one time, about a minute)"
+    cargo install boringtun-cli --version "$X0T_BORINGTUN_VERSION" --locked --quiet </dev/null ||
+        die "cargo install boringtun-cli failed"
+}
+
 # Build prerequisites common to both scripts.
 ensure_build_deps() {
     ensure_apt_packages "${X0T_APT_PACKAGES[@]}"
