@@ -473,6 +473,11 @@ impl Outgoing {
     }
 }
 
+/// Room in each TUN-bound buffer: the packet may become the head of a coalesced segment of
+/// up to 64 KiB, and the offload code coalesces only into a buffer with that capacity (else
+/// every packet is written on its own). Pages are touched only as far as they are filled.
+const TUN_BUFFER_CAPACITY: usize = 2 * TUN_HEADROOM + 65_535;
+
 /// Packets bound for the TUN device, each behind [`TUN_HEADROOM`] bytes; the buffers are
 /// reused from batch to batch.
 #[derive(Debug, Default)]
@@ -484,8 +489,7 @@ struct TunBatch {
 impl TunBatch {
     fn push(&mut self, packet: &[u8]) {
         if self.len == self.bufs.len() {
-            self.bufs
-                .push(Vec::with_capacity(TUN_HEADROOM + packet.len()));
+            self.bufs.push(Vec::with_capacity(TUN_BUFFER_CAPACITY));
         }
         let buf = &mut self.bufs[self.len];
         buf.clear();
@@ -533,5 +537,7 @@ mod tests {
         batch.push(b"x");
         assert_eq!((batch.len, batch.bufs.len()), (1, 2));
         assert_eq!(batch.bufs[0].len(), TUN_HEADROOM + 1);
+        // Room to coalesce into, or the offload code writes packet by packet.
+        assert!(batch.bufs.iter().all(|b| b.capacity() >= TUN_BUFFER_CAPACITY));
     }
 }
