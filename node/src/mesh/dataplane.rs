@@ -538,6 +538,11 @@ mod tests {
         assert_eq!((batch.len, batch.bufs.len()), (1, 2));
         assert_eq!(batch.bufs[0].len(), TUN_HEADROOM + 1);
         // Room to coalesce into, or the offload code writes packet by packet.
-        assert!(batch.bufs.iter().all(|b| b.capacity() >= TUN_BUFFER_CAPACITY));
+        assert!(
+            batch
+                .bufs
+                .iter()
+                .all(|b| b.capacity() >= TUN_BUFFER_CAPACITY)
+        );
     }
 }
