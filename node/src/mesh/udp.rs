@@ -8,7 +8,7 @@
 use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use quinn_udp::{RecvMeta, Transmit, UdpSocketState};
 use tokio::io::Interest;
@@ -34,6 +34,9 @@ pub struct UdpLink {
     state: UdpSocketState,
     /// Segmented sends the kernel refused, resent frame by frame.
     pub(crate) segmentation_fallbacks: AtomicU64,
+    /// The smallest segment size refused as too large for the path (a TUN MTU above the
+    /// underlay's): runs of segments this large go frame by frame (fragmented) from then on.
+    too_large: AtomicUsize,
 }
 
 impl UdpLink {
@@ -67,6 +70,7 @@ impl UdpLink {
             socket,
             state,
             segmentation_fallbacks: AtomicU64::new(0),
+            too_large: AtomicUsize::new(usize::MAX),
         })
     }
 
@@ -94,7 +98,10 @@ impl UdpLink {
         contents: &[u8],
         segment: usize,
     ) -> io::Result<()> {
-        if contents.len() <= segment || self.max_segments() == 1 {
+        if contents.len() <= segment
+            || self.max_segments() == 1
+            || segment >= self.too_large.load(Ordering::Relaxed)
+        {
             return self.send_each(destination, contents, segment).await;
         }
         let transmit = Transmit {
@@ -113,6 +120,9 @@ impl UdpLink {
         match sent {
             Ok(()) => Ok(()),
             Err(e) => {
+                if matches!(e.raw_os_error(), Some(libc::EMSGSIZE | libc::EINVAL)) {
+                    self.too_large.fetch_min(segment, Ordering::Relaxed);
+                }
                 // EIO/EINVAL: the device cannot segment (quinn-udp then stops offering GSO);
                 // EMSGSIZE: a segment is larger than the path allows unfragmented. Either
                 // way the frames go one by one, fragmented by the kernel if need be.
