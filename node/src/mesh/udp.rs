@@ -195,3 +195,69 @@ fn allow_fragmentation(socket: &tokio::net::UdpSocket, addr: SocketAddr) {
         tracing::debug!(e = %io::Error::last_os_error(), "cannot allow UDP fragmentation");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Splits what one receive call returned into datagrams, by stride.
+    fn datagrams(buf: &[u8], meta: &RecvMeta) -> Vec<Vec<u8>> {
+        let stride = if meta.stride == 0 {
+            meta.len
+        } else {
+            meta.stride
+        };
+        buf[..meta.len].chunks(stride).map(<[u8]>::to_vec).collect()
+    }
+
+    /// A run of equal frames and a shorter last one leaves in one segmented send and
+    /// arrives as the same datagrams, in order, whether or not the kernel coalesced them.
+    #[tokio::test]
+    async fn segmented_runs_arrive_as_the_datagrams_they_were() {
+        let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+        let (sender, receiver) = (
+            UdpLink::bind(loopback).unwrap_or_else(|e| panic!("{e}")),
+            UdpLink::bind(loopback).unwrap_or_else(|e| panic!("{e}")),
+        );
+        let to = receiver.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let segment = 1_200;
+        let mut sent: Vec<Vec<u8>> = (0..9u8).map(|i| vec![i; segment]).collect();
+        sent.push(vec![0xee; 300]);
+        let contents: Vec<u8> = sent.concat();
+        sender
+            .send_segments(to, &contents, segment)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        // A single frame and an empty run are sent too (no segmentation needed).
+        sender
+            .send_segments(to, &[7; 40], segment)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        sent.push(vec![7; 40]);
+
+        let mut storage = vec![0u8; 4 * RECV_BUFFER];
+        let mut received = Vec::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while received.len() < sent.len() && std::time::Instant::now() < deadline {
+            let mut meta = [RecvMeta::default(); 4];
+            let count = {
+                let mut bufs: Vec<IoSliceMut<'_>> = storage
+                    .chunks_mut(RECV_BUFFER)
+                    .map(IoSliceMut::new)
+                    .collect();
+                tokio::time::timeout(
+                    std::time::Duration::from_secs(5),
+                    receiver.recv(&mut bufs, &mut meta),
+                )
+                .await
+                .unwrap_or_else(|_| panic!("nothing arrived"))
+                .unwrap_or_else(|e| panic!("{e}"))
+            };
+            for (slot, meta) in storage.chunks(RECV_BUFFER).zip(&meta).take(count) {
+                received.extend(datagrams(slot, meta));
+            }
+        }
+        assert_eq!(received, sent);
+        assert!(sender.max_segments() >= 1);
+    }
+}
