@@ -22,6 +22,7 @@ pub mod frame;
 pub mod hybrid;
 pub mod kem;
 pub mod keyfile;
+mod link_state;
 mod mesh_state;
 mod registration;
 pub mod sig;
@@ -37,6 +38,10 @@ pub use cert::{
     OVERLAY_NETWORK, SignedNodeCertificate, is_overlay_ip,
 };
 pub use error::CryptoError;
+pub use link_state::{
+    AdvertisedLink, LINK_STATE_LIFETIME_MS, LINK_STATE_SKEW_MS, LINK_STATE_VERSION,
+    LinkStateAdvert, MAX_ADVERTISED_LINKS, SignedLinkState,
+};
 pub use mesh_state::{
     MAX_STATE_ANCHORS, MAX_STATE_REVOKED, MESH_STATE_VERSION, MeshState, SignedMeshState,
 };

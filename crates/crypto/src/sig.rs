@@ -110,6 +110,8 @@ pub enum SignatureDomain {
     KeyPairProbe,
     /// A [`crate::MeshState`] signed by an anchor: anchors, revocations, policy version.
     MeshState,
+    /// A [`crate::LinkStateAdvert`] signed by the node whose links it lists.
+    LinkState,
 }
 
 impl SignatureDomain {
@@ -124,6 +126,7 @@ impl SignatureDomain {
             Self::AuditStatement => b"x0t/audit-statement/v1",
             Self::KeyPairProbe => b"x0t/key-pair-probe/v1",
             Self::MeshState => b"x0t/mesh-state/v1",
+            Self::LinkState => b"x0t/link-state/v1",
         }
     }
 
@@ -138,6 +141,7 @@ impl SignatureDomain {
             Self::AuditStatement => "audit statement",
             Self::KeyPairProbe => "key pair probe",
             Self::MeshState => "mesh state",
+            Self::LinkState => "link state",
         }
     }
 }

@@ -224,3 +224,92 @@ fn a_signed_mesh_state_verifies_only_under_its_anchor() {
             .is_err()
     );
 }
+
+/// A link state of the fixed issuer with two links.
+fn link_state() -> x0t_crypto::LinkStateAdvert {
+    x0t_crypto::LinkStateAdvert {
+        mesh: x0t_types::MeshId::new("factory-berlin").unwrap(),
+        origin: FIXED_ISSUER,
+        sequence: 77,
+        issued_at: T0,
+        links: vec![
+            x0t_crypto::AdvertisedLink {
+                neighbor: NodeId::from_bytes([0x11; 32]),
+                rtt_micros: 1_250,
+                loss_permille: 0,
+            },
+            x0t_crypto::AdvertisedLink {
+                neighbor: NodeId::from_bytes([0x22; 32]),
+                rtt_micros: 100_000,
+                loss_permille: 50,
+            },
+        ],
+    }
+}
+
+#[test]
+fn link_state_body_bytes_are_pinned_and_nonsense_is_refused() {
+    let state = link_state();
+    let body = state.encode_body().unwrap();
+    assert_eq!(body, golden("link_state_v1.body.hex", || body.clone()));
+    assert_eq!(&body[..5], b"X0TL\x01");
+    assert_eq!(
+        x0t_crypto::LinkStateAdvert::decode_body(&body).unwrap(),
+        state
+    );
+    let bad = |change: fn(&mut x0t_crypto::LinkStateAdvert)| {
+        let mut state = link_state();
+        change(&mut state);
+        state.encode_body().unwrap_err().to_string()
+    };
+    assert!(bad(|s| s.links.reverse()).contains("sorted"));
+    assert!(bad(|s| s.links[1].neighbor = FIXED_ISSUER).contains("itself"));
+    assert!(bad(|s| s.links[1].loss_permille = 1_001).contains("per thousand"));
+    // Every truncation of a valid body is refused, never a panic; so is a byte more.
+    for len in 0..body.len() {
+        assert!(x0t_crypto::LinkStateAdvert::decode_body(&body[..len]).is_err());
+    }
+    let mut longer = body.clone();
+    longer.push(0);
+    assert!(x0t_crypto::LinkStateAdvert::decode_body(&longer).is_err());
+}
+
+#[test]
+fn a_signed_link_state_verifies_only_under_its_origin_and_only_while_fresh() {
+    let origin = SigningKey::generate(SigAlgorithm::MlDsa65).unwrap();
+    let mut state = link_state();
+    state.origin = origin.node_id();
+    let signed = x0t_crypto::SignedLinkState::sign(state.clone(), &origin).unwrap();
+    let decoded = x0t_crypto::SignedLinkState::decode(&signed.encode()).unwrap();
+    assert_eq!(decoded.verify(origin.verifying_key(), T0).unwrap(), &state);
+    // A receiver whose clock runs a little behind or ahead still takes it …
+    let skew = x0t_crypto::LINK_STATE_SKEW_MS;
+    let lifetime = x0t_crypto::LINK_STATE_LIFETIME_MS;
+    decoded
+        .verify(origin.verifying_key(), Timestamp(T0.as_millis() - skew))
+        .unwrap();
+    decoded
+        .verify(
+            origin.verifying_key(),
+            Timestamp(T0.as_millis() + lifetime - 1),
+        )
+        .unwrap();
+    // … but a replay after its lifetime is refused by time (the sequence refuses it too).
+    assert!(
+        decoded
+            .verify(origin.verifying_key(), Timestamp(T0.as_millis() + lifetime))
+            .is_err()
+    );
+    // Nobody else can speak for the origin's links.
+    let other = SigningKey::generate(SigAlgorithm::MlDsa65).unwrap();
+    assert!(decoded.verify(other.verifying_key(), T0).is_err());
+    assert!(x0t_crypto::SignedLinkState::sign(state, &other).is_err());
+    let mut bytes = signed.encode();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    assert!(
+        x0t_crypto::SignedLinkState::decode(&bytes)
+            .and_then(|s| s.verify(origin.verifying_key(), T0).cloned())
+            .is_err()
+    );
+}
