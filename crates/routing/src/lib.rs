@@ -8,16 +8,19 @@
 //! both ends report, with [`link_cost`] as the metric, and gives each reachable node its
 //! next hop, path and cost. [`Switch`] decides whether a new best path is worth leaving the
 //! current one for: a dead next hop is left at once, a merely better path must be better by
-//! a margin, so two near-equal paths do not flap.
+//! a margin, so two near-equal paths do not flap. [`LinkMonitor`] turns probes and replies
+//! into a link's round trip, loss and liveness (a dead link is known within about a second).
 //!
 //! **Architecture Invariant:** this crate does no I/O, reads no clock and draws no
 //! randomness: callers pass `now` in milliseconds, and the same inputs give the same routes
 //! on every node (ties break on node ids).
 
 mod db;
+mod monitor;
 mod paths;
 
 pub use db::{Accepted, LinkStateDb};
+pub use monitor::{LinkHealth, LinkMonitor, MonitorConfig, Transition};
 pub use paths::{HOP_COST_MICROS, Route, Routes, Switch, link_cost, path_cost, routes};
 
 use x0t_types::NodeId;
