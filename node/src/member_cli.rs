@@ -232,18 +232,19 @@ pub(crate) fn print_peers(status: &MemberStatus) {
         return;
     }
     println!(
-        "{:<18} {:<15} {:<28} {:>9} {:>10} {:>10} {:>8}",
-        "PEER", "OVERLAY", "PATH", "RTT", "SENT", "RECEIVED", "SESSION"
+        "{:<18} {:<15} {:<28} {:>9} {:>9} {:>10} {:>10} {:>8}",
+        "PEER", "OVERLAY", "PATH", "RTT", "LINK", "SENT", "RECEIVED", "SESSION"
     );
     for p in &status.peers {
         println!(
-            "{:<18} {:<15} {:<28} {:>9} {:>10} {:>10} {:>8}",
+            "{:<18} {:<15} {:<28} {:>9} {:>9} {:>10} {:>10} {:>8}",
             &p.node_id[..16],
             p.overlay_ip,
             p.path,
             p.rtt_ms
                 .map(|ms| format!("{ms:.2}ms"))
                 .unwrap_or_else(|| "-".to_owned()),
+            link(p),
             bytes(p.bytes_sent),
             bytes(p.bytes_received),
             p.session_age_s
@@ -254,7 +255,11 @@ pub(crate) fn print_peers(status: &MemberStatus) {
     let dropped: u64 = status
         .counters
         .iter()
-        .filter(|(k, _)| !k.starts_with("frames_sent") && !k.starts_with("frames_received"))
+        .filter(|(k, _)| {
+            !k.starts_with("frames_sent")
+                && !k.starts_with("frames_received")
+                && !k.starts_with("links_")
+        })
         .map(|(_, v)| v)
         .sum();
     if dropped > 0 {
@@ -275,4 +280,15 @@ fn bytes(n: u64) -> String {
 pub(crate) async fn running_status(dir: &std::path::Path) -> Option<MemberStatus> {
     let client = LocalClient::for_data_dir(dir).ok()?;
     client.status().await.ok()
+}
+
+/// A peer's link as the status table shows it: up (with its loss, if any), down, or "-"
+/// before the first probe answer.
+fn link(p: &x0t_node::mesh::local_api::PeerStatus) -> String {
+    match (p.link_alive, p.session_age_s.is_some(), p.loss_permille) {
+        (true, _, 0) => "up".to_owned(),
+        (true, _, loss) => format!("up {:.1}%", f64::from(loss) / 10.0),
+        (false, true, _) => "down".to_owned(),
+        (false, false, _) => "-".to_owned(),
+    }
 }

@@ -373,3 +373,76 @@ async fn with_every_anchor_dead_flows_continue_and_new_sessions_come_up() {
     );
     assert_eq!(status["data_plane"]["anchors_reached"], 0);
 }
+
+/// The link to peer `peer` as agent `i` reports it: (alive, loss per thousand).
+async fn link(net: &MeshLab, i: usize, peer: &str) -> Option<(bool, u64)> {
+    let status = net.status(i).await;
+    let peers = status["data_plane"]["peers"].as_array()?.clone();
+    let entry = peers.iter().find(|p| p["node_id"] == peer)?;
+    Some((
+        entry["link_alive"].as_bool()?,
+        entry["loss_permille"].as_u64()?,
+    ))
+}
+
+async fn counter(net: &MeshLab, i: usize, name: &str) -> u64 {
+    net.status(i).await["data_plane"]["counters"][name]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_link_is_found_within_about_a_second_and_comes_back() {
+    if skip() {
+        return;
+    }
+    let net = start(&["server", "server"], 0).await;
+    assert!(net.ping(0, 1, 2).await, "no path before the cut");
+    let peer = net.agents[1].node_id.clone();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while link(&net, 0, &peer).await.map(|l| l.0) != Some(true) {
+        assert!(
+            Instant::now() < deadline,
+            "the link never came up: {}",
+            net.status(0).await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Cut node 2 off the bridge: its probes stop answering.
+    let cut = Instant::now();
+    net.lab.set_link(1, false).unwrap();
+    let detected = loop {
+        if link(&net, 0, &peer).await.map(|l| l.0) == Some(false) {
+            break cut.elapsed();
+        }
+        assert!(
+            cut.elapsed() < Duration::from_secs(5),
+            "the dead link was not noticed: {}",
+            net.status(0).await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    eprintln!("dead link noticed after {detected:?}");
+    // The monitor gives up after 0.8 s of silence at 0.2 s probes; the bound is generous
+    // for a loaded machine (the figure itself goes to the routing benchmark).
+    assert!(
+        detected < Duration::from_secs(3),
+        "noticed after {detected:?}"
+    );
+    assert!(counter(&net, 0, "links_down").await >= 1);
+    // The peer stays verified (its session survives); the link comes back with the cable.
+    net.lab.set_link(1, true).unwrap();
+    let back = Instant::now();
+    while link(&net, 0, &peer).await.map(|l| l.0) != Some(true) {
+        assert!(
+            back.elapsed() < Duration::from_secs(10),
+            "the link did not come back: {}",
+            net.status(0).await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, loss) = link(&net, 0, &peer).await.unwrap();
+    assert!(loss > 0, "the outage shows in the loss figure: {}", net.status(0).await);
+    assert!(counter(&net, 0, "links_up_again").await >= 1);
+    assert!(net.ping(0, 1, 3).await, "no path after the cable came back");
+}

@@ -36,8 +36,10 @@ impl Default for MonitorConfig {
 /// A change in a link's liveness: the Analyze step's output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Transition {
-    /// The first reply, or a reply after the link was dead.
+    /// The first reply the link ever gave.
     Up,
+    /// A reply after the link was down.
+    Recovered,
     /// No reply for `dead_after` after the link was up.
     Down,
 }
@@ -65,6 +67,7 @@ pub struct LinkMonitor {
     srtt_us: Option<u64>,
     last_reply_us: Option<u64>,
     alive: bool,
+    ever_up: bool,
 }
 
 impl LinkMonitor {
@@ -78,6 +81,7 @@ impl LinkMonitor {
             srtt_us: None,
             last_reply_us: None,
             alive: false,
+            ever_up: false,
         }
     }
 
@@ -102,7 +106,13 @@ impl LinkMonitor {
         let Some(at) = self.outstanding.iter().position(|(s, _)| *s == sequence) else {
             return (false, None);
         };
-        let Some((_, sent)) = self.outstanding.remove(at) else {
+        // Probes sent before this one and still unanswered are lost: probes leave 200 ms
+        // apart, and a path does not reorder packets that far.
+        for _ in 0..at {
+            self.outstanding.pop_front();
+            self.decide(false);
+        }
+        let Some((_, sent)) = self.outstanding.pop_front() else {
             return (false, None);
         };
         let rtt = now_us.saturating_sub(sent);
@@ -113,8 +123,13 @@ impl LinkMonitor {
         });
         self.last_reply_us = Some(now_us);
         self.decide(true);
-        let transition = (!self.alive).then_some(Transition::Up);
+        let transition = match (self.alive, self.ever_up) {
+            (true, _) => None,
+            (false, false) => Some(Transition::Up),
+            (false, true) => Some(Transition::Recovered),
+        };
         self.alive = true;
+        self.ever_up = true;
         (true, transition)
     }
 

@@ -76,10 +76,10 @@ fn a_dead_link_is_known_within_a_second_and_comes_back() {
     );
     assert!(detection <= 1_000 * MS, "within about a second");
     assert!(!m.health().alive);
-    // It answers again: up at the first reply, and loss shows what happened.
+    // It answers again: recovered at the first reply, and loss shows what happened.
     let back = from + 20 * config.probe_interval_us;
     let seen = drive(&mut m, back, 3, MS, |_| false);
-    assert_eq!(seen.first(), Some(&(back + MS, Transition::Up)));
+    assert_eq!(seen, vec![(back + MS, Transition::Recovered)]);
     assert!(m.health().loss_permille > 0);
 }
 
@@ -90,6 +90,11 @@ fn replies_that_answer_nothing_change_nothing() {
     assert_eq!(m.reply(sequence + 7, MS), (false, None), "never sent");
     assert_eq!(m.reply(sequence, MS), (true, Some(Transition::Up)));
     assert_eq!(m.reply(sequence, 2 * MS), (false, None), "a duplicate");
+    // A reply to a newer probe settles the older unanswered ones as lost.
+    let (older, newer) = (m.probe(3 * MS), m.probe(4 * MS));
+    assert_eq!(m.reply(newer, 5 * MS), (true, None));
+    assert_eq!(m.reply(older, 6 * MS), (false, None), "too late");
+    assert_eq!(m.health().loss_permille, 333);
     // A probe that timed out cannot be answered late.
     let late = m.probe(10 * MS);
     m.poll(10 * MS + m.config().probe_timeout_us);
@@ -97,7 +102,7 @@ fn replies_that_answer_nothing_change_nothing() {
         m.reply(late, 10 * MS + m.config().probe_timeout_us + 1),
         (false, None)
     );
-    assert_eq!(m.health().rtt_micros, Some(1_000));
+    assert_eq!(m.health().rtt_micros, Some(1_000)); // smoothed: (7 × 1 ms + 1 ms) / 8
     // Outstanding probes stay bounded when nobody polls.
     for i in 0..10_000 {
         m.probe(20 * MS + i);

@@ -39,6 +39,11 @@ const TUN_HEADROOM: usize = 16;
 pub(crate) const PING: u8 = 1;
 /// See [`PING`].
 pub(crate) const PONG: u8 = 2;
+/// Keepalive payload: a link probe (`PROBE ‖ u64 sequence`), answered by `PROBE_REPLY ‖
+/// sequence`; feeds the peer's link monitor.
+pub(crate) const PROBE: u8 = 3;
+/// See [`PROBE`].
+pub(crate) const PROBE_REPLY: u8 = 4;
 
 /// Opens the TUN device with this node's overlay address on the whole overlay prefix.
 pub(crate) fn open_tun(
@@ -417,6 +422,27 @@ impl Member {
                 pong.extend_from_slice(&id);
                 self.send_frame(peer, session, FrameKind::Keepalive, &pong)
                     .await;
+            }
+            PROBE => {
+                let mut reply = vec![PROBE_REPLY];
+                reply.extend_from_slice(&id);
+                self.send_frame(peer, session, FrameKind::Keepalive, &reply)
+                    .await;
+            }
+            PROBE_REPLY => {
+                let (answered, transition, rtt) = {
+                    let mut monitor = lock(&peer.monitor);
+                    let (answered, transition) =
+                        monitor.reply(u64::from_be_bytes(id), self.micros());
+                    (answered, transition, monitor.health().rtt_micros)
+                };
+                if let (true, Some(rtt)) = (answered, rtt) {
+                    peer.rtt_micros.store(u64::from(rtt), Ordering::Relaxed);
+                }
+                if transition == Some(x0t_routing::Transition::Recovered) {
+                    Counters::bump(&self.counters.links_up_again);
+                    tracing::info!(node = %peer.cert.node_id.short(), "link up again");
+                }
             }
             PONG => {
                 if let Some((sent, done)) = lock(&self.pings).remove(&u64::from_be_bytes(id)) {

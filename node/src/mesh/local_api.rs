@@ -43,6 +43,13 @@ pub struct PeerStatus {
     pub session_age_s: Option<u64>,
     /// The KEM its sessions use.
     pub kem: String,
+    /// Whether its link answers probes (false before the first answer, and after 800 ms of
+    /// silence).
+    #[serde(default)]
+    pub link_alive: bool,
+    /// Probes lost among the last 25, per thousand.
+    #[serde(default)]
+    pub loss_permille: u16,
 }
 
 /// What `GET /v1/status` answers.
@@ -204,6 +211,7 @@ pub fn member_status(member: &Member) -> MemberStatus {
         .map(|peer| {
             let session = peer.session();
             let rtt = peer.rtt_micros.load(Ordering::Relaxed);
+            let health = peer.link_health();
             PeerStatus {
                 node_id: peer.cert.node_id.to_string(),
                 overlay_ip: peer.cert.overlay_ip.to_string(),
@@ -216,6 +224,8 @@ pub fn member_status(member: &Member) -> MemberStatus {
                 session_age_s: session.as_ref().map(|s| s.created.elapsed().as_secs()),
                 kem: super::session::kem_for(member.cert.pq_profile, peer.cert.pq_profile)
                     .to_string(),
+                link_alive: health.alive,
+                loss_permille: health.loss_permille,
             }
         })
         .collect();

@@ -166,6 +166,10 @@ pub struct Counters {
     pub frames_sent: AtomicU64,
     /// Frames received and opened.
     pub frames_received: AtomicU64,
+    /// Links to peers found dead (no probe answered within the monitor's limit).
+    pub links_down: AtomicU64,
+    /// Links to peers found alive again after being dead.
+    pub links_up_again: AtomicU64,
 }
 
 impl Counters {
@@ -189,6 +193,8 @@ impl Counters {
             ("packets_no_session", get(&self.packets_no_session)),
             ("frames_sent", get(&self.frames_sent)),
             ("frames_received", get(&self.frames_received)),
+            ("links_down", get(&self.links_down)),
+            ("links_up_again", get(&self.links_up_again)),
         ]
         .into_iter()
         .collect()
@@ -233,9 +239,16 @@ pub struct Peer {
     connecting: AtomicBool,
     /// The peer process's instance (from its hello).
     instance: AtomicU64,
+    /// Probes over the data path: round trip, loss, liveness.
+    monitor: Mutex<x0t_routing::LinkMonitor>,
 }
 
 impl Peer {
+    /// Its link's health as the probes measured it.
+    pub fn link_health(&self) -> x0t_routing::LinkHealth {
+        lock(&self.monitor).health()
+    }
+
     /// The live session packets are sealed with.
     pub fn session(&self) -> Option<Arc<Session>> {
         self.send.read().unwrap_or_else(|p| p.into_inner()).clone()
@@ -432,6 +445,7 @@ pub async fn run_member(
         });
     }
     tokio::spawn(member.clone().maintain(config.state_poll, shutdown.clone()));
+    tokio::spawn(member.clone().probe_links(shutdown.clone()));
     let (api_url, api) =
         local_api::serve(member.clone(), config.api_listen, shutdown.clone()).await?;
 
@@ -664,6 +678,9 @@ impl Member {
             rtt_micros: AtomicU64::new(0),
             connecting: AtomicBool::new(false),
             instance: AtomicU64::new(hello.instance),
+            monitor: Mutex::new(x0t_routing::LinkMonitor::new(
+                x0t_routing::MonitorConfig::default(),
+            )),
             cert,
         });
         write(&self.peers).insert(node, peer_state.clone());
@@ -1112,7 +1129,7 @@ impl Member {
     }
 
     /// Timers: expire flows and half-done handshakes, rekey, drop expired certificates,
-    /// measure round trips, poll the anchors, reach new members.
+    /// poll the anchors, reach new members.
     async fn maintain(self: Arc<Self>, state_poll: Duration, mut shutdown: watch::Receiver<bool>) {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -1149,8 +1166,6 @@ impl Member {
                             }
                         });
                     }
-                    self.send_ping(&peer, &session, rand_core::OsRng.next_u64(), None)
-                        .await;
                 }
             }
             if last_poll.elapsed() >= state_poll {
@@ -1163,6 +1178,54 @@ impl Member {
                 }
             }
         }
+    }
+
+    /// Probes every peer with a session over the data path, every probe interval (200 ms),
+    /// and finds dead links: the Monitor and Analyze steps of the MAPE-K loop. A link that
+    /// answers nothing for 800 ms is down (logged, counted); its first answer after that
+    /// brings it up again.
+    async fn probe_links(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let interval = x0t_routing::MonitorConfig::default().probe_interval_us;
+        let mut tick = tokio::time::interval(Duration::from_micros(interval));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.wait_for(|stop| *stop) => return,
+            }
+            for peer in self.peers() {
+                let Some(session) = peer.session() else {
+                    continue;
+                };
+                let now = self.micros();
+                let (transition, sequence) = {
+                    let mut monitor = lock(&peer.monitor);
+                    (monitor.poll(now), monitor.probe(now))
+                };
+                if transition == Some(x0t_routing::Transition::Down) {
+                    Counters::bump(&self.counters.links_down);
+                    tracing::warn!(
+                        node = %peer.cert.node_id.short(),
+                        silent_ms = x0t_routing::MonitorConfig::default().dead_after_us / 1_000,
+                        "link down: probes unanswered"
+                    );
+                }
+                let mut payload = vec![dataplane::PROBE];
+                payload.extend_from_slice(&sequence.to_be_bytes());
+                self.send_frame(
+                    &peer,
+                    &session,
+                    x0t_crypto::frame::FrameKind::Keepalive,
+                    &payload,
+                )
+                .await;
+            }
+        }
+    }
+
+    /// Microseconds since this member started: the link monitors' clock.
+    pub(crate) fn micros(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX)
     }
 
     /// Sends a ping over the data path; `done` learns the round trip.
