@@ -442,7 +442,11 @@ async fn a_dead_link_is_found_within_about_a_second_and_comes_back() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let (_, loss) = link(&net, 0, &peer).await.unwrap();
-    assert!(loss > 0, "the outage shows in the loss figure: {}", net.status(0).await);
+    assert!(
+        loss > 0,
+        "the outage shows in the loss figure: {}",
+        net.status(0).await
+    );
     assert!(counter(&net, 0, "links_up_again").await >= 1);
     assert!(net.ping(0, 1, 3).await, "no path after the cable came back");
 }

@@ -213,7 +213,10 @@ impl AnchorMesh {
                         .collect(),
                 ))
             }
-            MeshRequest::StateUpdate { .. } => Ok(MeshResponse::Done),
+            // Anchors do not forward data (yet): link states are the members' business.
+            MeshRequest::StateUpdate { .. } | MeshRequest::LinkState { .. } => {
+                Ok(MeshResponse::Done)
+            }
             MeshRequest::HandshakeInit { .. } | MeshRequest::HandshakeConfirm { .. } => {
                 Err("anchors carry no data-plane sessions".to_owned())
             }

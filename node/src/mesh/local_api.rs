@@ -75,6 +75,25 @@ pub struct MemberStatus {
     pub services: std::collections::BTreeMap<String, u16>,
     /// Drop and traffic counters.
     pub counters: std::collections::BTreeMap<String, u64>,
+    /// How many nodes' link states this node holds (itself included).
+    #[serde(default)]
+    pub link_states: usize,
+    /// Best paths to every node the link states reach.
+    #[serde(default)]
+    pub routes: Vec<RouteStatus>,
+}
+
+/// One computed route, as `x0t status --json` shows it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RouteStatus {
+    /// The destination's node id.
+    pub destination: String,
+    /// The first node on the way (the destination itself when direct).
+    pub next_hop: String,
+    /// The nodes after this one, ending with the destination.
+    pub path: Vec<String>,
+    /// The path's cost (microseconds: round trips with loss and hop penalties).
+    pub cost_micros: u64,
 }
 
 /// Body of `POST /v1/ping`.
@@ -230,6 +249,7 @@ pub fn member_status(member: &Member) -> MemberStatus {
         })
         .collect();
     peers.sort_by(|a, b| a.overlay_ip.cmp(&b.overlay_ip));
+    let (routes, link_states) = member.routes();
     MemberStatus {
         node_id: member.node_id.to_string(),
         mesh: member.mesh.to_string(),
@@ -248,6 +268,16 @@ pub fn member_status(member: &Member) -> MemberStatus {
             .snapshot()
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
+        link_states,
+        routes: routes
+            .iter()
+            .map(|(destination, route)| RouteStatus {
+                destination: destination.to_string(),
+                next_hop: route.next_hop.to_string(),
+                path: route.path.iter().map(ToString::to_string).collect(),
+                cost_micros: route.cost,
+            })
             .collect(),
     }
 }

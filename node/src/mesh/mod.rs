@@ -19,6 +19,7 @@ pub mod dataplane;
 pub mod forward;
 pub mod local_api;
 pub mod packet;
+pub mod routing;
 pub mod session;
 pub mod trust;
 pub mod udp;
@@ -170,6 +171,10 @@ pub struct Counters {
     pub links_down: AtomicU64,
     /// Links to peers found alive again after being dead.
     pub links_up_again: AtomicU64,
+    /// Link states refused (unreadable, unverifiable, revoked origin, other mesh).
+    pub link_states_refused: AtomicU64,
+    /// Link states older than or equal to the one held (replays, duplicates).
+    pub link_states_stale: AtomicU64,
 }
 
 impl Counters {
@@ -195,6 +200,8 @@ impl Counters {
             ("frames_received", get(&self.frames_received)),
             ("links_down", get(&self.links_down)),
             ("links_up_again", get(&self.links_up_again)),
+            ("link_states_refused", get(&self.link_states_refused)),
+            ("link_states_stale", get(&self.link_states_stale)),
         ]
         .into_iter()
         .collect()
@@ -282,6 +289,8 @@ pub struct Member {
     known: RwLock<HashMap<NodeId, PeerPresence>>,
     flows: Mutex<packet::FlowTable>,
     udp: Arc<udp::UdpLink>,
+    /// Link states and routes.
+    routing: Mutex<routing::RoutingState>,
     tun: Option<Arc<tun_rs::AsyncDevice>>,
     tun_name: Option<String>,
     /// What the data plane dropped and carried.
@@ -420,6 +429,7 @@ pub async fn run_member(
         known: RwLock::new(cache::load_peers(dir)),
         flows: Mutex::new(packet::FlowTable::new(MAX_FLOWS)),
         udp: Arc::new(udp),
+        routing: Mutex::default(),
         tun_name: config.tun.as_ref().map(|t| t.name.clone()),
         tun,
         counters: Counters::default(),
@@ -431,9 +441,14 @@ pub async fn run_member(
     });
 
     member.clone().serve_requests(inbound);
-    tokio::spawn(member.clone().receive_frames());
+    // The packet paths end with the member (in one process, tests run several members: a
+    // stopped one must stop answering).
+    tokio::spawn(until_shutdown(
+        member.clone().receive_frames(),
+        shutdown.clone(),
+    ));
     if member.tun.is_some() {
-        tokio::spawn(member.clone().read_tun());
+        tokio::spawn(until_shutdown(member.clone().read_tun(), shutdown.clone()));
     }
     tokio::spawn(forward::serve_streams(member.clone(), streams));
     {
@@ -478,6 +493,17 @@ pub async fn run_member(
     let _ = api.await;
     let _ = std::fs::remove_file(dir.join(MEMBER_INFO_FILE));
     Ok(())
+}
+
+/// Runs `task` until it ends or `shutdown` turns true.
+async fn until_shutdown(
+    task: impl std::future::Future<Output = ()>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    tokio::select! {
+        () = task => {}
+        _ = shutdown.wait_for(|stop| *stop) => {}
+    }
 }
 
 /// Binds the data port: UDP for frames and TCP for streams, on the same number. With port 0
@@ -806,6 +832,7 @@ impl Member {
         lock(&self.responding).retain(|_, (n, _, _)| n != node);
         lock(&self.flows).forget_address(peer.cert.overlay_ip);
         *write(&peer.send) = None;
+        self.forget_links(node);
         tracing::info!(node = %node.short(), why, "peer dropped; sessions torn down");
         self.p2p.disconnect(peer.peer_id).await;
     }
@@ -1012,6 +1039,10 @@ impl Member {
                     _ => Err(format!("this node does not hold policy version {version}")),
                 }
             }
+            MeshRequest::LinkState { state, certificate } => {
+                self.take_link_state(&state, &certificate, &from)?;
+                Ok(MeshResponse::Done)
+            }
             MeshRequest::Peers => Ok(MeshResponse::Peers(
                 read(&self.known)
                     .values()
@@ -1188,10 +1219,16 @@ impl Member {
         let interval = x0t_routing::MonitorConfig::default().probe_interval_us;
         let mut tick = tokio::time::interval(Duration::from_micros(interval));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut ticks = 0u64;
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
                 _ = shutdown.wait_for(|stop| *stop) => return,
+            }
+            ticks += 1;
+            // Link states go out once a second (every fifth probe round).
+            if ticks.is_multiple_of(5) {
+                self.advertise_links().await;
             }
             for peer in self.peers() {
                 let Some(session) = peer.session() else {

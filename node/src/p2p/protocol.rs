@@ -128,6 +128,14 @@ pub enum MeshRequest {
         /// The initiator's ML-DSA signature over the prologue and its hello.
         signature: Vec<u8>,
     },
+    /// A signed link state, flooded: its origin's measured links, with the origin's
+    /// certificate (receivers may not have met the origin).
+    LinkState {
+        /// `SignedLinkState` envelope bytes.
+        state: Vec<u8>,
+        /// The origin's signed certificate.
+        certificate: Vec<u8>,
+    },
     /// Completes a session: the initiator's signature over the whole transcript.
     HandshakeConfirm {
         /// The index the responder receives frames under.

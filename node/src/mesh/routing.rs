@@ -1,0 +1,210 @@
+//! The member's side of link-state routing (issue 7, first steps): every second it signs
+//! what its link probes measured ([`x0t_crypto::LinkStateAdvert`]) and floods it to its
+//! peers; it verifies what others flood (the origin's certificate against the anchors, then
+//! the origin's signature), keeps the newest state per origin in the routing core's
+//! [`LinkStateDb`], and recomputes best paths. Forwarding along them (relays) comes next;
+//! today the routes are computed and shown.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use x0t_crypto::{AdvertisedLink, LinkStateAdvert, NodeCertificate, SignedLinkState};
+use x0t_routing::{LinkMeasure, LinkState, LinkStateDb, Routes};
+use x0t_types::{NodeId, Timestamp};
+
+use super::{Counters, Member, Peer, lock};
+use crate::control::now;
+use crate::p2p::protocol::{ControlRequest, MeshRequest};
+
+/// A state not refreshed for this long is dropped: its origin went silent (origins
+/// re-advertise every second).
+pub(crate) const LINK_STATE_MAX_AGE_MS: u64 = 5_000;
+
+/// What this member knows of the mesh's links.
+#[derive(Debug, Default)]
+pub struct RoutingState {
+    /// Newest verified state per origin.
+    pub(crate) db: LinkStateDb,
+    /// Best paths from this node.
+    pub(crate) routes: Routes,
+    /// The last sequence this node advertised.
+    sequence: u64,
+    /// Origins' verified certificates and the bytes they came as (to pass on).
+    origins: BTreeMap<NodeId, (NodeCertificate, Vec<u8>)>,
+}
+
+impl Member {
+    /// Signs this node's current links and floods them to every peer.
+    pub(crate) async fn advertise_links(self: &Arc<Self>) {
+        let now_ms = now().as_millis();
+        let mut links: Vec<AdvertisedLink> = self
+            .peers()
+            .iter()
+            .filter_map(|peer| {
+                let health = peer.link_health();
+                (health.alive).then(|| AdvertisedLink {
+                    neighbor: peer.cert.node_id,
+                    rtt_micros: health.rtt_micros.unwrap_or(0),
+                    loss_permille: health.loss_permille,
+                })
+            })
+            .collect();
+        links.sort_by_key(|l| l.neighbor);
+        links.truncate(x0t_crypto::MAX_ADVERTISED_LINKS);
+        let sequence = {
+            let mut routing = lock(&self.routing);
+            // A restarted node continues above what it sent before: the clock in ms.
+            routing.sequence = (routing.sequence + 1).max(now_ms);
+            routing.sequence
+        };
+        let advert = LinkStateAdvert {
+            mesh: self.mesh.clone(),
+            origin: self.node_id,
+            sequence,
+            issued_at: Timestamp(now_ms),
+            links,
+        };
+        let signed = match SignedLinkState::sign(advert.clone(), &self.identity) {
+            Ok(signed) => signed,
+            Err(e) => {
+                tracing::warn!(%e, "cannot sign this node's link state");
+                return;
+            }
+        };
+        {
+            let mut routing = lock(&self.routing);
+            let _ = routing.db.accept(to_core(&advert), now_ms);
+            let expired = routing
+                .db
+                .expire(now_ms, LINK_STATE_MAX_AGE_MS, &self.node_id);
+            for origin in expired {
+                routing.origins.remove(&origin);
+            }
+            routing.routes = x0t_routing::routes(self.node_id, &routing.db, |_| true);
+        }
+        self.flood(signed.encode(), self.cert_bytes.clone(), None);
+    }
+
+    /// Sends a link state (and its origin's certificate) to every peer but `except`.
+    fn flood(&self, state: Vec<u8>, certificate: Vec<u8>, except: Option<NodeId>) {
+        for peer in self.peers() {
+            if Some(peer.cert.node_id) == except {
+                continue;
+            }
+            let p2p = self.p2p.clone();
+            let request = ControlRequest::Mesh(MeshRequest::LinkState {
+                state: state.clone(),
+                certificate: certificate.clone(),
+            });
+            tokio::spawn(async move {
+                let _ = p2p.request(peer.peer_id, Vec::new(), request).await;
+            });
+        }
+    }
+
+    /// A link state flooded by peer `from`: checked, stored if newer, passed on.
+    pub(crate) fn take_link_state(
+        self: &Arc<Self>,
+        state: &[u8],
+        certificate: &[u8],
+        from: &Peer,
+    ) -> Result<(), String> {
+        let refused = |why: String| {
+            Counters::bump(&self.counters.link_states_refused);
+            why
+        };
+        let signed = SignedLinkState::decode(state)
+            .map_err(|e| refused(format!("unreadable link state: {e}")))?;
+        let origin = signed.payload().origin;
+        if origin == self.node_id {
+            return Ok(()); // our own, back from a neighbour
+        }
+        let now = now();
+        // The origin's certificate: a verified peer's, or the one sent along, checked
+        // against the anchors like any peer's.
+        let cert = match self.peers().into_iter().find(|p| p.cert.node_id == origin) {
+            Some(peer) => peer.cert.clone(),
+            None => {
+                let cert = super::read(&self.trust)
+                    .verify_certificate(certificate, None, now)
+                    .map_err(|e| refused(format!("link state of {}: {e}", origin.short())))?;
+                if cert.node_id != origin {
+                    return Err(refused(
+                        "the certificate sent along names another node".to_owned(),
+                    ));
+                }
+                cert
+            }
+        };
+        if super::read(&self.trust).is_revoked(&origin) {
+            return Err(refused(format!("{} is revoked", origin.short())));
+        }
+        let advert = signed
+            .verify(&cert.identity_key, now)
+            .map_err(|e| refused(format!("link state of {}: {e}", origin.short())))?;
+        if advert.mesh != self.mesh {
+            return Err(refused("link state of another mesh".to_owned()));
+        }
+        let accepted = {
+            let mut routing = lock(&self.routing);
+            let accepted = routing
+                .db
+                .accept(to_core(advert), now.as_millis())
+                .map_err(|e| e.to_string());
+            if matches!(accepted, Ok(x0t_routing::Accepted::Newer)) {
+                routing.origins.insert(origin, (cert, certificate.to_vec()));
+                routing.routes = x0t_routing::routes(self.node_id, &routing.db, |_| true);
+            }
+            accepted
+        };
+        match accepted {
+            Ok(x0t_routing::Accepted::Newer) => {
+                self.flood(
+                    state.to_vec(),
+                    certificate.to_vec(),
+                    Some(from.cert.node_id),
+                );
+                Ok(())
+            }
+            Ok(_) => {
+                self.counters
+                    .link_states_stale
+                    .fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(why) => Err(refused(why)),
+        }
+    }
+
+    /// Forgets what `node` advertised (it was dropped: revoked or expired).
+    pub(crate) fn forget_links(&self, node: &NodeId) {
+        let mut routing = lock(&self.routing);
+        routing.db.remove(node);
+        routing.origins.remove(node);
+        routing.routes = x0t_routing::routes(self.node_id, &routing.db, |_| true);
+    }
+
+    /// The routes and how many origins' states are held.
+    pub fn routes(&self) -> (Routes, usize) {
+        let routing = lock(&self.routing);
+        (routing.routes.clone(), routing.db.len())
+    }
+}
+
+/// The routing core's view of a verified advert.
+fn to_core(advert: &LinkStateAdvert) -> LinkState {
+    LinkState {
+        origin: advert.origin,
+        sequence: advert.sequence,
+        links: advert
+            .links
+            .iter()
+            .map(|l| LinkMeasure {
+                neighbor: l.neighbor,
+                rtt_micros: l.rtt_micros,
+                loss_permille: l.loss_permille,
+            })
+            .collect(),
+    }
+}
