@@ -8,21 +8,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::eventually;
-use common::member::agent;
+use common::member::{ALLOW_ALL, MESH, agent};
 use x0t_node::api::SetAcl;
 use x0t_node::client::ApiClient;
-
-const MESH: &str = "default";
-
-const ALLOW_ALL: &str = r#"
-version = 1
-
-[[rule]]
-name = "everyone"
-action = "allow"
-src = ["*"]
-dst = ["*"]
-"#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn members_learn_each_others_links_and_route_around_a_departure() {

@@ -13,6 +13,18 @@ use x0t_types::{DeviceClass, MeshId, Tag};
 
 pub const MESH: &str = "default";
 
+/// A policy that lets every node reach every node.
+#[allow(dead_code)] // not every test binary that includes `common` uses it
+pub const ALLOW_ALL: &str = r#"
+version = 1
+
+[[rule]]
+name = "everyone"
+action = "allow"
+src = ["*"]
+dst = ["*"]
+"#;
+
 pub struct Agent {
     pub dir: PathBuf,
     pub node_id: String,
