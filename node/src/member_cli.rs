@@ -259,6 +259,8 @@ pub(crate) fn print_peers(status: &MemberStatus) {
             !k.starts_with("frames_sent")
                 && !k.starts_with("frames_received")
                 && !k.starts_with("links_")
+                // Duplicates are how flooding works, not drops.
+                && *k != "link_states_stale"
         })
         .map(|(_, v)| v)
         .sum();

@@ -175,6 +175,8 @@ pub struct Counters {
     pub link_states_refused: AtomicU64,
     /// Link states older than or equal to the one held (replays, duplicates).
     pub link_states_stale: AtomicU64,
+    /// Link-state sends skipped because too many were in flight.
+    pub link_states_unsent: AtomicU64,
 }
 
 impl Counters {
@@ -202,6 +204,7 @@ impl Counters {
             ("links_up_again", get(&self.links_up_again)),
             ("link_states_refused", get(&self.link_states_refused)),
             ("link_states_stale", get(&self.link_states_stale)),
+            ("link_states_unsent", get(&self.link_states_unsent)),
         ]
         .into_iter()
         .collect()

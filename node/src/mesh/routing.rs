@@ -17,6 +17,10 @@ use super::{Counters, Member, Peer, lock};
 use crate::control::now;
 use crate::p2p::protocol::{ControlRequest, MeshRequest};
 
+/// Link-state sends in flight at most; beyond it a flood skips peers (the origin's next
+/// state, a second later, supersedes the one skipped).
+const MAX_FLOODS_IN_FLIGHT: usize = 1_024;
+
 /// A state not refreshed for this long is dropped: its origin went silent (origins
 /// re-advertise every second).
 pub(crate) const LINK_STATE_MAX_AGE_MS: u64 = 5_000;
@@ -32,6 +36,8 @@ pub struct RoutingState {
     sequence: u64,
     /// Origins' verified certificates and the bytes they came as (to pass on).
     origins: BTreeMap<NodeId, (NodeCertificate, Vec<u8>)>,
+    /// Bounds the sends in flight.
+    floods: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl Member {
@@ -88,10 +94,18 @@ impl Member {
 
     /// Sends a link state (and its origin's certificate) to every peer but `except`.
     fn flood(&self, state: Vec<u8>, certificate: Vec<u8>, except: Option<NodeId>) {
+        let permits = lock(&self.routing)
+            .floods
+            .get_or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(MAX_FLOODS_IN_FLIGHT)))
+            .clone();
         for peer in self.peers() {
             if Some(peer.cert.node_id) == except {
                 continue;
             }
+            let Ok(permit) = permits.clone().try_acquire_owned() else {
+                Counters::bump(&self.counters.link_states_unsent);
+                continue;
+            };
             let p2p = self.p2p.clone();
             let request = ControlRequest::Mesh(MeshRequest::LinkState {
                 state: state.clone(),
@@ -99,6 +113,7 @@ impl Member {
             });
             tokio::spawn(async move {
                 let _ = p2p.request(peer.peer_id, Vec::new(), request).await;
+                drop(permit);
             });
         }
     }
