@@ -131,6 +131,9 @@ enum Command {
     },
     /// Ping a mesh peer through its end-to-end session.
     Ping(member_cli::PingArgs),
+    /// The data plane's events (links down and back, route changes, peers), oldest first;
+    /// `--follow` keeps printing.
+    Events(member_cli::EventsArgs),
     /// Userspace mode: offer a local TCP port to the mesh under a name.
     Expose(member_cli::ExposeArgs),
     /// Userspace mode: listen locally and forward to `<node>/<service>` through the mesh.
@@ -630,6 +633,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Status(args) => lifecycle_cli::status(args).await,
         Command::Agent { which } => member_cli::agent(which).await,
         Command::Ping(args) => member_cli::ping(args).await,
+        Command::Events(args) => member_cli::events(args).await,
         Command::Expose(args) => member_cli::expose(args).await,
         Command::Connect(args) => member_cli::connect(args).await,
         Command::Nodes {

@@ -135,6 +135,46 @@ pub(crate) async fn agent(which: AgentCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `x0t events`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct EventsArgs {
+    /// Keep printing new events as they happen (until interrupted).
+    #[arg(long, short = 'f')]
+    follow: bool,
+    #[command(flatten)]
+    dir: MemberDir,
+    /// One JSON object per line.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) async fn events(args: EventsArgs) -> anyhow::Result<()> {
+    let client = args.dir.client()?;
+    let mut after = 0;
+    loop {
+        for event in client.events(after).await? {
+            after = event.id;
+            if args.json {
+                println!("{}", serde_json::to_string(&event)?);
+            } else {
+                let kind = serde_json::to_value(event.kind)?;
+                println!(
+                    "{:>6} {:>12.3}s {:<15} {:<17} {}",
+                    event.id,
+                    event.uptime_us as f64 / 1e6,
+                    kind.as_str().unwrap_or("?"),
+                    event.node.as_deref().map_or("-", |n| &n[..n.len().min(16)]),
+                    event.detail
+                );
+            }
+        }
+        if !args.follow {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// `x0t ping`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct PingArgs {

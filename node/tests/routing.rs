@@ -1,6 +1,6 @@
 //! Link-state routing between agents in one process on loopback: every member learns every
 //! member's signed link state, computes direct routes to all, and loses the route to a
-//! member that goes away within a few seconds.
+//! member that goes away within a few seconds; the event log records the loop's steps.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 mod common;
@@ -11,6 +11,9 @@ use common::eventually;
 use common::member::{ALLOW_ALL, MESH, agent};
 use x0t_node::api::SetAcl;
 use x0t_node::client::ApiClient;
+use x0t_node::mesh::events::EventKind;
+use x0t_node::mesh::local_api::TOKEN_HEADER;
+use x0t_node::mesh::{LOCAL_API_TOKEN_FILE, MemberInfo};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn members_learn_each_others_links_and_route_around_a_departure() {
@@ -86,6 +89,42 @@ async fn members_learn_each_others_links_and_route_around_a_departure() {
         "routes to the departed member gone after {:?}",
         left.elapsed()
     );
+    // The loop's own record, in order: A saw the link to C die (Analyze), then planned
+    // around it (Plan: C unreachable).
+    let events = members[0].client().events(0).await.unwrap();
+    let down = events
+        .iter()
+        .find(|e| e.kind == EventKind::LinkDown && e.node.as_deref() == Some(c_id.as_str()))
+        .unwrap_or_else(|| panic!("no link_down for the departed: {events:#?}"));
+    let unreachable = events
+        .iter()
+        .find(|e| {
+            e.kind == EventKind::RouteChanged
+                && e.node.as_deref() == Some(c_id.as_str())
+                && e.detail == "unreachable"
+        })
+        .unwrap_or_else(|| panic!("no route change for the departed: {events:#?}"));
+    assert!(down.id < unreachable.id && down.uptime_us <= unreachable.uptime_us);
+    assert!(events.iter().any(|e| e.kind == EventKind::PeerVerified));
+    eprintln!(
+        "link down → route withdrawn: {} ms",
+        (unreachable.uptime_us - down.uptime_us) / 1_000
+    );
+    // Reading after an id gives only what came later; a bad query is a typed 400.
+    let later = members[0].client().events(down.id).await.unwrap();
+    assert!(later.iter().all(|e| e.id > down.id) && !later.is_empty());
+    let info = MemberInfo::load(&members[0].dir).unwrap();
+    let token = std::fs::read_to_string(members[0].dir.join(LOCAL_API_TOKEN_FILE)).unwrap();
+    let response = reqwest::Client::new()
+        .get(format!("{}/v1/events?after=soon", info.api_url))
+        .header(TOKEN_HEADER, token.trim())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert!(body["error"]["message"].as_str().unwrap().contains("after"));
+
     for member in &members {
         let status = member.status().await;
         assert_eq!(status.counters["link_states_refused"], 0, "{status:?}");

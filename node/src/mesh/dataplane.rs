@@ -441,6 +441,12 @@ impl Member {
                 }
                 if transition == Some(x0t_routing::Transition::Recovered) {
                     Counters::bump(&self.counters.links_up_again);
+                    self.links_changed.store(true, Ordering::Release);
+                    self.event(
+                        super::events::EventKind::LinkRecovered,
+                        Some(&peer.cert.node_id),
+                        "probes answered again".to_owned(),
+                    );
                     tracing::info!(node = %peer.cert.node_id.short(), "link up again");
                 }
             }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -204,6 +204,7 @@ pub(crate) async fn serve(
     );
     let router = Router::new()
         .route("/v1/status", get(status))
+        .route("/v1/events", get(events))
         .route("/v1/ping", post(ping))
         .route("/v1/expose", post(expose))
         .route("/v1/connect", post(connect))
@@ -288,6 +289,46 @@ async fn status(
 ) -> Result<Json<MemberStatus>, ApiError> {
     api.check(&headers)?;
     Ok(Json(member_status(&api.member)))
+}
+
+/// `GET /v1/events?after=ID&limit=N`: the member's events after `after` (default 0: all
+/// kept), oldest first, at most `limit` (default and maximum 1,024).
+async fn events(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Vec<super::events::MeshEvent>>, ApiError> {
+    api.check(&headers)?;
+    let (mut after, mut limit) = (0u64, super::events::MAX_EVENTS);
+    for pair in query.as_deref().unwrap_or_default().split('&') {
+        if pair.is_empty() {
+            continue;
+        }
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let number = |what: &str| {
+            value.parse::<u64>().map_err(|_| {
+                error(
+                    StatusCode::BAD_REQUEST,
+                    format!("{what} must be a whole number, not {value:?}"),
+                )
+            })
+        };
+        match key {
+            "after" => after = number("after")?,
+            "limit" => {
+                limit = usize::try_from(number("limit")?)
+                    .unwrap_or(usize::MAX)
+                    .min(super::events::MAX_EVENTS);
+            }
+            other => {
+                return Err(error(
+                    StatusCode::BAD_REQUEST,
+                    format!("unknown parameter {other:?} (after, limit)"),
+                ));
+            }
+        }
+    }
+    Ok(Json(api.member.events_after(after, limit)))
 }
 
 async fn ping(
@@ -399,6 +440,15 @@ impl LocalClient {
     pub async fn status(&self) -> Result<MemberStatus, NodeError> {
         self.call(self.http.get(format!("{}/v1/status", self.base)))
             .await
+    }
+
+    /// `GET /v1/events?after=ID`.
+    pub async fn events(&self, after: u64) -> Result<Vec<super::events::MeshEvent>, NodeError> {
+        self.call(
+            self.http
+                .get(format!("{}/v1/events?after={after}", self.base)),
+        )
+        .await
     }
 
     /// `POST /v1/ping`.

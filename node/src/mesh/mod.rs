@@ -16,6 +16,7 @@
 pub mod anchor;
 pub mod cache;
 pub mod dataplane;
+pub mod events;
 pub mod forward;
 pub mod local_api;
 pub mod packet;
@@ -294,6 +295,11 @@ pub struct Member {
     udp: Arc<udp::UdpLink>,
     /// Link states and routes.
     routing: Mutex<routing::RoutingState>,
+    /// What the MAPE-K loop saw and did.
+    events: Mutex<events::EventLog>,
+    /// A link went down or came back since the last link state: advertise now, not at the
+    /// next second.
+    links_changed: AtomicBool,
     tun: Option<Arc<tun_rs::AsyncDevice>>,
     tun_name: Option<String>,
     /// What the data plane dropped and carried.
@@ -433,6 +439,8 @@ pub async fn run_member(
         flows: Mutex::new(packet::FlowTable::new(MAX_FLOWS)),
         udp: Arc::new(udp),
         routing: Mutex::default(),
+        events: Mutex::default(),
+        links_changed: AtomicBool::new(false),
         tun_name: config.tun.as_ref().map(|t| t.name.clone()),
         tun,
         counters: Counters::default(),
@@ -716,6 +724,11 @@ impl Member {
         write(&self.by_peer_id).insert(peer, node);
         write(&self.by_ip).insert(overlay, node);
         tracing::info!(%peer, node = %node.short(), %overlay, %endpoint, "peer verified");
+        self.event(
+            events::EventKind::PeerVerified,
+            Some(&node),
+            format!("overlay {overlay}, data endpoint {endpoint}"),
+        );
         Ok(peer_state)
     }
 
@@ -836,6 +849,7 @@ impl Member {
         lock(&self.flows).forget_address(peer.cert.overlay_ip);
         *write(&peer.send) = None;
         self.forget_links(node);
+        self.event(events::EventKind::PeerDropped, Some(node), why.to_owned());
         tracing::info!(node = %node.short(), why, "peer dropped; sessions torn down");
         self.p2p.disconnect(peer.peer_id).await;
     }
@@ -1229,10 +1243,6 @@ impl Member {
                 _ = shutdown.wait_for(|stop| *stop) => return,
             }
             ticks += 1;
-            // Link states go out once a second (every fifth probe round).
-            if ticks.is_multiple_of(5) {
-                self.advertise_links().await;
-            }
             for peer in self.peers() {
                 let Some(session) = peer.session() else {
                     continue;
@@ -1244,6 +1254,12 @@ impl Member {
                 };
                 if transition == Some(x0t_routing::Transition::Down) {
                     Counters::bump(&self.counters.links_down);
+                    self.links_changed.store(true, Ordering::Release);
+                    self.event(
+                        events::EventKind::LinkDown,
+                        Some(&peer.cert.node_id),
+                        "probes unanswered".to_owned(),
+                    );
                     tracing::warn!(
                         node = %peer.cert.node_id.short(),
                         silent_ms = x0t_routing::MonitorConfig::default().dead_after_us / 1_000,
@@ -1260,7 +1276,23 @@ impl Member {
                 )
                 .await;
             }
+            // Link states go out once a second (every fifth probe round), and at once after
+            // a link went down or came back.
+            if ticks.is_multiple_of(5) || self.links_changed.swap(false, Ordering::AcqRel) {
+                self.advertise_links().await;
+            }
         }
+    }
+
+    /// Records an event of the MAPE-K loop.
+    pub(crate) fn event(&self, kind: events::EventKind, node: Option<&NodeId>, detail: String) {
+        let (at_ms, uptime) = (now().as_millis(), self.micros());
+        lock(&self.events).push(at_ms, uptime, kind, node.map(ToString::to_string), detail);
+    }
+
+    /// The events after id `after`, oldest first (at most `limit`).
+    pub fn events_after(&self, after: u64, limit: usize) -> Vec<events::MeshEvent> {
+        lock(&self.events).after(after, limit)
     }
 
     /// Microseconds since this member started: the link monitors' clock.

@@ -78,6 +78,7 @@ impl Member {
                 return;
             }
         };
+        let changes;
         {
             let mut routing = lock(&self.routing);
             let _ = routing.db.accept(to_core(&advert), now_ms);
@@ -87,8 +88,9 @@ impl Member {
             for origin in expired {
                 routing.origins.remove(&origin);
             }
-            routing.routes = x0t_routing::routes(self.node_id, &routing.db, |_| true);
+            changes = replan(self.node_id, &mut routing);
         }
+        self.report(changes);
         self.flood(signed.encode(), self.cert_bytes.clone(), None);
     }
 
@@ -161,18 +163,20 @@ impl Member {
         if advert.mesh != self.mesh {
             return Err(refused("link state of another mesh".to_owned()));
         }
-        let accepted = {
+        let (accepted, changes) = {
             let mut routing = lock(&self.routing);
             let accepted = routing
                 .db
                 .accept(to_core(advert), now.as_millis())
                 .map_err(|e| e.to_string());
+            let mut changes = Vec::new();
             if matches!(accepted, Ok(x0t_routing::Accepted::Newer)) {
                 routing.origins.insert(origin, (cert, certificate.to_vec()));
-                routing.routes = x0t_routing::routes(self.node_id, &routing.db, |_| true);
+                changes = replan(self.node_id, &mut routing);
             }
-            accepted
+            (accepted, changes)
         };
+        self.report(changes);
         match accepted {
             Ok(x0t_routing::Accepted::Newer) => {
                 self.flood(
@@ -194,10 +198,24 @@ impl Member {
 
     /// Forgets what `node` advertised (it was dropped: revoked or expired).
     pub(crate) fn forget_links(&self, node: &NodeId) {
-        let mut routing = lock(&self.routing);
-        routing.db.remove(node);
-        routing.origins.remove(node);
-        routing.routes = x0t_routing::routes(self.node_id, &routing.db, |_| true);
+        let changes = {
+            let mut routing = lock(&self.routing);
+            routing.db.remove(node);
+            routing.origins.remove(node);
+            replan(self.node_id, &mut routing)
+        };
+        self.report(changes);
+    }
+
+    /// Records route changes as Plan events.
+    fn report(&self, changes: Vec<(NodeId, String)>) {
+        for (destination, detail) in changes {
+            self.event(
+                super::events::EventKind::RouteChanged,
+                Some(&destination),
+                detail,
+            );
+        }
     }
 
     /// The routes and how many origins' states are held.
@@ -205,6 +223,31 @@ impl Member {
         let routing = lock(&self.routing);
         (routing.routes.clone(), routing.db.len())
     }
+}
+
+/// Recomputes the routes; answers each destination whose next hop changed, appeared or
+/// vanished, with a description.
+fn replan(me: NodeId, routing: &mut RoutingState) -> Vec<(NodeId, String)> {
+    let new = x0t_routing::routes(me, &routing.db, |_| true);
+    let mut changes = Vec::new();
+    for (destination, route) in new.iter() {
+        let before = routing.routes.get(destination).map(|r| r.next_hop);
+        if before != Some(route.next_hop) {
+            let how = if route.path.len() == 1 {
+                "direct".to_owned()
+            } else {
+                format!("via {} ({} relays)", route.next_hop.short(), route.relays())
+            };
+            changes.push((*destination, format!("{how}, cost {} µs", route.cost)));
+        }
+    }
+    for (destination, _) in routing.routes.iter() {
+        if new.get(destination).is_none() {
+            changes.push((*destination, "unreachable".to_owned()));
+        }
+    }
+    routing.routes = new;
+    changes
 }
 
 /// The routing core's view of a verified advert.
