@@ -5,11 +5,10 @@
 //! [`LinkStateDb`], and recomputes best paths. Forwarding along them (relays) comes next;
 //! today the routes are computed and shown.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use x0t_crypto::{AdvertisedLink, LinkStateAdvert, NodeCertificate, SignedLinkState};
+use x0t_crypto::{AdvertisedLink, LinkStateAdvert, SignedLinkState};
 use x0t_routing::{LinkMeasure, LinkState, LinkStateDb, Routes};
 use x0t_types::{NodeId, Timestamp};
 
@@ -34,8 +33,6 @@ pub struct RoutingState {
     pub(crate) routes: Routes,
     /// The last sequence this node advertised.
     sequence: u64,
-    /// Origins' verified certificates and the bytes they came as (to pass on).
-    origins: BTreeMap<NodeId, (NodeCertificate, Vec<u8>)>,
     /// Bounds the sends in flight.
     floods: Option<Arc<tokio::sync::Semaphore>>,
 }
@@ -82,12 +79,9 @@ impl Member {
         {
             let mut routing = lock(&self.routing);
             let _ = routing.db.accept(to_core(&advert), now_ms);
-            let expired = routing
+            routing
                 .db
                 .expire(now_ms, LINK_STATE_MAX_AGE_MS, &self.node_id);
-            for origin in expired {
-                routing.origins.remove(&origin);
-            }
             changes = replan(self.node_id, &mut routing);
         }
         self.report(changes);
@@ -171,7 +165,6 @@ impl Member {
                 .map_err(|e| e.to_string());
             let mut changes = Vec::new();
             if matches!(accepted, Ok(x0t_routing::Accepted::Newer)) {
-                routing.origins.insert(origin, (cert, certificate.to_vec()));
                 changes = replan(self.node_id, &mut routing);
             }
             (accepted, changes)
@@ -201,7 +194,6 @@ impl Member {
         let changes = {
             let mut routing = lock(&self.routing);
             routing.db.remove(node);
-            routing.origins.remove(node);
             replan(self.node_id, &mut routing)
         };
         self.report(changes);
