@@ -73,7 +73,21 @@ impl MeshLab {
         tags: &[&str],
         spare: usize,
     ) -> anyhow::Result<Self> {
+        Self::start_shaped(exe, policy, tags, spare, |_| Ok(())).await
+    }
+
+    /// As [`MeshLab::start`], with `shape` run on the lab before any agent starts (cut
+    /// paths, firewalls): agents then wait for every other member either way, neighbours
+    /// or reached through relays.
+    pub async fn start_shaped(
+        exe: &Path,
+        policy: &str,
+        tags: &[&str],
+        spare: usize,
+        shape: impl FnOnce(&Lab) -> anyhow::Result<()>,
+    ) -> anyhow::Result<Self> {
         let lab = Lab::create(tags.len() + spare.max(1))?;
+        shape(&lab)?;
         let root = tempfile::tempdir()?;
         let anchors = root.path().join("anchors");
         let base = testnet::free_base_port(3, std::process::id())?;
@@ -221,6 +235,44 @@ impl MeshLab {
         }
     }
 
+    /// Kills agent `i`'s process with SIGKILL (no goodbye to anyone).
+    pub async fn kill_agent(&mut self, i: usize) -> anyhow::Result<()> {
+        if let Some(mut child) = self.agents[i].child.take() {
+            child.start_kill()?;
+            let _ = child.wait().await;
+        }
+        Ok(())
+    }
+
+    /// Agent `i`'s route to agent `to` from its status: (next hop node id, relays).
+    pub async fn route(&self, i: usize, to: usize) -> Option<(String, usize)> {
+        let status = self.status(i).await;
+        let target = &self.agents[to].node_id;
+        status["data_plane"]["routes"]
+            .as_array()?
+            .iter()
+            .find(|r| r["destination"].as_str() == Some(target.as_str()))
+            .and_then(|r| {
+                let path = r["path"].as_array()?;
+                Some((
+                    r["next_hop"].as_str()?.to_owned(),
+                    path.len().saturating_sub(1),
+                ))
+            })
+    }
+
+    /// Agent `i`'s data-plane counter `name`.
+    pub async fn counter(&self, i: usize, name: &str) -> u64 {
+        self.status(i).await["data_plane"]["counters"][name]
+            .as_u64()
+            .unwrap_or(0)
+    }
+
+    /// The index of the agent with node id `node_id`.
+    pub fn agent_index(&self, node_id: &str) -> Option<usize> {
+        self.agents.iter().position(|a| a.node_id == node_id)
+    }
+
     /// The node ids agent `i` has verified.
     pub async fn peer_ids(&self, i: usize) -> Vec<String> {
         let status = self.status(i).await;
@@ -303,5 +355,116 @@ impl MeshLab {
             .await?;
         let _ = server.kill().await;
         Ok(client.status.success())
+    }
+}
+
+/// A stream of probes through the mesh: `ping` every [`PROBE_INTERVAL`] from one agent's
+/// namespace to another's overlay address, its replies read back by sequence number.
+#[derive(Debug)]
+pub struct ProbeStream {
+    child: tokio::process::Child,
+}
+
+/// How often a [`ProbeStream`] probes.
+pub const PROBE_INTERVAL: Duration = Duration::from_millis(10);
+
+/// What a [`ProbeStream`] saw.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProbeReport {
+    /// Probes sent.
+    pub sent: u32,
+    /// Sequence numbers answered, in order.
+    pub answered: Vec<u32>,
+}
+
+impl ProbeReport {
+    /// Reads `ping`'s output: reply lines (`icmp_seq=N`) and the "N packets transmitted"
+    /// summary.
+    pub fn parse(output: &str) -> Self {
+        let mut answered: Vec<u32> = output
+            .lines()
+            .filter(|l| l.contains("bytes from"))
+            .filter_map(|l| {
+                let rest = l.split("icmp_seq=").nth(1)?;
+                rest.split_whitespace().next()?.parse().ok()
+            })
+            .collect();
+        answered.sort_unstable();
+        answered.dedup();
+        let sent = output
+            .lines()
+            .find_map(|l| {
+                l.split_once(" packets transmitted")
+                    .and_then(|(n, _)| n.trim().parse().ok())
+            })
+            .unwrap_or_else(|| answered.last().copied().unwrap_or(0));
+        Self { sent, answered }
+    }
+
+    /// The longest run of unanswered probes (between two answers, or from the last
+    /// answer to the end), as time at [`PROBE_INTERVAL`]; the first answer's position
+    /// does not count (the stream starts when the path is known to work).
+    pub fn longest_gap(&self) -> Duration {
+        let mut longest = 0u32;
+        for pair in self.answered.windows(2) {
+            longest = longest.max(pair[1] - pair[0] - 1);
+        }
+        if let Some(last) = self.answered.last() {
+            longest = longest.max(self.sent.saturating_sub(*last));
+        }
+        PROBE_INTERVAL * longest
+    }
+
+    /// Whether probes were answered after sequence `after`.
+    pub fn answered_after(&self, after: u32) -> usize {
+        self.answered.iter().filter(|s| **s > after).count()
+    }
+}
+
+impl ProbeStream {
+    /// Starts probing from agent `from` to agent `to` for `seconds`.
+    pub fn start(net: &MeshLab, from: usize, to: usize, seconds: u32) -> anyhow::Result<Self> {
+        let child = net
+            .lab
+            .command(from, "ping")
+            .args(["-n", "-i", "0.01", "-W", "1", "-w", &seconds.to_string()])
+            .arg(&net.agents[to].overlay)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()?;
+        Ok(Self { child })
+    }
+
+    /// Waits for the stream to end and reads what it saw.
+    pub async fn finish(self) -> anyhow::Result<ProbeReport> {
+        let output = self.child.wait_with_output().await?;
+        Ok(ProbeReport::parse(&String::from_utf8_lossy(&output.stdout)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_reports_find_the_longest_gap() {
+        let output = "PING 100.64.0.3 (100.64.0.3) 56(84) bytes of data.\n\
+            64 bytes from 100.64.0.3: icmp_seq=1 ttl=64 time=0.5 ms\n\
+            64 bytes from 100.64.0.3: icmp_seq=2 ttl=64 time=0.5 ms\n\
+            64 bytes from 100.64.0.3: icmp_seq=90 ttl=64 time=0.5 ms\n\
+            64 bytes from 100.64.0.3: icmp_seq=91 ttl=64 time=0.5 ms\n\
+            \n--- 100.64.0.3 ping statistics ---\n\
+            95 packets transmitted, 4 received, 95.8% packet loss, time 950ms\n";
+        let report = ProbeReport::parse(output);
+        assert_eq!(report.sent, 95);
+        assert_eq!(report.answered, vec![1, 2, 90, 91]);
+        assert_eq!(report.longest_gap(), PROBE_INTERVAL * 87);
+        assert_eq!(report.answered_after(2), 2);
+        // A stream that ends in an outage counts it.
+        let tail = ProbeReport {
+            sent: 500,
+            answered: vec![1, 2, 3],
+        };
+        assert_eq!(tail.longest_gap(), PROBE_INTERVAL * 497);
     }
 }

@@ -88,10 +88,22 @@ pub fn unavailable() -> Option<String> {
     if Command::new("ip").arg("-V").output().is_err() {
         return Some("`ip` (iproute2) is not installed".to_owned());
     }
+    if Command::new("nft").arg("-v").output().is_err() {
+        return Some("`nft` (nftables) is not installed".to_owned());
+    }
     if !std::path::Path::new("/dev/net/tun").exists() {
         return Some("/dev/net/tun is missing".to_owned());
     }
     None
+}
+
+/// How [`Lab::degrade`] degraded a link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Degraded {
+    /// `tc netem`: delay and loss.
+    Netem,
+    /// The kernel has no netem: loss only (nftables), no delay.
+    LossOnly,
 }
 
 /// A lab: node namespaces on one bridge, reachable from the root namespace.
@@ -208,6 +220,76 @@ impl Lab {
             "eth0",
             if up { "up" } else { "down" },
         ])
+    }
+
+    /// Cuts every path between nodes `i` and `j` (blackhole routes on both sides): they can
+    /// reach each other only through other nodes.
+    pub fn block(&self, i: usize, j: usize) -> anyhow::Result<()> {
+        for (from, to) in [(i, j), (j, i)] {
+            let target = format!("{}/32", self.node_ip(to));
+            run(&[
+                "ip",
+                "-n",
+                &self.nodes[from],
+                "route",
+                "add",
+                "blackhole",
+                &target,
+            ])?;
+        }
+        Ok(())
+    }
+
+    /// Puts node `i` behind a stateful firewall that admits no inbound connection (what a
+    /// NAT does to the node behind it): only replies to what it sent get in.
+    pub fn no_inbound(&self, i: usize) -> anyhow::Result<()> {
+        let ns = &self.nodes[i];
+        let nft = |rule: &[&str]| {
+            let mut args = vec!["ip", "netns", "exec", ns, "nft"];
+            args.extend_from_slice(rule);
+            run(&args)
+        };
+        nft(&["add", "table", "inet", "x0tnat"])?;
+        // Only the underlay is filtered, as a NAT would: the overlay (TUN) is the mesh's.
+        nft(&[
+            "add", "chain", "inet", "x0tnat", "input", "{", "type", "filter", "hook", "input",
+            "priority", "0", ";", "}",
+        ])?;
+        nft(&[
+            "add", "rule", "inet", "x0tnat", "input", "iifname", "eth0", "ct", "state", "new",
+            "drop",
+        ])
+    }
+
+    /// Degrades node `i`'s link: every packet it sends is delayed by `delay_ms` and lost
+    /// with `loss_percent` probability (`tc netem`). Kernels built without netem (this
+    /// CI's is one) get the loss alone, from an nftables rule; the answer says which.
+    pub fn degrade(&self, i: usize, delay_ms: u32, loss_percent: u32) -> anyhow::Result<Degraded> {
+        let ns = &self.nodes[i];
+        let (delay, loss) = (format!("{delay_ms}ms"), format!("{loss_percent}%"));
+        let netem = run(&[
+            "tc", "-n", ns, "qdisc", "replace", "dev", "eth0", "root", "netem", "delay", &delay,
+            "loss", &loss,
+        ]);
+        if netem.is_ok() {
+            return Ok(Degraded::Netem);
+        }
+        let nft = |rule: &[&str]| {
+            let mut args = vec!["ip", "netns", "exec", ns, "nft"];
+            args.extend_from_slice(rule);
+            run(&args)
+        };
+        let below = loss_percent.to_string();
+        nft(&["add", "table", "inet", "x0tloss"])?;
+        nft(&[
+            "add", "chain", "inet", "x0tloss", "output", "{", "type", "filter", "hook", "output",
+            "priority", "0", ";", "}",
+        ])?;
+        nft(&[
+            "add", "rule", "inet", "x0tloss", "output", "oif", "eth0", "numgen", "random", "mod",
+            "100", "<", &below, "drop",
+        ])?;
+        Ok(Degraded::LossOnly)
     }
 
     fn destroy(&self) {

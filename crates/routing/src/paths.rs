@@ -121,7 +121,10 @@ impl Routes {
 /// Ties go to fewer hops, then to the path found through lower node ids, so every node
 /// computes the same routes from the same states.
 pub fn routes(me: NodeId, db: &LinkStateDb, may_relay: impl Fn(&NodeId) -> bool) -> Routes {
-    let graph = Graph::build(db);
+    best_routes(me, &Graph::build(db), may_relay)
+}
+
+fn best_routes(me: NodeId, graph: &Graph, may_relay: impl Fn(&NodeId) -> bool) -> Routes {
     // (cost, hops) and the predecessor of each settled or frontier node.
     let mut best: BTreeMap<NodeId, ((u64, usize), NodeId)> = BTreeMap::new();
     let mut heap = BinaryHeap::new();
@@ -178,7 +181,15 @@ pub fn path_cost(
     db: &LinkStateDb,
     may_relay: impl Fn(&NodeId) -> bool,
 ) -> Option<u64> {
-    let graph = Graph::build(db);
+    cost_along(me, path, &Graph::build(db), may_relay)
+}
+
+fn cost_along(
+    me: NodeId,
+    path: &[NodeId],
+    graph: &Graph,
+    may_relay: impl Fn(&NodeId) -> bool,
+) -> Option<u64> {
     let mut at = me;
     let mut total = 0u64;
     for (i, next) in path.iter().enumerate() {
@@ -218,4 +229,32 @@ impl Switch {
             }
         }
     }
+}
+
+/// The routes to use next, given the ones in use: for each destination the best path,
+/// unless the path in use still works and the best is not cheaper by `switch`'s margin
+/// (then the path in use stays, at what it costs now). Destinations no longer reachable
+/// are gone. This is what keeps two near-equal paths from flapping while a broken one is
+/// left at once.
+pub fn stable_routes(
+    me: NodeId,
+    db: &LinkStateDb,
+    in_use: &Routes,
+    switch: Switch,
+    may_relay: impl Fn(&NodeId) -> bool,
+) -> Routes {
+    let graph = Graph::build(db);
+    let best = best_routes(me, &graph, &may_relay);
+    let mut chosen = BTreeMap::new();
+    for (destination, route) in best.routes {
+        let kept = in_use.get(&destination).and_then(|current| {
+            let cost = cost_along(me, &current.path, &graph, &may_relay);
+            (!switch.should_switch(cost, &route)).then(|| Route {
+                cost: cost.unwrap_or(u64::MAX),
+                ..current.clone()
+            })
+        });
+        chosen.insert(destination, kept.unwrap_or(route));
+    }
+    Routes { routes: chosen }
 }

@@ -6,7 +6,7 @@
 use proptest::prelude::*;
 use x0t_routing::{
     Accepted, HOP_COST_MICROS, LinkMeasure, LinkState, LinkStateDb, MAX_LINKS, RoutingError,
-    Switch, link_cost, path_cost, routes,
+    Switch, link_cost, path_cost, routes, stable_routes,
 };
 use x0t_types::NodeId;
 
@@ -250,6 +250,63 @@ fn a_path_is_left_for_a_clearly_better_one_only() {
     assert!(Switch::default().should_switch(via_d.map(|c| c * 2), &best));
     // Broken: move at once.
     assert!(Switch::default().should_switch(None, &best));
+}
+
+#[test]
+fn routes_in_use_stay_until_broken_or_clearly_beaten() {
+    let on = |rtt_b: u32, rtt_d: u32| {
+        symmetric(&[
+            (A, B, rtt_b, 0),
+            (B, C, rtt_b, 0),
+            (A, D, rtt_d, 0),
+            (D, C, rtt_d, 0),
+        ])
+    };
+    let first = stable_routes(
+        node(A),
+        &on(1_000, 1_100),
+        &Default::default(),
+        Switch::default(),
+        everyone,
+    );
+    assert_eq!(first.get(&node(C)).unwrap().next_hop, node(B));
+    // D becomes slightly better: B's path stays, at what it costs now.
+    let db = on(1_100, 1_000);
+    let second = stable_routes(node(A), &db, &first, Switch::default(), everyone);
+    let kept = second.get(&node(C)).unwrap();
+    assert_eq!(kept.next_hop, node(B));
+    assert_eq!(
+        Some(kept.cost),
+        path_cost(node(A), &kept.path, &db, everyone)
+    );
+    // D becomes much better: move.
+    let third = stable_routes(
+        node(A),
+        &on(3_000, 1_000),
+        &second,
+        Switch::default(),
+        everyone,
+    );
+    assert_eq!(third.get(&node(C)).unwrap().next_hop, node(D));
+    // D dies: back to B at once, though B is worse than the path in use was.
+    let fourth = stable_routes(
+        node(A),
+        &symmetric(&[(A, B, 3_000, 0), (B, C, 3_000, 0), (A, D, 1_000, 0)]),
+        &third,
+        Switch::default(),
+        everyone,
+    );
+    assert_eq!(fourth.get(&node(C)).unwrap().next_hop, node(B));
+    // Unreachable destinations are gone.
+    let fifth = stable_routes(
+        node(A),
+        &symmetric(&[(A, B, 1_000, 0)]),
+        &fourth,
+        Switch::default(),
+        everyone,
+    );
+    assert!(fifth.get(&node(C)).is_none());
+    assert_eq!(fifth.get(&node(B)).unwrap().next_hop, node(B));
 }
 
 #[test]

@@ -217,9 +217,9 @@ impl AnchorMesh {
             MeshRequest::StateUpdate { .. } | MeshRequest::LinkState { .. } => {
                 Ok(MeshResponse::Done)
             }
-            MeshRequest::HandshakeInit { .. } | MeshRequest::HandshakeConfirm { .. } => {
-                Err("anchors carry no data-plane sessions".to_owned())
-            }
+            MeshRequest::HandshakeInit { .. }
+            | MeshRequest::HandshakeConfirm { .. }
+            | MeshRequest::Relayed(_) => Err("anchors carry no data-plane sessions".to_owned()),
         }
     }
 

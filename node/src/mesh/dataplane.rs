@@ -15,7 +15,7 @@ use std::sync::atomic::Ordering;
 use quinn_udp::RecvMeta;
 use x0t_crypto::CryptoError;
 use x0t_crypto::aead::TAG_LEN;
-use x0t_crypto::frame::{FrameHeader, FrameKind, HEADER_LEN};
+use x0t_crypto::frame::{DEFAULT_HOPS, FrameHeader, FrameKind, HEADER_LEN, take_hop};
 
 use super::packet::{PacketInfo, parse_ipv4};
 use super::session::Session;
@@ -44,6 +44,15 @@ pub(crate) const PONG: u8 = 2;
 pub(crate) const PROBE: u8 = 3;
 /// See [`PROBE`].
 pub(crate) const PROBE_REPLY: u8 = 4;
+
+/// Which way a frame goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Path {
+    /// Along the route in use (through relays when it is not direct).
+    Route,
+    /// Over the direct link only.
+    Direct,
+}
 
 /// Opens the TUN device with this node's overlay address on the whole overlay prefix.
 pub(crate) fn open_tun(
@@ -85,14 +94,24 @@ pub(crate) fn open_tun(
 }
 
 impl Member {
-    /// Seals and sends one frame to `peer`.
+    /// Seals and sends one frame to `peer`: along the route in use, or over the direct
+    /// link only (`Path::Direct`: link probes measure that link, not the route).
     pub(crate) async fn send_frame(
         &self,
         peer: &Peer,
         session: &Session,
         kind: FrameKind,
         payload: &[u8],
+        path: Path,
     ) {
+        let endpoint = match path {
+            Path::Route => self.data_endpoint(peer),
+            Path::Direct => peer.direct(),
+        };
+        let Some(endpoint) = endpoint else {
+            Counters::bump(&self.counters.packets_no_route);
+            return;
+        };
         let bytes = match session.seal(kind, self.node_id, payload) {
             Ok(bytes) => bytes,
             Err(e) => {
@@ -101,7 +120,6 @@ impl Member {
                 return;
             }
         };
-        let endpoint = *lock(&peer.endpoint);
         match self.udp.send(endpoint, &bytes).await {
             Ok(()) => {
                 Counters::bump(&self.counters.frames_sent);
@@ -116,7 +134,7 @@ impl Member {
     pub(crate) async fn flush_queue(&self, peer: &Peer, session: &Session) {
         let queued = std::mem::take(&mut *lock(&peer.queue));
         for packet in queued {
-            self.send_frame(peer, session, FrameKind::Data, &packet)
+            self.send_frame(peer, session, FrameKind::Data, &packet, Path::Route)
                 .await;
         }
     }
@@ -147,29 +165,39 @@ impl Member {
             }
             queue.push(packet.to_vec());
         }
-        if !peer.connecting.swap(true, Ordering::AcqRel) {
-            let this = self.clone();
-            tokio::spawn(async move {
-                match this.ensure_session(&peer, false).await {
-                    Ok(session) => this.flush_queue(&peer, &session).await,
-                    Err(why) => {
-                        let dropped = std::mem::take(&mut *lock(&peer.queue)).len();
-                        this.counters
-                            .packets_no_session
-                            .fetch_add(dropped as u64, Ordering::Relaxed);
-                        tracing::warn!(node = %peer.cert.node_id.short(), %why, "no session");
-                    }
-                }
-                peer.connecting.store(false, Ordering::Release);
-            });
+        self.open_session_soon(peer);
+    }
+
+    /// Sets up a session with `peer` in the background (unless one is being set up), then
+    /// sends what was queued for it.
+    pub(crate) fn open_session_soon(self: &Arc<Self>, peer: Arc<Peer>) {
+        if peer.connecting.swap(true, Ordering::AcqRel) {
+            return;
         }
+        let this = self.clone();
+        tokio::spawn(async move {
+            match this.ensure_session(&peer, false).await {
+                Ok(session) => this.flush_queue(&peer, &session).await,
+                Err(why) => {
+                    let dropped = std::mem::take(&mut *lock(&peer.queue)).len();
+                    this.counters
+                        .packets_no_session
+                        .fetch_add(dropped as u64, Ordering::Relaxed);
+                    tracing::warn!(node = %peer.cert.node_id.short(), %why, "no session");
+                }
+            }
+            peer.connecting.store(false, Ordering::Release);
+        });
     }
 
     /// Seals a data packet for `peer` onto the run in `out`, first sending the run if this
     /// frame cannot join it (another endpoint, a larger frame, or the run is full or ended).
     async fn push_data(&self, out: &mut Outgoing, peer: &Peer, session: &Session, packet: &[u8]) {
         let len = HEADER_LEN + packet.len() + TAG_LEN;
-        let endpoint = *lock(&peer.endpoint);
+        let Some(endpoint) = self.data_endpoint(peer) else {
+            Counters::bump(&self.counters.packets_no_route);
+            return;
+        };
         if !out.fits(endpoint, len, self.udp.max_segments()) {
             self.send_run(out).await;
         }
@@ -272,6 +300,7 @@ impl Member {
         let mut storage = vec![0u8; RECV_SLOTS * RECV_BUFFER];
         let mut meta = [RecvMeta::default(); RECV_SLOTS];
         let mut batch = TunBatch::default();
+        let mut relayed = Outgoing::default();
         let mut gro = tun_rs::GROTable::default();
         loop {
             let count = {
@@ -297,13 +326,15 @@ impl Member {
                     received.stride
                 };
                 for datagram in bytes.chunks_mut(stride) {
-                    self.on_datagram(datagram, received.addr, &mut batch).await;
+                    self.on_datagram(datagram, received.addr, &mut batch, &mut relayed)
+                        .await;
                     if batch.len >= tun_rs::IDEAL_BATCH_SIZE {
                         self.write_tun(&mut gro, &mut batch).await;
                     }
                 }
             }
             self.write_tun(&mut gro, &mut batch).await;
+            self.send_run(&mut relayed).await;
         }
     }
 
@@ -327,17 +358,24 @@ impl Member {
         bytes: &mut [u8],
         from: SocketAddr,
         batch: &mut TunBatch,
+        relayed: &mut Outgoing,
     ) {
         if bytes.len() > MAX_DATAGRAM {
             Counters::bump(&self.counters.frames_oversized);
             return;
         }
-        self.on_frame(bytes, from, batch).await;
+        self.on_frame(bytes, from, batch, relayed).await;
     }
 
     /// One datagram: decode, find its session, open in place, then deliver (policy
     /// permitting).
-    async fn on_frame(self: &Arc<Self>, bytes: &mut [u8], from: SocketAddr, batch: &mut TunBatch) {
+    async fn on_frame(
+        self: &Arc<Self>,
+        bytes: &mut [u8],
+        from: SocketAddr,
+        batch: &mut TunBatch,
+        relayed: &mut Outgoing,
+    ) {
         let header = match FrameHeader::decode(bytes) {
             Ok(header) => header,
             Err(_) => {
@@ -346,7 +384,7 @@ impl Member {
             }
         };
         if header.dst != self.node_id {
-            Counters::bump(&self.counters.frames_not_for_us);
+            self.relay(bytes, &header, from, relayed).await;
             return;
         }
         if !header.kind.is_sealed() {
@@ -378,20 +416,57 @@ impl Member {
             return; // Dropped (revoked) since.
         };
         Counters::bump(&self.counters.frames_received);
+        peer.last_heard_us.store(self.micros(), Ordering::Relaxed);
         peer.bytes_received
             .fetch_add(frame_len as u64, Ordering::Relaxed);
-        // The frame is authentic: follow the peer to where it sends from (roaming, NAT).
-        {
-            let mut endpoint = lock(&peer.endpoint);
-            if *endpoint != from {
-                *endpoint = from;
-            }
+        // The frame is authentic: follow the peer to where it sends from (roaming, NAT) —
+        // unless it came through relays, which say nothing of where the peer is.
+        if header.hops == DEFAULT_HOPS && peer.direct() != Some(from) {
+            self.set_endpoint(&peer, from);
         }
         match header.kind {
             FrameKind::Data => self.deliver(&peer, plaintext, batch),
             FrameKind::Keepalive => self.on_keepalive(&peer, &session, plaintext).await,
             _ => {}
         }
+    }
+
+    /// Passes on a frame for another node: only from a neighbour, only for a sender and a
+    /// destination this node verified, with a hop left, and never back where it came from.
+    /// The frame stays sealed end to end; only its hop count changes.
+    async fn relay(
+        &self,
+        bytes: &mut [u8],
+        header: &FrameHeader,
+        from: SocketAddr,
+        out: &mut Outgoing,
+    ) {
+        let refuse = || Counters::bump(&self.counters.frames_not_for_us);
+        if !read(&self.by_endpoint).contains_key(&from) {
+            return refuse();
+        }
+        let (target, known_sender) = {
+            let peers = read(&self.peers);
+            (
+                peers.get(&header.dst).cloned(),
+                peers.contains_key(&header.src),
+            )
+        };
+        let Some(target) = target.filter(|_| known_sender) else {
+            return refuse();
+        };
+        let Some(endpoint) = self.data_endpoint(&target).filter(|e| *e != from) else {
+            return refuse();
+        };
+        if take_hop(bytes).is_err() {
+            return refuse();
+        }
+        if !out.fits(endpoint, bytes.len(), self.udp.max_segments()) {
+            self.send_run(out).await;
+        }
+        out.buf.extend_from_slice(bytes);
+        out.add(endpoint, bytes.len());
+        Counters::bump(&self.counters.frames_relayed);
     }
 
     /// Checks an opened packet and adds it to the batch bound for the TUN device.
@@ -420,13 +495,14 @@ impl Member {
             PING => {
                 let mut pong = vec![PONG];
                 pong.extend_from_slice(&id);
-                self.send_frame(peer, session, FrameKind::Keepalive, &pong)
+                self.send_frame(peer, session, FrameKind::Keepalive, &pong, Path::Route)
                     .await;
             }
             PROBE => {
                 let mut reply = vec![PROBE_REPLY];
                 reply.extend_from_slice(&id);
-                self.send_frame(peer, session, FrameKind::Keepalive, &reply)
+                // Back the way it came: the probe measures the direct link.
+                self.send_frame(peer, session, FrameKind::Keepalive, &reply, Path::Direct)
                     .await;
             }
             PROBE_REPLY => {

@@ -1,6 +1,7 @@
 //! The member's event log: what its MAPE-K loop saw and did, in order, with timestamps —
 //! Monitor (probes: a link went silent), Analyze (a link is down, or back), Plan (routes
-//! recomputed: a destination's next hop changed). Kept in a bounded ring; `x0t events`
+//! recomputed: a destination's next hop changed), Execute (a peer's frames switched to the
+//! new next hop). Kept in a bounded ring; `x0t events`
 //! reads it (`--follow` keeps reading), so failover times are measured by the system itself.
 
 use std::collections::VecDeque;
@@ -20,6 +21,8 @@ pub enum EventKind {
     LinkRecovered,
     /// The best path to a node changed, appeared or vanished (Plan).
     RouteChanged,
+    /// Frames to a peer with a session now take another next hop (Execute).
+    PathSwitched,
     /// A peer's certificate was verified.
     PeerVerified,
     /// A peer was dropped (revoked, expired certificate).

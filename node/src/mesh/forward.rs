@@ -262,7 +262,13 @@ async fn open_stream(
     service: &str,
     local: TcpStream,
 ) -> Result<(), String> {
-    let data = *super::lock(&peer.endpoint);
+    // Userspace streams are TCP connections of their own: they need a direct path.
+    let data = peer.direct().ok_or_else(|| {
+        format!(
+            "{} is reachable only through relays; userspace streams need a direct path",
+            peer.cert.node_id.short()
+        )
+    })?;
     let mut stream = TcpStream::connect(data)
         .await
         .map_err(|e| format!("data port {data}: {e}"))?;

@@ -31,7 +31,7 @@ pub struct PeerStatus {
     pub device_class: String,
     /// Its tags.
     pub tags: Vec<String>,
-    /// How frames reach it: `direct <udp endpoint>`.
+    /// How frames reach it: `direct <udp endpoint>`, `via <relay short id>`, or `no path`.
     pub path: String,
     /// Last measured round trip over the data path, in milliseconds.
     pub rtt_ms: Option<f64>,
@@ -237,7 +237,11 @@ pub fn member_status(member: &Member) -> MemberStatus {
                 overlay_ip: peer.cert.overlay_ip.to_string(),
                 device_class: peer.cert.device_class.to_string(),
                 tags: peer.cert.tags.iter().map(ToString::to_string).collect(),
-                path: format!("direct {}", *super::lock(&peer.endpoint)),
+                path: match (peer.via(), peer.direct()) {
+                    (Some(hop), _) => format!("via {}", hop.short()),
+                    (None, Some(endpoint)) => format!("direct {endpoint}"),
+                    (None, None) => "no path".to_owned(),
+                },
                 rtt_ms: (rtt > 0).then(|| rtt as f64 / 1_000.0),
                 bytes_sent: peer.bytes_sent.load(Ordering::Relaxed),
                 bytes_received: peer.bytes_received.load(Ordering::Relaxed),

@@ -44,13 +44,20 @@ use x0t_types::{MeshId, NodeId};
 use crate::NodeError;
 use crate::control::now;
 use crate::p2p::protocol::{
-    ControlRequest, ControlResponse, MAX_HELLO_ADDRS, MAX_HELLO_CERTIFICATE, MAX_PRESENCE,
-    MeshRequest, MeshResponse, PeerHello, PeerPresence,
+    ControlRequest, ControlResponse, HandshakeMessage, MAX_HELLO_ADDRS, MAX_HELLO_CERTIFICATE,
+    MAX_PRESENCE, MeshRequest, MeshResponse, PeerHello, PeerPresence, RelayedHandshake,
 };
 use crate::p2p::{ConnectionEvent, InboundRequest, P2p, P2pConfig};
 use session::{Parties, Responding, Session};
 use trust::Trust;
 
+/// A peer's endpoint while no direct path to it is known.
+const UNKNOWN_ENDPOINT: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
+/// How long a session with a member reached only through relays may stay silent.
+const REMOTE_SESSION_SILENCE: Duration = Duration::from_secs(3);
+/// How a relay's refusal starts when it could not pass a message on (worth another try,
+/// perhaps along another route).
+const RELAY_UNREACHABLE: &str = "relay could not pass it on";
 /// How long a refused peer's connection stays open for the refusal to reach it.
 const REFUSAL_GRACE: Duration = Duration::from_millis(200);
 /// How long a new connection has to present a valid certificate.
@@ -154,8 +161,11 @@ pub struct Counters {
     pub frames_forged: AtomicU64,
     /// Frames for a session index we do not hold.
     pub frames_unknown_session: AtomicU64,
-    /// Frames addressed to another node (relaying arrives with routing).
+    /// Frames for another node not relayed: from a stranger's address, for or from a node
+    /// not verified here, no route, no hops left.
     pub frames_not_for_us: AtomicU64,
+    /// Frames for another node passed on towards it.
+    pub frames_relayed: AtomicU64,
     /// Packets refused by the policy (either end).
     pub packets_denied: AtomicU64,
     /// Packets whose inner source address was not the sending peer's.
@@ -164,6 +174,9 @@ pub struct Counters {
     pub packets_no_route: AtomicU64,
     /// Packets dropped while a session could not be set up.
     pub packets_no_session: AtomicU64,
+    /// Sessions set up (either end, rekeys included): a session that survives a failover
+    /// does not move it.
+    pub sessions_up: AtomicU64,
     /// Frames sent.
     pub frames_sent: AtomicU64,
     /// Frames received and opened.
@@ -195,10 +208,12 @@ impl Counters {
             ("frames_forged", get(&self.frames_forged)),
             ("frames_unknown_session", get(&self.frames_unknown_session)),
             ("frames_not_for_us", get(&self.frames_not_for_us)),
+            ("frames_relayed", get(&self.frames_relayed)),
             ("packets_denied", get(&self.packets_denied)),
             ("packets_spoofed", get(&self.packets_spoofed)),
             ("packets_no_route", get(&self.packets_no_route)),
             ("packets_no_session", get(&self.packets_no_session)),
+            ("sessions_up", get(&self.sessions_up)),
             ("frames_sent", get(&self.frames_sent)),
             ("frames_received", get(&self.frames_received)),
             ("links_down", get(&self.links_down)),
@@ -226,8 +241,12 @@ pub struct Peer {
     pub cert: NodeCertificate,
     /// Its libp2p peer id.
     pub peer_id: PeerId,
-    /// Where its frames go (learned from the connection, updated by authenticated frames).
+    /// Where its frames go directly (learned from the connection, updated by authenticated
+    /// frames that came without relays); unspecified for a member known only through link
+    /// states (no direct path, reached through relays).
     pub endpoint: Mutex<SocketAddr>,
+    /// The neighbour frames to it go through, when the route in use is not direct.
+    via: RwLock<Option<NodeId>>,
     /// When it was verified.
     pub verified_at: Instant,
     /// The session packets to it are sealed with.
@@ -252,9 +271,46 @@ pub struct Peer {
     instance: AtomicU64,
     /// Probes over the data path: round trip, loss, liveness.
     monitor: Mutex<x0t_routing::LinkMonitor>,
+    /// When an authentic frame last came from it (the member's clock, µs).
+    last_heard_us: AtomicU64,
 }
 
 impl Peer {
+    fn new(cert: NodeCertificate, peer_id: PeerId, endpoint: SocketAddr, instance: u64) -> Self {
+        Self {
+            peer_id,
+            endpoint: Mutex::new(endpoint),
+            via: RwLock::new(None),
+            verified_at: Instant::now(),
+            send: RwLock::new(None),
+            previous: Mutex::new(None),
+            handshake: tokio::sync::Mutex::new(()),
+            queue: Mutex::new(Vec::new()),
+            resolved: RwLock::new((u64::MAX, ResolvedEndpoint::default())),
+            bytes_sent: AtomicU64::new(0),
+            bytes_received: AtomicU64::new(0),
+            rtt_micros: AtomicU64::new(0),
+            connecting: AtomicBool::new(false),
+            instance: AtomicU64::new(instance),
+            monitor: Mutex::new(x0t_routing::LinkMonitor::new(
+                x0t_routing::MonitorConfig::default(),
+            )),
+            last_heard_us: AtomicU64::new(0),
+            cert,
+        }
+    }
+
+    /// Where frames reach it directly, if this node has ever had a direct path to it.
+    pub fn direct(&self) -> Option<SocketAddr> {
+        let endpoint = *lock(&self.endpoint);
+        (!endpoint.ip().is_unspecified()).then_some(endpoint)
+    }
+
+    /// The neighbour its frames are relayed through (`None`: sent directly).
+    pub fn via(&self) -> Option<NodeId> {
+        *read(&self.via)
+    }
+
     /// Its link's health as the probes measured it.
     pub fn link_health(&self) -> x0t_routing::LinkHealth {
         lock(&self.monitor).health()
@@ -287,6 +343,8 @@ pub struct Member {
     peers: RwLock<HashMap<NodeId, Arc<Peer>>>,
     by_peer_id: RwLock<HashMap<PeerId, NodeId>>,
     by_ip: RwLock<HashMap<Ipv4Addr, NodeId>>,
+    /// Direct endpoints of neighbours: relays forward only what a neighbour sent.
+    by_endpoint: RwLock<HashMap<SocketAddr, NodeId>>,
     sessions: RwLock<HashMap<u32, Arc<Session>>>,
     responding: Mutex<HashMap<u32, (NodeId, Responding, Instant)>>,
     /// Where members can be reached (anchors' presence lists, cached).
@@ -433,6 +491,7 @@ pub async fn run_member(
         peers: RwLock::default(),
         by_peer_id: RwLock::default(),
         by_ip: RwLock::default(),
+        by_endpoint: RwLock::default(),
         sessions: RwLock::default(),
         responding: Mutex::default(),
         known: RwLock::new(cache::load_peers(dir)),
@@ -553,9 +612,61 @@ impl Member {
         &self.cert
     }
 
-    /// The verified peers.
+    /// The verified peers: neighbours, and members met only through relays.
     pub fn peers(&self) -> Vec<Arc<Peer>> {
         read(&self.peers).values().cloned().collect()
+    }
+
+    /// The peers this node has a direct path to (verified on a libp2p connection).
+    pub fn neighbours(&self) -> Vec<Arc<Peer>> {
+        read(&self.peers)
+            .values()
+            .filter(|p| p.direct().is_some())
+            .cloned()
+            .collect()
+    }
+
+    /// Moves `peer`'s direct endpoint.
+    fn set_endpoint(&self, peer: &Peer, endpoint: SocketAddr) {
+        let old = std::mem::replace(&mut *lock(&peer.endpoint), endpoint);
+        if old != endpoint {
+            let mut by_endpoint = write(&self.by_endpoint);
+            if by_endpoint.get(&old) == Some(&peer.cert.node_id) {
+                by_endpoint.remove(&old);
+            }
+            by_endpoint.insert(endpoint, peer.cert.node_id);
+        }
+    }
+
+    /// The peer for a member whose certificate was verified without a connection (its
+    /// link state, or a handshake relayed to this node): known, reachable through relays.
+    pub(crate) fn remember_remote(&self, cert: &NodeCertificate) -> Option<Arc<Peer>> {
+        if let Some(peer) = read(&self.peers).get(&cert.node_id) {
+            return Some(peer.clone());
+        }
+        if cert.node_id == self.node_id {
+            return None;
+        }
+        let peer_id = PeerId::from_bytes(&cert.peer_id).ok()?;
+        let peer = write(&self.peers)
+            .entry(cert.node_id)
+            .or_insert_with(|| Arc::new(Peer::new(cert.clone(), peer_id, UNKNOWN_ENDPOINT, 0)))
+            .clone();
+        write(&self.by_ip).insert(cert.overlay_ip, cert.node_id);
+        Some(peer)
+    }
+
+    /// Where frames for `peer` go now: the direct endpoint of the next hop of the route in
+    /// use (the peer itself when direct), or its own direct endpoint when there is no route
+    /// (yet).
+    pub(crate) fn data_endpoint(&self, peer: &Peer) -> Option<SocketAddr> {
+        if let Some(via) = peer.via()
+            && let Some(hop) = read(&self.peers).get(&via)
+            && let Some(endpoint) = hop.direct()
+        {
+            return Some(endpoint);
+        }
+        peer.direct()
     }
 
     fn hello(&self) -> PeerHello {
@@ -687,8 +798,12 @@ impl Member {
         if let Some(existing) = existing
             && existing.peer_id == peer
         {
-            *lock(&existing.endpoint) = endpoint;
-            if existing.instance.swap(hello.instance, Ordering::AcqRel) != hello.instance {
+            self.set_endpoint(&existing, endpoint);
+            // A member first met through relays is verified on a connection now.
+            write(&self.by_peer_id).insert(peer, cert.node_id);
+            let before = existing.instance.swap(hello.instance, Ordering::AcqRel);
+            // 0: met through relays, its instance unknown.
+            if before != 0 && before != hello.instance {
                 // The peer restarted: the sessions we hold with it are gone on its side.
                 *write(&existing.send) = None;
                 *lock(&existing.previous) = None;
@@ -701,29 +816,21 @@ impl Member {
         }
         let node = cert.node_id;
         let overlay = cert.overlay_ip;
-        let peer_state = Arc::new(Peer {
-            peer_id: peer,
-            endpoint: Mutex::new(endpoint),
-            verified_at: Instant::now(),
-            send: RwLock::new(None),
-            previous: Mutex::new(None),
-            handshake: tokio::sync::Mutex::new(()),
-            queue: Mutex::new(Vec::new()),
-            resolved: RwLock::new((u64::MAX, ResolvedEndpoint::default())),
-            bytes_sent: AtomicU64::new(0),
-            bytes_received: AtomicU64::new(0),
-            rtt_micros: AtomicU64::new(0),
-            connecting: AtomicBool::new(false),
-            instance: AtomicU64::new(hello.instance),
-            monitor: Mutex::new(x0t_routing::LinkMonitor::new(
-                x0t_routing::MonitorConfig::default(),
-            )),
-            cert,
-        });
+        let peer_state = Arc::new(Peer::new(cert, peer, endpoint, hello.instance));
         write(&self.peers).insert(node, peer_state.clone());
         write(&self.by_peer_id).insert(peer, node);
         write(&self.by_ip).insert(overlay, node);
+        write(&self.by_endpoint).insert(endpoint, node);
         tracing::info!(%peer, node = %node.short(), %overlay, %endpoint, "peer verified");
+        if self.node_id < node {
+            // Once the peer had time to take this node's hello too (a handshake before that
+            // would be refused).
+            let (this, peer) = (self.clone(), peer_state.clone());
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                this.open_session_soon(peer);
+            });
+        }
         self.event(
             events::EventKind::PeerVerified,
             Some(&node),
@@ -787,7 +894,7 @@ impl Member {
         }
         cache::save_state(&self.data_dir, bytes);
         // Gossip: pass it on to every verified peer but the one it came from.
-        for peer in self.peers() {
+        for peer in self.neighbours() {
             if Some(peer.peer_id) == from {
                 continue;
             }
@@ -808,7 +915,7 @@ impl Member {
     async fn fetch_policy(self: &Arc<Self>, version: u64, hint: Option<PeerId>) {
         let mut sources: Vec<PeerId> = hint.into_iter().collect();
         sources.extend(read(&self.anchors_up).iter().copied());
-        sources.extend(self.peers().iter().map(|p| p.peer_id));
+        sources.extend(self.neighbours().iter().map(|p| p.peer_id));
         sources.dedup();
         for source in sources {
             let request = ControlRequest::Mesh(MeshRequest::Policy { version });
@@ -844,6 +951,9 @@ impl Member {
         };
         write(&self.by_peer_id).remove(&peer.peer_id);
         write(&self.by_ip).remove(&peer.cert.overlay_ip);
+        if let Some(endpoint) = peer.direct() {
+            write(&self.by_endpoint).remove(&endpoint);
+        }
         write(&self.sessions).retain(|_, s| s.peer != *node);
         lock(&self.responding).retain(|_, (n, _, _)| n != node);
         lock(&self.flows).forget_address(peer.cert.overlay_ip);
@@ -910,28 +1020,23 @@ impl Member {
         let (initiating, init) =
             session::initiate(self.parties(&peer.cert), index).map_err(refused)?;
         let answer = self
-            .p2p
-            .request(
-                peer.peer_id,
-                Vec::new(),
-                ControlRequest::Mesh(MeshRequest::HandshakeInit {
+            .session_request(
+                peer,
+                HandshakeMessage::Init {
                     initiator_index: index,
                     hello: init.hello,
                     signature: init.signature,
-                }),
+                },
             )
-            .await
-            .map_err(|e| Handshake::Transport(e.to_string()))?;
+            .await?;
         let (responder_index, reply) = match answer {
-            ControlResponse::Mesh(Ok(MeshResponse::HandshakeReply {
+            Ok(MeshResponse::HandshakeReply {
                 responder_index,
                 hello,
                 signature,
-            })) => (responder_index, session::InitMessage { hello, signature }),
-            ControlResponse::Mesh(Err(why)) | ControlResponse::Refused(why) => {
-                return Err(refused(why));
-            }
-            other => return Err(refused(format!("unexpected answer {other:?}"))),
+            }) => (responder_index, session::InitMessage { hello, signature }),
+            Err(why) => return Err(refused(why)),
+            Ok(other) => return Err(refused(format!("unexpected answer {other:?}"))),
         };
         let (session, confirmation) = session::finish(
             self.parties(&peer.cert),
@@ -944,23 +1049,19 @@ impl Member {
         // Receive under the new index before the peer can send on it.
         write(&self.sessions).insert(index, session.clone());
         let answer = self
-            .p2p
-            .request(
-                peer.peer_id,
-                Vec::new(),
-                ControlRequest::Mesh(MeshRequest::HandshakeConfirm {
+            .session_request(
+                peer,
+                HandshakeMessage::Confirm {
                     responder_index,
                     signature: confirmation,
-                }),
+                },
             )
             .await;
         let failed = match answer {
-            Ok(ControlResponse::Mesh(Ok(MeshResponse::Done))) => None,
-            Ok(ControlResponse::Mesh(Err(why)) | ControlResponse::Refused(why)) => {
-                Some(refused(why))
-            }
-            Ok(other) => Some(refused(format!("unexpected answer {other:?}"))),
-            Err(e) => Some(Handshake::Transport(e.to_string())),
+            Ok(Ok(MeshResponse::Done)) => None,
+            Ok(Err(why)) => Some(refused(why)),
+            Ok(Ok(other)) => Some(refused(format!("unexpected answer {other:?}"))),
+            Err(transport) => Some(transport),
         };
         if let Some(failed) = failed {
             write(&self.sessions).remove(&index);
@@ -985,6 +1086,7 @@ impl Member {
     /// Makes `session` the one packets to `peer` are sealed with; the one it replaces keeps
     /// opening frames for [`OLD_SESSION_GRACE`].
     fn install(&self, peer: &Peer, session: Arc<Session>) {
+        Counters::bump(&self.counters.sessions_up);
         write(&self.sessions).insert(session.local_index, session.clone());
         let old = write(&peer.send).replace(session);
         if let Some(old) = old {
@@ -1072,6 +1174,46 @@ impl Member {
                 hello,
                 signature,
             } => {
+                self.answer_handshake(
+                    &from,
+                    HandshakeMessage::Init {
+                        initiator_index,
+                        hello,
+                        signature,
+                    },
+                )
+                .await
+            }
+            MeshRequest::HandshakeConfirm {
+                responder_index,
+                signature,
+            } => {
+                self.answer_handshake(
+                    &from,
+                    HandshakeMessage::Confirm {
+                        responder_index,
+                        signature,
+                    },
+                )
+                .await
+            }
+            MeshRequest::Relayed(relayed) => self.take_relayed(&from, relayed).await,
+        }
+    }
+
+    /// The responder's side of a handshake message from `from` (a neighbour, or a member
+    /// whose message came through relays).
+    async fn answer_handshake(
+        self: &Arc<Self>,
+        from: &Arc<Peer>,
+        message: HandshakeMessage,
+    ) -> Result<MeshResponse, String> {
+        match message {
+            HandshakeMessage::Init {
+                initiator_index,
+                hello,
+                signature,
+            } => {
                 if lock(&self.responding).len() >= MAX_RESPONDING {
                     return Err("too many handshakes in progress".to_owned());
                 }
@@ -1090,7 +1232,7 @@ impl Member {
                     signature: reply.signature,
                 })
             }
-            MeshRequest::HandshakeConfirm {
+            HandshakeMessage::Confirm {
                 responder_index,
                 signature,
             } => {
@@ -1106,11 +1248,114 @@ impl Member {
                     responding,
                     &signature,
                 )?);
-                self.install(&from, session.clone());
+                self.install(from, session.clone());
                 tracing::debug!(node = %node.short(), "session up (responder)");
-                self.flush_queue(&from, &session).await;
+                self.flush_queue(from, &session).await;
                 Ok(MeshResponse::Done)
             }
+        }
+    }
+
+    /// A handshake message relayed by neighbour `from`: answered when it is for this node
+    /// (its sender's certificate checked against the anchors like any peer's), else passed
+    /// to the next hop towards its destination and the answer passed back.
+    async fn take_relayed(
+        self: &Arc<Self>,
+        from: &Arc<Peer>,
+        relayed: RelayedHandshake,
+    ) -> Result<MeshResponse, String> {
+        if relayed.to == self.node_id {
+            if relayed.certificate.len() > MAX_HELLO_CERTIFICATE {
+                return Err("certificate too large".to_owned());
+            }
+            let cert = read(&self.trust).verify_certificate(&relayed.certificate, None, now())?;
+            if cert.node_id != relayed.from {
+                return Err("the certificate names another node than the sender".to_owned());
+            }
+            let origin = self
+                .remember_remote(&cert)
+                .ok_or("cannot take a handshake from this node itself")?;
+            return self.answer_handshake(&origin, relayed.message).await;
+        }
+        if relayed.hops == 0 {
+            return Err(format!("{RELAY_UNREACHABLE}: no hops left"));
+        }
+        let target = read(&self.peers).get(&relayed.to).cloned();
+        let next = target
+            .and_then(|t| match t.via() {
+                Some(hop) => read(&self.peers).get(&hop).cloned(),
+                None => Some(t),
+            })
+            .ok_or_else(|| format!("{RELAY_UNREACHABLE}: no route to {}", relayed.to.short()))?;
+        if next.cert.node_id == from.cert.node_id || next.cert.node_id == relayed.from {
+            return Err(format!("{RELAY_UNREACHABLE}: the route leads back"));
+        }
+        let request = ControlRequest::Mesh(MeshRequest::Relayed(RelayedHandshake {
+            hops: relayed.hops - 1,
+            ..relayed
+        }));
+        match self.p2p.request(next.peer_id, Vec::new(), request).await {
+            Ok(ControlResponse::Mesh(answer)) => answer,
+            Ok(other) => Err(format!("unexpected answer {other:?}")),
+            Err(e) => Err(format!("{RELAY_UNREACHABLE}: {e}")),
+        }
+    }
+
+    /// Sends a handshake message to `peer`: over the connection to it when the route in use
+    /// is direct (or there is none yet), else to the route's next hop, which relays it.
+    async fn session_request(
+        &self,
+        peer: &Peer,
+        message: HandshakeMessage,
+    ) -> Result<Result<MeshResponse, String>, Handshake> {
+        let hop = peer
+            .via()
+            .and_then(|hop| read(&self.peers).get(&hop).cloned());
+        let (to, request) = match hop {
+            Some(hop) => (
+                hop.peer_id,
+                MeshRequest::Relayed(RelayedHandshake {
+                    to: peer.cert.node_id,
+                    from: self.node_id,
+                    hops: x0t_crypto::frame::DEFAULT_HOPS,
+                    certificate: self.cert_bytes.clone(),
+                    message,
+                }),
+            ),
+            None => (
+                peer.peer_id,
+                match message {
+                    HandshakeMessage::Init {
+                        initiator_index,
+                        hello,
+                        signature,
+                    } => MeshRequest::HandshakeInit {
+                        initiator_index,
+                        hello,
+                        signature,
+                    },
+                    HandshakeMessage::Confirm {
+                        responder_index,
+                        signature,
+                    } => MeshRequest::HandshakeConfirm {
+                        responder_index,
+                        signature,
+                    },
+                },
+            ),
+        };
+        match self
+            .p2p
+            .request(to, Vec::new(), ControlRequest::Mesh(request))
+            .await
+        {
+            Ok(ControlResponse::Mesh(Err(why))) if why.starts_with(RELAY_UNREACHABLE) => {
+                Err(Handshake::Transport(why))
+            }
+            Ok(ControlResponse::Mesh(answer)) => Ok(answer),
+            Ok(ControlResponse::Refused(why)) => Ok(Err(why)),
+            Ok(other) => Ok(Err(format!("unexpected answer {other:?}"))),
+            Err(e) => Err(Handshake::Transport(e.to_string())),
         }
     }
 
@@ -1189,6 +1434,7 @@ impl Member {
             }
             let uptime = self.started.elapsed();
             lock(&self.flows).expire(uptime);
+            self.open_neighbour_sessions();
             lock(&self.responding).retain(|_, (_, _, at)| at.elapsed() < CONFIRM_TIMEOUT);
             let now = now();
             for peer in self.peers() {
@@ -1228,6 +1474,17 @@ impl Member {
         }
     }
 
+    /// Every neighbour gets a session at once, traffic or not: its link is probed over it,
+    /// and routing needs every link measured before the first packet. The lower node id
+    /// sets it up, so both ends do not handshake at once.
+    fn open_neighbour_sessions(self: &Arc<Self>) {
+        for peer in self.neighbours() {
+            if self.node_id < peer.cert.node_id && peer.session().is_none() {
+                self.open_session_soon(peer);
+            }
+        }
+    }
+
     /// Probes every peer with a session over the data path, every probe interval (200 ms),
     /// and finds dead links: the Monitor and Analyze steps of the MAPE-K loop. A link that
     /// answers nothing for 800 ms is down (logged, counted); its first answer after that
@@ -1243,7 +1500,7 @@ impl Member {
                 _ = shutdown.wait_for(|stop| *stop) => return,
             }
             ticks += 1;
-            for peer in self.peers() {
+            for peer in self.neighbours() {
                 let Some(session) = peer.session() else {
                     continue;
                 };
@@ -1273,6 +1530,7 @@ impl Member {
                     &session,
                     x0t_crypto::frame::FrameKind::Keepalive,
                     &payload,
+                    dataplane::Path::Direct,
                 )
                 .await;
             }
@@ -1281,6 +1539,36 @@ impl Member {
             if ticks.is_multiple_of(5) || self.links_changed.swap(false, Ordering::AcqRel) {
                 self.advertise_links().await;
             }
+            if ticks.is_multiple_of(5) {
+                self.check_remote_sessions().await;
+            }
+        }
+    }
+
+    /// Sessions with members reached only through relays have no link probes: once a
+    /// second they get an end-to-end ping, and one that has heard nothing for
+    /// [`REMOTE_SESSION_SILENCE`] is dropped (the far end restarted and lost it, say), so
+    /// the next packet sets up a new one.
+    async fn check_remote_sessions(self: &Arc<Self>) {
+        let now = self.micros();
+        let silence = u64::try_from(REMOTE_SESSION_SILENCE.as_micros()).unwrap_or(u64::MAX);
+        for peer in self.peers() {
+            if peer.direct().is_some() {
+                continue;
+            }
+            let Some(session) = peer.session() else {
+                continue;
+            };
+            let age = u64::try_from(session.created.elapsed().as_micros()).unwrap_or(u64::MAX);
+            let heard = now.saturating_sub(peer.last_heard_us.load(Ordering::Relaxed));
+            if age > silence && heard > silence {
+                tracing::info!(node = %peer.cert.node_id.short(), "relayed session silent; dropping it");
+                *write(&peer.send) = None;
+                write(&self.sessions).retain(|_, s| !Arc::ptr_eq(s, &session));
+                continue;
+            }
+            self.send_ping(&peer, &session, rand_core::OsRng.next_u64(), None)
+                .await;
         }
     }
 
@@ -1320,6 +1608,7 @@ impl Member {
             session,
             x0t_crypto::frame::FrameKind::Keepalive,
             &payload,
+            dataplane::Path::Route,
         )
         .await;
     }

@@ -2,8 +2,11 @@
 //! what its link probes measured ([`x0t_crypto::LinkStateAdvert`]) and floods it to its
 //! peers; it verifies what others flood (the origin's certificate against the anchors, then
 //! the origin's signature), keeps the newest state per origin in the routing core's
-//! [`LinkStateDb`], and recomputes best paths. Forwarding along them (relays) comes next;
-//! today the routes are computed and shown.
+//! [`LinkStateDb`], and recomputes the routes in use ([`x0t_routing::stable_routes`]: a
+//! broken path is left at once, a working one only for a clearly better one). Each peer's
+//! next hop follows its route: the data plane sends its frames to that neighbour, which
+//! relays them ([`super::dataplane`]). Members met only through link states become peers
+//! reachable through relays.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -42,7 +45,7 @@ impl Member {
     pub(crate) async fn advertise_links(self: &Arc<Self>) {
         let now_ms = now().as_millis();
         let mut links: Vec<AdvertisedLink> = self
-            .peers()
+            .neighbours()
             .iter()
             .filter_map(|peer| {
                 let health = peer.link_health();
@@ -94,7 +97,7 @@ impl Member {
             .floods
             .get_or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(MAX_FLOODS_IN_FLIGHT)))
             .clone();
-        for peer in self.peers() {
+        for peer in self.neighbours() {
             if Some(peer.cert.node_id) == except {
                 continue;
             }
@@ -134,7 +137,8 @@ impl Member {
         let now = now();
         // The origin's certificate: a verified peer's, or the one sent along, checked
         // against the anchors like any peer's.
-        let cert = match self.peers().into_iter().find(|p| p.cert.node_id == origin) {
+        let known = super::read(&self.peers).get(&origin).cloned();
+        let cert = match known {
             Some(peer) => peer.cert.clone(),
             None => {
                 let cert = super::read(&self.trust)
@@ -157,6 +161,8 @@ impl Member {
         if advert.mesh != self.mesh {
             return Err(refused("link state of another mesh".to_owned()));
         }
+        // A member this node has no connection to: reachable through relays from now on.
+        self.remember_remote(&cert);
         let (accepted, changes) = {
             let mut routing = lock(&self.routing);
             let accepted = routing
@@ -199,14 +205,34 @@ impl Member {
         self.report(changes);
     }
 
-    /// Records route changes as Plan events.
-    fn report(&self, changes: Vec<(NodeId, String)>) {
-        for (destination, detail) in changes {
+    /// Records route changes (Plan) and points each affected peer's frames at its new next
+    /// hop (Execute).
+    fn report(&self, changes: Vec<RouteChange>) {
+        for change in changes {
             self.event(
                 super::events::EventKind::RouteChanged,
-                Some(&destination),
-                detail,
+                Some(&change.destination),
+                change.detail,
             );
+            let Some(peer) = super::read(&self.peers).get(&change.destination).cloned() else {
+                continue;
+            };
+            // Direct when the route is, or when there is none (a neighbour whose link state
+            // has not arrived yet is still reached directly).
+            let via = change.next_hop.filter(|hop| *hop != change.destination);
+            let before = std::mem::replace(&mut *super::write(&peer.via), via);
+            if before != via && peer.session().is_some() {
+                let how = match via {
+                    Some(hop) => format!("frames now go through {}", hop.short()),
+                    None if change.next_hop.is_some() => "frames now go direct".to_owned(),
+                    None => "no route: frames go to its last direct endpoint".to_owned(),
+                };
+                self.event(
+                    super::events::EventKind::PathSwitched,
+                    Some(&change.destination),
+                    how,
+                );
+            }
         }
     }
 
@@ -217,10 +243,24 @@ impl Member {
     }
 }
 
-/// Recomputes the routes; answers each destination whose next hop changed, appeared or
-/// vanished, with a description.
-fn replan(me: NodeId, routing: &mut RoutingState) -> Vec<(NodeId, String)> {
-    let new = x0t_routing::routes(me, &routing.db, |_| true);
+/// A destination whose next hop changed, appeared or vanished.
+#[derive(Debug)]
+pub(crate) struct RouteChange {
+    destination: NodeId,
+    /// `None`: unreachable.
+    next_hop: Option<NodeId>,
+    detail: String,
+}
+
+/// Recomputes the routes in use; answers each destination whose next hop changed.
+fn replan(me: NodeId, routing: &mut RoutingState) -> Vec<RouteChange> {
+    let new = x0t_routing::stable_routes(
+        me,
+        &routing.db,
+        &routing.routes,
+        x0t_routing::Switch::default(),
+        |_| true,
+    );
     let mut changes = Vec::new();
     for (destination, route) in new.iter() {
         let before = routing.routes.get(destination).map(|r| r.next_hop);
@@ -230,12 +270,20 @@ fn replan(me: NodeId, routing: &mut RoutingState) -> Vec<(NodeId, String)> {
             } else {
                 format!("via {} ({} relays)", route.next_hop.short(), route.relays())
             };
-            changes.push((*destination, format!("{how}, cost {} µs", route.cost)));
+            changes.push(RouteChange {
+                destination: *destination,
+                next_hop: Some(route.next_hop),
+                detail: format!("{how}, cost {} µs", route.cost),
+            });
         }
     }
     for (destination, _) in routing.routes.iter() {
         if new.get(destination).is_none() {
-            changes.push((*destination, "unreachable".to_owned()));
+            changes.push(RouteChange {
+                destination: *destination,
+                next_hop: None,
+                detail: "unreachable".to_owned(),
+            });
         }
     }
     routing.routes = new;

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use x0t_consensus::{AnchorNode, LogId, TypeConfig};
 use x0t_ledger::{Outcome, Reject};
 use x0t_types::api::{AnchorView, NodeStatus, RegisterNode};
-use x0t_types::{AnchorRecord, ProposedCommand};
+use x0t_types::{AnchorRecord, NodeId, ProposedCommand};
 
 /// The protocol name on the wire.
 pub const CONTROL_PROTOCOL: &str = "/x0t/control/1";
@@ -138,6 +138,47 @@ pub enum MeshRequest {
     },
     /// Completes a session: the initiator's signature over the whole transcript.
     HandshakeConfirm {
+        /// The index the responder receives frames under.
+        responder_index: u32,
+        /// The initiator's ML-DSA signature over the transcript hash.
+        signature: Vec<u8>,
+    },
+    /// A handshake message for a member the sender has no connection to, passed hop by hop
+    /// along the routes. Relays check only who handed it to them and the hop count: the
+    /// handshake inside is signed by both ends, so a relay can neither read the session's
+    /// keys nor forge a party.
+    Relayed(RelayedHandshake),
+}
+
+/// A handshake message on its way through relays ([`MeshRequest::Relayed`]).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RelayedHandshake {
+    /// The member it is for.
+    pub to: NodeId,
+    /// The member that sent it.
+    pub from: NodeId,
+    /// Relays it may still pass; one that receives it at 0 for another node refuses it.
+    pub hops: u8,
+    /// The sender's signed certificate (the receiver may never have met the sender).
+    pub certificate: Vec<u8>,
+    /// The message.
+    pub message: HandshakeMessage,
+}
+
+/// The handshake messages that may travel through relays.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum HandshakeMessage {
+    /// As [`MeshRequest::HandshakeInit`].
+    Init {
+        /// The index the initiator will receive frames under.
+        initiator_index: u32,
+        /// `hybrid::InitiatorHello` bytes.
+        hello: Vec<u8>,
+        /// The initiator's ML-DSA signature over the prologue and its hello.
+        signature: Vec<u8>,
+    },
+    /// As [`MeshRequest::HandshakeConfirm`].
+    Confirm {
         /// The index the responder receives frames under.
         responder_index: u32,
         /// The initiator's ML-DSA signature over the transcript hash.
