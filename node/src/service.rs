@@ -32,7 +32,7 @@ use crate::token::{SecretToken, TokenKind};
 /// ledger's revocation list covers the time in between.
 pub const CERTIFICATE_TTL_MS: u64 = 90 * Timestamp::DAY;
 /// How far into the past a certificate's validity starts, for verifiers with slow clocks.
-const CERTIFICATE_BACKDATE_MS: u64 = 60_000;
+pub(crate) const CERTIFICATE_BACKDATE_MS: u64 = 60_000;
 /// Default lifetime of a join token.
 pub const DEFAULT_TOKEN_TTL_SECS: u64 = 24 * 3_600;
 /// Shortest and longest join-token lifetime, in seconds.

@@ -41,7 +41,7 @@ async fn members_learn_each_others_links_and_route_around_a_departure() {
         })
         .await;
     }
-    // Sessions (and with them link probes) come up with the first packet.
+    // Sessions (and with them link probes) come up on their own; packets pass.
     for (from, to) in [(0, 1), (0, 2), (1, 2)] {
         let report = members[from]
             .client()
@@ -67,6 +67,76 @@ async fn members_learn_each_others_links_and_route_around_a_departure() {
         )
         .await;
     }
+    // The mesh routes of A's local API: topology, SLO, events over SSE and gRPC.
+    let info = MemberInfo::load(&members[0].dir).unwrap();
+    let token = std::fs::read_to_string(members[0].dir.join(LOCAL_API_TOKEN_FILE)).unwrap();
+    let token = token.trim().to_owned();
+    let http = reqwest::Client::new();
+    let get = |path: &str| {
+        http.get(format!("{}/api/v1/meshes/{path}", info.api_url))
+            .header(TOKEN_HEADER, &token)
+    };
+    let topology: serde_json::Value = get(&format!("{MESH}/topology"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(topology["nodes"].as_array().unwrap().len(), 3, "{topology}");
+    let links = topology["links"].as_array().unwrap();
+    assert_eq!(links.len(), 3, "{topology}");
+    assert!(links.iter().all(|l| l["health"] == "up"), "{topology}");
+    assert_eq!(
+        get("elsewhere/topology").send().await.unwrap().status(),
+        404
+    );
+    let anonymous = http
+        .get(format!("{}/api/v1/meshes/{MESH}/slo", info.api_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    // SSE: what is kept, then live; opened before C leaves.
+    let mut sse = get(&format!("{MESH}/events?after=0")).send().await.unwrap();
+    assert_eq!(sse.status(), 200);
+    assert!(
+        sse.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let first = String::from_utf8(sse.chunk().await.unwrap().unwrap().to_vec()).unwrap();
+    assert!(
+        first.contains("event: peer_verified") && first.contains("id: 1"),
+        "{first}"
+    );
+    // gRPC: the same stream.
+    let channel = tonic::transport::Channel::from_shared(info.api_url.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut grpc = x0t_proto::pb::mesh_events_client::MeshEventsClient::new(channel);
+    let mut watch = tonic::Request::new(x0t_proto::pb::WatchEventsRequest {
+        mesh: MESH.to_owned(),
+        after: 0,
+    });
+    watch
+        .metadata_mut()
+        .insert(TOKEN_HEADER, token.parse().unwrap());
+    let mut watched = grpc.watch(watch).await.unwrap().into_inner();
+    let event = watched.message().await.unwrap().unwrap();
+    assert_eq!((event.id, event.kind.as_str()), (1, "peer_verified"));
+    let refused = grpc
+        .watch(x0t_proto::pb::WatchEventsRequest {
+            mesh: MESH.to_owned(),
+            after: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+
     // C leaves: A and B find their links to it dead and stop routing to it.
     let c = members.pop().unwrap();
     let c_id = c.node_id.clone();
@@ -110,14 +180,52 @@ async fn members_learn_each_others_links_and_route_around_a_departure() {
         "link down → route withdrawn: {} ms",
         (unreachable.uptime_us - down.uptime_us) / 1_000
     );
+    // The detection time is the silence before the link was declared dead (0.8 s).
+    let detected = down.duration_ms.unwrap();
+    assert!((700..5_000).contains(&detected), "{down:?}");
+    // Both live streams carried the link_down as it happened.
+    let mut seen = String::new();
+    let until = Instant::now() + Duration::from_secs(10);
+    while !seen.contains("event: link_down") && Instant::now() < until {
+        match tokio::time::timeout(Duration::from_secs(1), sse.chunk()).await {
+            Ok(Ok(Some(chunk))) => seen.push_str(&String::from_utf8_lossy(&chunk)),
+            Ok(_) => break,
+            Err(_) => {}
+        }
+    }
+    assert!(seen.contains("event: link_down"), "{seen}");
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(10), watched.message())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        if event.kind == "link_down" {
+            assert_eq!(event.duration_ms, Some(detected));
+            break;
+        }
+    }
+    // The SLO figures come from those events.
+    let slo: serde_json::Value = get(&format!("{MESH}/slo"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(slo["failures"].as_u64().unwrap() >= 1, "{slo}");
+    assert_eq!(slo["detection"]["max_ms"].as_u64(), Some(detected), "{slo}");
+    assert!(slo["unreachable"].as_u64().unwrap() >= 1, "{slo}");
+    assert!(
+        slo["approved_to_first_session_ms"].as_u64().is_some(),
+        "{slo}"
+    );
     // Reading after an id gives only what came later; a bad query is a typed 400.
     let later = members[0].client().events(down.id).await.unwrap();
     assert!(later.iter().all(|e| e.id > down.id) && !later.is_empty());
-    let info = MemberInfo::load(&members[0].dir).unwrap();
-    let token = std::fs::read_to_string(members[0].dir.join(LOCAL_API_TOKEN_FILE)).unwrap();
-    let response = reqwest::Client::new()
+    let response = http
         .get(format!("{}/v1/events?after=soon", info.api_url))
-        .header(TOKEN_HEADER, token.trim())
+        .header(TOKEN_HEADER, &token)
         .send()
         .await
         .unwrap();

@@ -22,7 +22,8 @@ mod paths;
 pub use db::{Accepted, LinkStateDb};
 pub use monitor::{LinkHealth, LinkMonitor, MonitorConfig, Transition};
 pub use paths::{
-    HOP_COST_MICROS, Route, Routes, Switch, link_cost, path_cost, routes, stable_routes,
+    HOP_COST_MICROS, LinkView, Route, Routes, Switch, link_cost, link_views, path_cost, routes,
+    stable_routes,
 };
 
 use x0t_types::NodeId;

@@ -167,6 +167,12 @@ impl LinkMonitor {
         }
     }
 
+    /// When the last reply arrived (the monitor's clock), if one ever did: a link that dies
+    /// died after it.
+    pub fn last_reply(&self) -> Option<u64> {
+        self.last_reply_us
+    }
+
     /// The probing parameters.
     pub fn config(&self) -> &MonitorConfig {
         &self.config

@@ -258,3 +258,55 @@ pub fn stable_routes(
     }
     Routes { routes: chosen }
 }
+
+/// One link as the link states describe it: each end's measurement, if it reports one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkView {
+    /// The lower node id of the two.
+    pub a: NodeId,
+    /// The higher.
+    pub b: NodeId,
+    /// What `a` measured towards `b`, if `a` reports the link.
+    pub a_to_b: Option<LinkMeasure>,
+    /// What `b` measured towards `a`, if `b` reports the link.
+    pub b_to_a: Option<LinkMeasure>,
+    /// Its cost when both ends report it and it is usable ([`link_cost`]).
+    pub cost: Option<u64>,
+}
+
+/// Every link any state mentions, once per pair, ordered by (a, b): a map of the mesh for
+/// people (a link only one end reports is shown, and is not routed over).
+pub fn link_views(db: &LinkStateDb) -> Vec<LinkView> {
+    let mut pairs: BTreeMap<(NodeId, NodeId), LinkView> = BTreeMap::new();
+    for state in db.states() {
+        for link in &state.links {
+            let (a, b) = if state.origin < link.neighbor {
+                (state.origin, link.neighbor)
+            } else {
+                (link.neighbor, state.origin)
+            };
+            let view = pairs.entry((a, b)).or_insert(LinkView {
+                a,
+                b,
+                a_to_b: None,
+                b_to_a: None,
+                cost: None,
+            });
+            if state.origin == a {
+                view.a_to_b = Some(*link);
+            } else {
+                view.b_to_a = Some(*link);
+            }
+        }
+    }
+    pairs
+        .into_values()
+        .map(|mut view| {
+            view.cost = match (&view.a_to_b, &view.b_to_a) {
+                (Some(there), Some(back)) => link_cost(there, back),
+                _ => None,
+            };
+            view
+        })
+        .collect()
+}

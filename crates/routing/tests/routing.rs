@@ -6,7 +6,7 @@
 use proptest::prelude::*;
 use x0t_routing::{
     Accepted, HOP_COST_MICROS, LinkMeasure, LinkState, LinkStateDb, MAX_LINKS, RoutingError,
-    Switch, link_cost, path_cost, routes, stable_routes,
+    Switch, link_cost, link_views, path_cost, routes, stable_routes,
 };
 use x0t_types::NodeId;
 
@@ -307,6 +307,26 @@ fn routes_in_use_stay_until_broken_or_clearly_beaten() {
     );
     assert!(fifth.get(&node(C)).is_none());
     assert_eq!(fifth.get(&node(B)).unwrap().next_hop, node(B));
+}
+
+#[test]
+fn link_views_pair_both_ends_and_show_one_sided_claims() {
+    let mut db = symmetric(&[(A, B, 1_000, 0), (B, C, 2_000, 600)]);
+    // D claims a link to A that A does not report.
+    db.accept(state(D, 1, vec![measure(A, 500, 0)]), 0).unwrap();
+    let views = link_views(&db);
+    let pairs: Vec<(NodeId, NodeId)> = views.iter().map(|v| (v.a, v.b)).collect();
+    assert_eq!(
+        pairs,
+        vec![(node(A), node(B)), (node(A), node(D)), (node(B), node(C))]
+    );
+    assert_eq!(views[0].cost, Some(1_000 + HOP_COST_MICROS));
+    assert!(views[0].a_to_b.is_some() && views[0].b_to_a.is_some());
+    // One-sided: shown, never costed.
+    assert!(views[1].a_to_b.is_none() && views[1].b_to_a.is_some());
+    assert_eq!(views[1].cost, None);
+    // Dead (60 % loss): both ends report it, no cost.
+    assert_eq!(views[2].cost, None);
 }
 
 #[test]

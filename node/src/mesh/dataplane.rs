@@ -518,10 +518,12 @@ impl Member {
                 if transition == Some(x0t_routing::Transition::Recovered) {
                     Counters::bump(&self.counters.links_up_again);
                     self.links_changed.store(true, Ordering::Release);
-                    self.event(
+                    let since = peer.down_since_us.swap(0, Ordering::AcqRel);
+                    self.event_timed(
                         super::events::EventKind::LinkRecovered,
                         Some(&peer.cert.node_id),
                         "probes answered again".to_owned(),
+                        (since != 0).then(|| self.micros().saturating_sub(since) / 1_000),
                     );
                     tracing::info!(node = %peer.cert.node_id.short(), "link up again");
                 }

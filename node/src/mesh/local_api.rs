@@ -1,14 +1,19 @@
 //! The member's local API (loopback): what `x0t status`, `x0t ping`, `x0t expose` and
-//! `x0t connect` talk to. Every route wants the secret in the data dir's
-//! `agent-api.token` (0600), so only whoever may read the node's files may drive it.
+//! `x0t connect` talk to, plus the mesh routes of the MAPE-K loop:
+//! `GET /api/v1/meshes/{mesh}/events` (server-sent events, live), `…/slo` (failover,
+//! detection, time to repair and onboarding, measured from its own events) and
+//! `…/topology` (nodes and links with health, from the link states). Every route wants the
+//! secret in the data dir's `agent-api.token` (0600), so only whoever may read the node's
+//! files may drive it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use axum::extract::{RawQuery, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
@@ -96,6 +101,65 @@ pub struct RouteStatus {
     pub cost_micros: u64,
 }
 
+/// Answer of `GET /api/v1/meshes/{mesh}/slo`: what this member measured of itself.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SloStatus {
+    /// The member.
+    pub node_id: String,
+    /// Figures from its event log (failover, detection, time to repair).
+    #[serde(flatten)]
+    pub report: super::events::SloReport,
+    /// Onboarding: from its approval (the certificate) to its first session, this run.
+    pub approved_to_first_session_ms: Option<u64>,
+}
+
+/// Answer of `GET /api/v1/meshes/{mesh}/topology`: the mesh as this member's link states
+/// describe it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Topology {
+    /// The member answering.
+    pub node_id: String,
+    /// Every node known: this one, its peers, and every origin of a link state.
+    pub nodes: Vec<TopologyNode>,
+    /// Every link a link state mentions.
+    pub links: Vec<TopologyLink>,
+}
+
+/// A node of the [`Topology`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TopologyNode {
+    /// Its node id.
+    pub node_id: String,
+    /// Its overlay address, if its certificate is known here.
+    pub overlay_ip: Option<String>,
+    /// Whether it is the member answering.
+    pub local: bool,
+    /// Whether this member has a direct path to it.
+    pub neighbour: bool,
+    /// Whether this member has a route to it (itself: true).
+    pub reachable: bool,
+    /// The next hop of that route, when it is not direct.
+    pub via: Option<String>,
+}
+
+/// A link of the [`Topology`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TopologyLink {
+    /// One end (the lower node id).
+    pub a: String,
+    /// The other.
+    pub b: String,
+    /// `up` (both ends report it, usable), `degraded` (up, with loss), `down` (dead: half
+    /// its probes lost), or `one_sided` (only one end reports it: not routed over).
+    pub health: String,
+    /// The worse direction's round trip, µs.
+    pub rtt_micros: Option<u32>,
+    /// The worse direction's loss, per thousand probes.
+    pub loss_permille: Option<u16>,
+    /// Its routing cost, when usable.
+    pub cost_micros: Option<u64>,
+}
+
 /// Body of `POST /v1/ping`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PingRequest {
@@ -143,6 +207,8 @@ pub struct ConnectAnswer {
 struct Api {
     member: Arc<Member>,
     token_hash: [u8; 32],
+    /// Ends live streams when the member stops (else they would hold the server open).
+    shutdown: watch::Receiver<bool>,
 }
 
 type ApiError = (StatusCode, Json<serde_json::Value>);
@@ -192,6 +258,7 @@ pub(crate) async fn serve(
     let api = Api {
         member,
         token_hash: *blake3::hash(token.as_bytes()).as_bytes(),
+        shutdown: shutdown.clone(),
     };
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -208,6 +275,15 @@ pub(crate) async fn serve(
         .route("/v1/ping", post(ping))
         .route("/v1/expose", post(expose))
         .route("/v1/connect", post(connect))
+        .route("/api/v1/meshes/{mesh}/events", get(event_stream))
+        .route("/api/v1/meshes/{mesh}/slo", get(slo))
+        .route("/api/v1/meshes/{mesh}/topology", get(topology))
+        .route_service(
+            "/x0t.v1.MeshEvents/{*method}",
+            x0t_proto::pb::mesh_events_server::MeshEventsServer::new(EventsFace {
+                api: api.clone(),
+            }),
+        )
         .with_state(api);
     let task = tokio::spawn(async move {
         let _ = axum::serve(listener, router)
@@ -333,6 +409,196 @@ async fn events(
         }
     }
     Ok(Json(api.member.events_after(after, limit)))
+}
+
+/// The member's mesh, or a typed 404 for any other.
+fn check_mesh(api: &Api, mesh: &str) -> Result<(), ApiError> {
+    if mesh == api.member.mesh.as_str() {
+        Ok(())
+    } else {
+        Err(error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "this member belongs to mesh {:?}, not {mesh:?}",
+                api.member.mesh.as_str()
+            ),
+        ))
+    }
+}
+
+/// `GET /api/v1/meshes/{mesh}/events`: the event log as server-sent events — what is kept
+/// after `?after=ID` (or the `Last-Event-ID` a reconnecting client sends), then each new
+/// event as it happens. Each SSE event has the event's id, its kind as the SSE event name
+/// and the JSON as data.
+async fn event_stream(
+    State(api): State<Api>,
+    Path(mesh): Path<String>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Sse<impl futures::Stream<Item = Result<Event, std::convert::Infallible>>>, ApiError> {
+    api.check(&headers)?;
+    check_mesh(&api, &mesh)?;
+    let mut after = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    for pair in query.as_deref().unwrap_or_default().split('&') {
+        match pair.split_once('=').unwrap_or((pair, "")) {
+            ("", _) => {}
+            ("after", value) => {
+                after = value.parse().map_err(|_| {
+                    error(
+                        StatusCode::BAD_REQUEST,
+                        format!("after must be a whole number, not {value:?}"),
+                    )
+                })?;
+            }
+            (other, _) => {
+                return Err(error(
+                    StatusCode::BAD_REQUEST,
+                    format!("unknown parameter {other:?} (after)"),
+                ));
+            }
+        }
+    }
+    let stream = futures::StreamExt::filter_map(live_events(&api, after), |event| {
+        let kind = serde_json::to_value(event.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let sse = Event::default()
+            .id(event.id.to_string())
+            .event(kind)
+            .json_data(&event)
+            .ok()
+            .map(Ok);
+        std::future::ready(sse)
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// The events kept after `after`, then each new one as it is recorded; ends when the
+/// member stops (or the reader goes away).
+fn live_events(
+    api: &Api,
+    mut after: u64,
+) -> impl futures::Stream<Item = super::events::MeshEvent> + use<> {
+    let member = api.member.clone();
+    let mut shutdown = api.shutdown.clone();
+    let mut changed = member.subscribe_events();
+    async_stream(move |send| async move {
+        loop {
+            let batch = member.events_after(after, 256);
+            if batch.is_empty() {
+                tokio::select! {
+                    changed = changed.changed() => if changed.is_err() { return },
+                    _ = shutdown.wait_for(|stop| *stop) => return,
+                    () = send.closed() => return,
+                }
+                continue;
+            }
+            for event in batch {
+                after = event.id;
+                if send.send(event).await.is_err() {
+                    return;
+                }
+            }
+        }
+    })
+}
+
+/// The gRPC face of the event stream (`x0t.v1.MeshEvents`), on the same port.
+#[derive(Clone)]
+struct EventsFace {
+    api: Api,
+}
+
+#[tonic::async_trait]
+impl x0t_proto::pb::mesh_events_server::MeshEvents for EventsFace {
+    type WatchStream = std::pin::Pin<
+        Box<dyn futures::Stream<Item = Result<x0t_proto::pb::MeshEvent, tonic::Status>> + Send>,
+    >;
+
+    async fn watch(
+        &self,
+        request: tonic::Request<x0t_proto::pb::WatchEventsRequest>,
+    ) -> Result<tonic::Response<Self::WatchStream>, tonic::Status> {
+        let given = request
+            .metadata()
+            .get(TOKEN_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if blake3::hash(given.as_bytes()).as_bytes() != &self.api.token_hash {
+            return Err(tonic::Status::unauthenticated(format!(
+                "missing or wrong {TOKEN_HEADER} metadata (see {LOCAL_API_TOKEN_FILE})"
+            )));
+        }
+        let body = request.into_inner();
+        if body.mesh != self.api.member.mesh.as_str() {
+            return Err(tonic::Status::not_found(format!(
+                "this member belongs to mesh {:?}, not {:?}",
+                self.api.member.mesh.as_str(),
+                body.mesh
+            )));
+        }
+        let stream = futures::StreamExt::map(live_events(&self.api, body.after), |event| {
+            let kind = serde_json::to_value(event.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            Ok(x0t_proto::pb::MeshEvent {
+                id: event.id,
+                at_ms: event.at_ms,
+                uptime_us: event.uptime_us,
+                kind,
+                node: event.node.unwrap_or_default(),
+                detail: event.detail,
+                duration_ms: event.duration_ms,
+            })
+        });
+        Ok(tonic::Response::new(Box::pin(stream)))
+    }
+}
+
+/// A stream fed by a task: `body` gets a bounded sender; the stream ends when it returns
+/// (or the client goes away and the sender fails).
+fn async_stream<T, F, Fut>(body: F) -> impl futures::Stream<Item = T>
+where
+    T: Send + 'static,
+    F: FnOnce(tokio::sync::mpsc::Sender<T>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(body(tx));
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+/// `GET /api/v1/meshes/{mesh}/slo`.
+async fn slo(
+    State(api): State<Api>,
+    Path(mesh): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<SloStatus>, ApiError> {
+    api.check(&headers)?;
+    check_mesh(&api, &mesh)?;
+    let (report, onboarding) = api.member.slo();
+    Ok(Json(SloStatus {
+        node_id: api.member.node_id.to_string(),
+        report,
+        approved_to_first_session_ms: onboarding,
+    }))
+}
+
+/// `GET /api/v1/meshes/{mesh}/topology`.
+async fn topology(
+    State(api): State<Api>,
+    Path(mesh): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Topology>, ApiError> {
+    api.check(&headers)?;
+    check_mesh(&api, &mesh)?;
+    Ok(Json(api.member.topology()))
 }
 
 async fn ping(

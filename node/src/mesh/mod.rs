@@ -53,6 +53,8 @@ use trust::Trust;
 
 /// A peer's endpoint while no direct path to it is known.
 const UNKNOWN_ENDPOINT: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
+/// A path switch this soon after a link failure counts as that failure's failover.
+const FAILOVER_WINDOW: Duration = Duration::from_secs(10);
 /// How long a session with a member reached only through relays may stay silent.
 const REMOTE_SESSION_SILENCE: Duration = Duration::from_secs(3);
 /// How a relay's refusal starts when it could not pass a message on (worth another try,
@@ -273,6 +275,8 @@ pub struct Peer {
     monitor: Mutex<x0t_routing::LinkMonitor>,
     /// When an authentic frame last came from it (the member's clock, µs).
     last_heard_us: AtomicU64,
+    /// While its link is dead: when the last reply came before it died (µs; 0 when up).
+    down_since_us: AtomicU64,
 }
 
 impl Peer {
@@ -296,6 +300,7 @@ impl Peer {
                 x0t_routing::MonitorConfig::default(),
             )),
             last_heard_us: AtomicU64::new(0),
+            down_since_us: AtomicU64::new(0),
             cert,
         }
     }
@@ -355,6 +360,8 @@ pub struct Member {
     routing: Mutex<routing::RoutingState>,
     /// What the MAPE-K loop saw and did.
     events: Mutex<events::EventLog>,
+    /// The newest event's id, for live readers.
+    events_changed: watch::Sender<u64>,
     /// A link went down or came back since the last link state: advertise now, not at the
     /// next second.
     links_changed: AtomicBool,
@@ -368,6 +375,11 @@ pub struct Member {
     started: Instant,
     /// Random per process start (see [`PeerHello::instance`]).
     instance: u64,
+    /// When the most recent link failure happened (the last reply on the link that died;
+    /// µs of [`Member::micros`], 0: none): path switches soon after it are failovers.
+    last_failure_us: AtomicU64,
+    /// Wall-clock ms of the first session this run (0: none yet): onboarding's end.
+    first_session_ms: AtomicU64,
 }
 
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -499,6 +511,7 @@ pub async fn run_member(
         udp: Arc::new(udp),
         routing: Mutex::default(),
         events: Mutex::default(),
+        events_changed: watch::Sender::new(0),
         links_changed: AtomicBool::new(false),
         tun_name: config.tun.as_ref().map(|t| t.name.clone()),
         tun,
@@ -507,6 +520,8 @@ pub async fn run_member(
         services: RwLock::default(),
         started: Instant::now(),
         instance: rand_core::OsRng.next_u64(),
+        last_failure_us: AtomicU64::new(0),
+        first_session_ms: AtomicU64::new(0),
         cert,
     });
 
@@ -1087,6 +1102,12 @@ impl Member {
     /// opening frames for [`OLD_SESSION_GRACE`].
     fn install(&self, peer: &Peer, session: Arc<Session>) {
         Counters::bump(&self.counters.sessions_up);
+        let _ = self.first_session_ms.compare_exchange(
+            0,
+            now().as_millis(),
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        );
         write(&self.sessions).insert(session.local_index, session.clone());
         let old = write(&peer.send).replace(session);
         if let Some(old) = old {
@@ -1505,17 +1526,24 @@ impl Member {
                     continue;
                 };
                 let now = self.micros();
-                let (transition, sequence) = {
+                let (transition, sequence, last_reply) = {
                     let mut monitor = lock(&peer.monitor);
-                    (monitor.poll(now), monitor.probe(now))
+                    (monitor.poll(now), monitor.probe(now), monitor.last_reply())
                 };
                 if transition == Some(x0t_routing::Transition::Down) {
                     Counters::bump(&self.counters.links_down);
+                    // The link died after its last reply: that is when the failure began.
+                    let failed_at = last_reply.unwrap_or(now);
+                    peer.down_since_us
+                        .store(failed_at.max(1), Ordering::Release);
+                    self.last_failure_us
+                        .fetch_max(failed_at.max(1), Ordering::AcqRel);
                     self.links_changed.store(true, Ordering::Release);
-                    self.event(
+                    self.event_timed(
                         events::EventKind::LinkDown,
                         Some(&peer.cert.node_id),
                         "probes unanswered".to_owned(),
+                        Some(now.saturating_sub(failed_at) / 1_000),
                     );
                     tracing::warn!(
                         node = %peer.cert.node_id.short(),
@@ -1574,8 +1602,56 @@ impl Member {
 
     /// Records an event of the MAPE-K loop.
     pub(crate) fn event(&self, kind: events::EventKind, node: Option<&NodeId>, detail: String) {
+        self.event_timed(kind, node, detail, None);
+    }
+
+    /// Records an event of the MAPE-K loop with how long it took.
+    pub(crate) fn event_timed(
+        &self,
+        kind: events::EventKind,
+        node: Option<&NodeId>,
+        detail: String,
+        duration_ms: Option<u64>,
+    ) {
         let (at_ms, uptime) = (now().as_millis(), self.micros());
-        lock(&self.events).push(at_ms, uptime, kind, node.map(ToString::to_string), detail);
+        let id = lock(&self.events).push(
+            at_ms,
+            uptime,
+            kind,
+            node.map(ToString::to_string),
+            detail,
+            duration_ms,
+        );
+        self.events_changed.send_replace(id);
+    }
+
+    /// Learns the newest event's id each time one is recorded.
+    pub fn subscribe_events(&self) -> watch::Receiver<u64> {
+        self.events_changed.subscribe()
+    }
+
+    /// Time since the most recent link failure, if it was recent enough for a path switch
+    /// now to be its failover ([`FAILOVER_WINDOW`]).
+    pub(crate) fn since_failure(&self) -> Option<Duration> {
+        let at = self.last_failure_us.load(Ordering::Acquire);
+        let since = Duration::from_micros(self.micros().saturating_sub(at));
+        (at != 0 && since <= FAILOVER_WINDOW).then_some(since)
+    }
+
+    /// The SLO figures from this member's event log, with its onboarding: from its
+    /// approval (the certificate) to its first session.
+    pub fn slo(&self) -> (events::SloReport, Option<u64>) {
+        let events = lock(&self.events).after(0, usize::MAX);
+        let first = self.first_session_ms.load(Ordering::Acquire);
+        let approved = self
+            .cert
+            .not_before
+            .as_millis()
+            .saturating_add(crate::service::CERTIFICATE_BACKDATE_MS);
+        (
+            events::slo(&events),
+            (first != 0).then(|| first.saturating_sub(approved)),
+        )
     }
 
     /// The events after id `after`, oldest first (at most `limit`).

@@ -227,12 +227,78 @@ impl Member {
                     None if change.next_hop.is_some() => "frames now go direct".to_owned(),
                     None => "no route: frames go to its last direct endpoint".to_owned(),
                 };
-                self.event(
+                self.event_timed(
                     super::events::EventKind::PathSwitched,
                     Some(&change.destination),
                     how,
+                    self.since_failure().map(|d| d.as_millis() as u64),
                 );
             }
+        }
+    }
+
+    /// The mesh as the link states describe it, for people and the UI's graph.
+    pub fn topology(&self) -> super::local_api::Topology {
+        use super::local_api::{Topology, TopologyLink, TopologyNode};
+        let (routes, views, origins) = {
+            let routing = lock(&self.routing);
+            (
+                routing.routes.clone(),
+                x0t_routing::link_views(&routing.db),
+                routing.db.states().map(|s| s.origin).collect::<Vec<_>>(),
+            )
+        };
+        let peers = super::read(&self.peers).clone();
+        let mut ids: std::collections::BTreeSet<NodeId> = peers.keys().copied().collect();
+        ids.extend(origins);
+        ids.insert(self.node_id);
+        let nodes = ids
+            .into_iter()
+            .map(|id| {
+                let peer = peers.get(&id);
+                let route = routes.get(&id);
+                TopologyNode {
+                    node_id: id.to_string(),
+                    overlay_ip: if id == self.node_id {
+                        Some(self.cert.overlay_ip.to_string())
+                    } else {
+                        peer.map(|p| p.cert.overlay_ip.to_string())
+                    },
+                    local: id == self.node_id,
+                    neighbour: peer.is_some_and(|p| p.direct().is_some()),
+                    reachable: id == self.node_id || route.is_some(),
+                    via: route
+                        .filter(|r| r.next_hop != id)
+                        .map(|r| r.next_hop.to_string()),
+                }
+            })
+            .collect();
+        let links = views
+            .into_iter()
+            .map(|view| {
+                let measures: Vec<_> = [view.a_to_b, view.b_to_a].into_iter().flatten().collect();
+                let rtt = measures.iter().map(|m| m.rtt_micros).max();
+                let loss = measures.iter().map(|m| m.loss_permille).max();
+                let health = match (measures.len(), view.cost) {
+                    (1, _) => "one_sided",
+                    (_, None) => "down",
+                    _ if loss.unwrap_or(0) > 0 => "degraded",
+                    _ => "up",
+                };
+                TopologyLink {
+                    a: view.a.to_string(),
+                    b: view.b.to_string(),
+                    health: health.to_owned(),
+                    rtt_micros: rtt,
+                    loss_permille: loss,
+                    cost_micros: view.cost,
+                }
+            })
+            .collect();
+        Topology {
+            node_id: self.node_id.to_string(),
+            nodes,
+            links,
         }
     }
 
@@ -282,7 +348,7 @@ fn replan(me: NodeId, routing: &mut RoutingState) -> Vec<RouteChange> {
             changes.push(RouteChange {
                 destination: *destination,
                 next_hop: None,
-                detail: "unreachable".to_owned(),
+                detail: super::events::UNREACHABLE.to_owned(),
             });
         }
     }
