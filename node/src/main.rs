@@ -134,6 +134,11 @@ enum Command {
     /// The data plane's events (links down and back, route changes, peers), oldest first;
     /// `--follow` keeps printing.
     Events(member_cli::EventsArgs),
+    /// The self-healing figures the data plane measured of itself: failover, detection,
+    /// time to repair (p50/p99/max), onboarding.
+    Slo(member_cli::ReportArgs),
+    /// The mesh as this node's link states describe it: nodes, links and their health.
+    Topology(member_cli::ReportArgs),
     /// Userspace mode: offer a local TCP port to the mesh under a name.
     Expose(member_cli::ExposeArgs),
     /// Userspace mode: listen locally and forward to `<node>/<service>` through the mesh.
@@ -634,6 +639,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Agent { which } => member_cli::agent(which).await,
         Command::Ping(args) => member_cli::ping(args).await,
         Command::Events(args) => member_cli::events(args).await,
+        Command::Slo(args) => member_cli::slo(args).await,
+        Command::Topology(args) => member_cli::topology(args).await,
         Command::Expose(args) => member_cli::expose(args).await,
         Command::Connect(args) => member_cli::connect(args).await,
         Command::Nodes {

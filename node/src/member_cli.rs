@@ -175,6 +175,92 @@ pub(crate) async fn events(args: EventsArgs) -> anyhow::Result<()> {
     }
 }
 
+/// `x0t slo`, `x0t topology`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ReportArgs {
+    #[command(flatten)]
+    dir: MemberDir,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn figures(p: &x0t_node::mesh::events::Percentiles) -> String {
+    let ms = |v: Option<u64>| v.map_or("-".to_owned(), |v| format!("{v} ms"));
+    format!(
+        "p50 {:>8}  p99 {:>8}  max {:>8}  ({} measured)",
+        ms(p.p50_ms),
+        ms(p.p99_ms),
+        ms(p.max_ms),
+        p.count
+    )
+}
+
+pub(crate) async fn slo(args: ReportArgs) -> anyhow::Result<()> {
+    let slo = args.dir.client()?.slo().await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&slo)?);
+        return Ok(());
+    }
+    let report = &slo.report;
+    println!(
+        "from {} events; {} link failures, {} destinations left unreachable",
+        report.events, report.failures, report.unreachable
+    );
+    println!("failover      {}", figures(&report.failover));
+    println!("detection     {}", figures(&report.detection));
+    println!("time to repair {}", figures(&report.link_outage));
+    match slo.approved_to_first_session_ms {
+        Some(ms) => println!("onboarding    approved → first session {ms} ms"),
+        None => println!("onboarding    no session yet"),
+    }
+    Ok(())
+}
+
+pub(crate) async fn topology(args: ReportArgs) -> anyhow::Result<()> {
+    let topology = args.dir.client()?.topology().await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&topology)?);
+        return Ok(());
+    }
+    println!("{:<17} {:<16} {:<10} VIA", "NODE", "OVERLAY", "REACH");
+    for node in &topology.nodes {
+        let reach = match (node.local, node.neighbour, node.reachable) {
+            (true, _, _) => "this node",
+            (_, true, true) => "neighbour",
+            (_, _, true) => "relayed",
+            _ => "no route",
+        };
+        println!(
+            "{:<17} {:<16} {:<10} {}",
+            &node.node_id[..16],
+            node.overlay_ip.as_deref().unwrap_or("-"),
+            reach,
+            node.via.as_deref().map_or("-", |v| &v[..16])
+        );
+    }
+    println!();
+    println!(
+        "{:<17} {:<17} {:<10} {:>9} {:>6}",
+        "A", "B", "HEALTH", "RTT", "LOSS"
+    );
+    for link in &topology.links {
+        println!(
+            "{:<17} {:<17} {:<10} {:>9} {:>6}",
+            &link.a[..16],
+            &link.b[..16],
+            link.health,
+            link.rtt_micros.map_or("-".to_owned(), |us| format!(
+                "{:.2} ms",
+                f64::from(us) / 1e3
+            )),
+            link.loss_permille
+                .map_or("-".to_owned(), |l| format!("{:.1}%", f64::from(l) / 10.0)),
+        );
+    }
+    Ok(())
+}
+
 /// `x0t ping`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct PingArgs {

@@ -18,6 +18,7 @@ use x0t_node::run::{ADMIN_KEY_FILE, NodeInfo};
 use x0t_node::testnet;
 
 mod dataplane_bench;
+mod failover_bench;
 mod onboarding;
 mod policy_bench;
 mod wireguard;
@@ -97,6 +98,17 @@ enum BenchCmd {
         /// Seconds per iperf3 run.
         #[arg(long, default_value_t = 5)]
         seconds: u32,
+        /// The x0t binary [default: next to this one].
+        #[arg(long)]
+        x0t: Option<PathBuf>,
+    },
+    /// Self-healing: kill the relay in use (SIGKILL) under a 10 ms probe stream, `runs`
+    /// times, in a diamond of namespaces (root); failover gap p50/p99/max beside the
+    /// figures the mesh measured of itself.
+    Failover {
+        /// Relay kills.
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
         /// The x0t binary [default: next to this one].
         #[arg(long)]
         x0t: Option<PathBuf>,
@@ -524,6 +536,15 @@ async fn main() -> anyhow::Result<()> {
                 None => std::env::current_exe()?.with_file_name("x0t"),
             };
             dataplane_bench::run(&x0t, seconds.max(1)).await
+        }
+        Cmd::Bench {
+            which: BenchCmd::Failover { runs, x0t },
+        } => {
+            let x0t = match x0t {
+                Some(path) => path,
+                None => std::env::current_exe()?.with_file_name("x0t"),
+            };
+            failover_bench::run(&x0t, runs.max(1)).await
         }
         Cmd::Bench {
             which:

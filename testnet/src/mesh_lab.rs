@@ -268,6 +268,42 @@ impl MeshLab {
             .unwrap_or(0)
     }
 
+    /// Whether agent `i` sees its link to agent `j` alive (its probes answered).
+    pub async fn link_alive(&self, i: usize, j: usize) -> bool {
+        let status = self.status(i).await;
+        let target = &self.agents[j].node_id;
+        status["data_plane"]["peers"]
+            .as_array()
+            .and_then(|peers| {
+                peers
+                    .iter()
+                    .find(|p| p["node_id"].as_str() == Some(target.as_str()))
+            })
+            .and_then(|p| p["link_alive"].as_bool())
+            .unwrap_or(false)
+    }
+
+    /// Agent `i`'s event log (`x0t events --json`), oldest first.
+    pub async fn events(&self, i: usize) -> Vec<serde_json::Value> {
+        let dir = self.agents[i].dir.to_string_lossy().into_owned();
+        let Ok(output) = self.x0t(i, &["events", "--json", "--dir", &dir]).await else {
+            return Vec::new();
+        };
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Agent `i`'s own SLO figures (`x0t slo --json`; null if unreadable).
+    pub async fn slo(&self, i: usize) -> serde_json::Value {
+        let dir = self.agents[i].dir.to_string_lossy().into_owned();
+        match self.x0t(i, &["slo", "--json", "--dir", &dir]).await {
+            Ok(output) => serde_json::from_slice(&output.stdout).unwrap_or_default(),
+            Err(_) => serde_json::Value::Null,
+        }
+    }
+
     /// The index of the agent with node id `node_id`.
     pub fn agent_index(&self, node_id: &str) -> Option<usize> {
         self.agents.iter().position(|a| a.node_id == node_id)
@@ -369,28 +405,43 @@ pub struct ProbeStream {
 pub const PROBE_INTERVAL: Duration = Duration::from_millis(10);
 
 /// What a [`ProbeStream`] saw.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ProbeReport {
     /// Probes sent.
     pub sent: u32,
     /// Sequence numbers answered, in order.
     pub answered: Vec<u32>,
+    /// When each answer arrived (seconds since the Unix epoch, `ping -D`), in the same
+    /// order; empty if the output carried no timestamps.
+    pub arrived: Vec<f64>,
 }
 
 impl ProbeReport {
-    /// Reads `ping`'s output: reply lines (`icmp_seq=N`) and the "N packets transmitted"
-    /// summary.
+    /// Reads `ping -D`'s output: reply lines (`[time] … icmp_seq=N …`) and the "N packets
+    /// transmitted" summary.
     pub fn parse(output: &str) -> Self {
-        let mut answered: Vec<u32> = output
+        let mut replies: Vec<(u32, Option<f64>)> = output
             .lines()
             .filter(|l| l.contains("bytes from"))
             .filter_map(|l| {
                 let rest = l.split("icmp_seq=").nth(1)?;
-                rest.split_whitespace().next()?.parse().ok()
+                let seq = rest.split_whitespace().next()?.parse().ok()?;
+                let at = l
+                    .strip_prefix('[')
+                    .and_then(|r| r.split(']').next())
+                    .and_then(|t| t.parse::<f64>().ok());
+                Some((seq, at))
             })
             .collect();
-        answered.sort_unstable();
-        answered.dedup();
+        replies.sort_by_key(|(seq, _)| *seq);
+        replies.dedup_by_key(|(seq, _)| *seq);
+        let answered: Vec<u32> = replies.iter().map(|(seq, _)| *seq).collect();
+        let arrived: Vec<f64> = replies.iter().filter_map(|(_, at)| *at).collect();
+        let arrived = if arrived.len() == answered.len() {
+            arrived
+        } else {
+            Vec::new()
+        };
         let sent = output
             .lines()
             .find_map(|l| {
@@ -398,21 +449,33 @@ impl ProbeReport {
                     .and_then(|(n, _)| n.trim().parse().ok())
             })
             .unwrap_or_else(|| answered.last().copied().unwrap_or(0));
-        Self { sent, answered }
+        Self {
+            sent,
+            answered,
+            arrived,
+        }
     }
 
-    /// The longest run of unanswered probes (between two answers, or from the last
-    /// answer to the end), as time at [`PROBE_INTERVAL`]; the first answer's position
-    /// does not count (the stream starts when the path is known to work).
+    /// The longest time without an answer: between two answers' arrivals (their sequence
+    /// numbers at [`PROBE_INTERVAL`] when the output had no timestamps), or from the last
+    /// answer to the end of the stream. `ping` slows down while nothing comes back, so
+    /// sequence numbers alone would understate an outage; arrival times do not.
     pub fn longest_gap(&self) -> Duration {
-        let mut longest = 0u32;
-        for pair in self.answered.windows(2) {
-            longest = longest.max(pair[1] - pair[0] - 1);
+        let mut longest = Duration::ZERO;
+        if self.arrived.is_empty() {
+            for pair in self.answered.windows(2) {
+                longest = longest.max(PROBE_INTERVAL * (pair[1] - pair[0] - 1));
+            }
+        } else {
+            for pair in self.arrived.windows(2) {
+                let between = Duration::from_secs_f64((pair[1] - pair[0]).max(0.0));
+                longest = longest.max(between.saturating_sub(PROBE_INTERVAL));
+            }
         }
         if let Some(last) = self.answered.last() {
-            longest = longest.max(self.sent.saturating_sub(*last));
+            longest = longest.max(PROBE_INTERVAL * self.sent.saturating_sub(*last));
         }
-        PROBE_INTERVAL * longest
+        longest
     }
 
     /// Whether probes were answered after sequence `after`.
@@ -427,7 +490,16 @@ impl ProbeStream {
         let child = net
             .lab
             .command(from, "ping")
-            .args(["-n", "-i", "0.01", "-W", "1", "-w", &seconds.to_string()])
+            .args([
+                "-n",
+                "-D",
+                "-i",
+                "0.01",
+                "-W",
+                "1",
+                "-w",
+                &seconds.to_string(),
+            ])
             .arg(&net.agents[to].overlay)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -449,21 +521,31 @@ mod tests {
     #[test]
     fn probe_reports_find_the_longest_gap() {
         let output = "PING 100.64.0.3 (100.64.0.3) 56(84) bytes of data.\n\
-            64 bytes from 100.64.0.3: icmp_seq=1 ttl=64 time=0.5 ms\n\
-            64 bytes from 100.64.0.3: icmp_seq=2 ttl=64 time=0.5 ms\n\
-            64 bytes from 100.64.0.3: icmp_seq=90 ttl=64 time=0.5 ms\n\
-            64 bytes from 100.64.0.3: icmp_seq=91 ttl=64 time=0.5 ms\n\
+            [1000.000] 64 bytes from 100.64.0.3: icmp_seq=1 ttl=64 time=0.5 ms\n\
+            [1000.010] 64 bytes from 100.64.0.3: icmp_seq=2 ttl=64 time=0.5 ms\n\
+            [1000.910] 64 bytes from 100.64.0.3: icmp_seq=60 ttl=64 time=0.5 ms\n\
+            [1000.920] 64 bytes from 100.64.0.3: icmp_seq=61 ttl=64 time=0.5 ms\n\
             \n--- 100.64.0.3 ping statistics ---\n\
-            95 packets transmitted, 4 received, 95.8% packet loss, time 950ms\n";
+            65 packets transmitted, 4 received, 93.8% packet loss, time 950ms\n";
         let report = ProbeReport::parse(output);
-        assert_eq!(report.sent, 95);
-        assert_eq!(report.answered, vec![1, 2, 90, 91]);
-        assert_eq!(report.longest_gap(), PROBE_INTERVAL * 87);
+        assert_eq!(report.sent, 65);
+        assert_eq!(report.answered, vec![1, 2, 60, 61]);
+        // By arrival: 0.9 s without an answer (the sequence numbers say only 0.57 s).
+        let gap = report.longest_gap();
+        assert!(
+            gap > Duration::from_millis(880) && gap < Duration::from_millis(900),
+            "{gap:?}"
+        );
         assert_eq!(report.answered_after(2), 2);
+        // Without timestamps, the sequence numbers count.
+        let plain = ProbeReport::parse(&output.replace("[1000.", "[x"));
+        assert!(plain.arrived.is_empty());
+        assert_eq!(plain.longest_gap(), PROBE_INTERVAL * 57);
         // A stream that ends in an outage counts it.
         let tail = ProbeReport {
             sent: 500,
             answered: vec![1, 2, 3],
+            arrived: Vec::new(),
         };
         assert_eq!(tail.longest_gap(), PROBE_INTERVAL * 497);
     }

@@ -662,6 +662,7 @@ pub struct LocalClient {
     http: reqwest::Client,
     base: String,
     token: String,
+    mesh: String,
 }
 
 impl LocalClient {
@@ -677,6 +678,7 @@ impl LocalClient {
                 .map_err(|e| NodeError::Client(e.to_string()))?,
             base: info.api_url,
             token: String::from_utf8_lossy(&token).trim().to_owned(),
+            mesh: info.mesh,
         })
     }
 
@@ -718,6 +720,24 @@ impl LocalClient {
             self.http
                 .get(format!("{}/v1/events?after={after}", self.base)),
         )
+        .await
+    }
+
+    /// `GET /api/v1/meshes/{mesh}/slo`.
+    pub async fn slo(&self) -> Result<SloStatus, NodeError> {
+        self.call(
+            self.http
+                .get(format!("{}/api/v1/meshes/{}/slo", self.base, self.mesh)),
+        )
+        .await
+    }
+
+    /// `GET /api/v1/meshes/{mesh}/topology`.
+    pub async fn topology(&self) -> Result<Topology, NodeError> {
+        self.call(self.http.get(format!(
+            "{}/api/v1/meshes/{}/topology",
+            self.base, self.mesh
+        )))
         .await
     }
 

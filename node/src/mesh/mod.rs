@@ -375,9 +375,11 @@ pub struct Member {
     started: Instant,
     /// Random per process start (see [`PeerHello::instance`]).
     instance: u64,
-    /// When the most recent link failure happened (the last reply on the link that died;
-    /// µs of [`Member::micros`], 0: none): path switches soon after it are failovers.
-    last_failure_us: AtomicU64,
+    /// When the most recent link failure began (µs of [`Member::micros`], 0: none): the last
+    /// reply on a link of this node's that died, or for a link another member reported dead,
+    /// its arrival less the monitor's silence threshold. Path switches soon after it are its
+    /// failover.
+    pub(crate) last_failure_us: AtomicU64,
     /// Wall-clock ms of the first session this run (0: none yet): onboarding's end.
     first_session_ms: AtomicU64,
 }

@@ -165,6 +165,22 @@ impl Member {
         self.remember_remote(&cert);
         let (accepted, changes) = {
             let mut routing = lock(&self.routing);
+            // A link the origin reported before and no longer does has died (or left): the
+            // origin declared it dead after the monitor's silence, so the failure began
+            // about that long ago. Path switches soon after are its failover.
+            let lost_link = routing.db.get(&origin).is_some_and(|before| {
+                before
+                    .links
+                    .iter()
+                    .any(|l| !advert.links.iter().any(|n| n.neighbor == l.neighbor))
+            });
+            if lost_link {
+                let silence = x0t_routing::MonitorConfig::default().dead_after_us;
+                self.last_failure_us.fetch_max(
+                    self.micros().saturating_sub(silence).max(1),
+                    Ordering::AcqRel,
+                );
+            }
             let accepted = routing
                 .db
                 .accept(to_core(advert), now.as_millis())
