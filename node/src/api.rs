@@ -315,6 +315,22 @@ pub const ROUTES: &[RouteDoc] = &[
         None,
         "AuditVerification",
     ),
+    route(
+        "GET",
+        "/api/v1/meshes/{mesh}/topology",
+        Auth::Key,
+        "The mesh's approved nodes and every link their signed link states mention, with health (up, degraded, down, one_sided), as members report them to this anchor.",
+        None,
+        "Topology",
+    ),
+    route(
+        "GET",
+        "/api/v1/meshes/{mesh}/events",
+        Auth::Key,
+        "Server-sent events: links the mesh's members stop (link_down) or start again (link_recovered) reporting, as this anchor sees them; ?after=ID or Last-Event-ID resumes.",
+        None,
+        "text",
+    ),
 ];
 
 /// A typed API error: an HTTP status plus `{"error": {"code", "message"}}`.
@@ -914,6 +930,85 @@ async fn export_audit(
         })
 }
 
+/// `?after=` of the event stream.
+#[derive(Debug, Deserialize)]
+struct EventsQuery {
+    after: Option<u64>,
+}
+
+async fn mesh_topology(
+    State(service): State<Service>,
+    _viewer: Viewer,
+    PathParams(mesh): PathParams<String>,
+) -> Result<Json<crate::mesh::local_api::Topology>, ApiError> {
+    Ok(Json(service.mesh_topology(&mesh)?))
+}
+
+/// `GET /api/v1/meshes/{mesh}/events`: the link events this anchor saw (members stopping or
+/// starting to report a link), as server-sent events: what is kept after `?after=` (or
+/// `Last-Event-ID`), then each new one.
+async fn mesh_events(
+    State(service): State<Service>,
+    _viewer: Viewer,
+    PathParams(mesh): PathParams<String>,
+    QueryParams(query): QueryParams<EventsQuery>,
+    headers: axum::http::HeaderMap,
+) -> Result<
+    axum::response::sse::Sse<
+        impl futures::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
+    >,
+    ApiError,
+> {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    let mut after = query.after.unwrap_or_else(|| {
+        headers
+            .get("last-event-id")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    });
+    // Checks the mesh (a typed 404) before the stream starts.
+    let (_, mesh) = service.mesh_events(&mesh, after, 0)?;
+    let mut changed = service.subscribe_mesh_events();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+    let mut shutdown = service.shutdown_signal();
+    tokio::spawn(async move {
+        loop {
+            let batch = service
+                .mesh_events(mesh.as_str(), after, 256)
+                .map(|(events, _)| events)
+                .unwrap_or_default();
+            if batch.is_empty() {
+                tokio::select! {
+                    changed = changed.changed() => if changed.is_err() { return },
+                    _ = shutdown.wait_for(|stop| *stop) => return,
+                    () = tx.closed() => return,
+                }
+                continue;
+            }
+            for event in batch {
+                after = event.id;
+                let kind = serde_json::to_value(event.kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                let Ok(sse) = Event::default()
+                    .id(event.id.to_string())
+                    .event(kind)
+                    .json_data(&event)
+                else {
+                    continue;
+                };
+                if tx.send(Ok(sse)).await.is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
 async fn verify_audit(
     State(service): State<Service>,
     _viewer: Viewer,
@@ -1093,6 +1188,8 @@ pub fn router(service: Service) -> Router {
         )
         .route("/api/v1/meshes/{mesh}/audit-logs/export", get(export_audit))
         .route("/api/v1/meshes/{mesh}/audit-logs/verify", get(verify_audit))
+        .route("/api/v1/meshes/{mesh}/topology", get(mesh_topology))
+        .route("/api/v1/meshes/{mesh}/events", get(mesh_events))
         // The gRPC face: `/x0t.v1.MeshAdmin/*` on the same port (HTTP/2 cleartext).
         .route_service(
             "/x0t.v1.MeshAdmin/{*method}",

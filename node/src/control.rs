@@ -180,6 +180,11 @@ pub struct ControlPlane {
 }
 
 impl ControlPlane {
+    /// The mesh members connected to this anchor: their link states and link events.
+    pub(crate) fn mesh_members(&self) -> &crate::mesh::anchor::AnchorMesh {
+        &self.mesh
+    }
+
     /// Opens the stores in `storage` and starts Raft.
     pub async fn start(
         id: u64,
@@ -922,6 +927,7 @@ impl ControlPlane {
 
     /// Stops Raft and checkpoints the applied state (so the next start replays nothing).
     pub async fn shutdown(&self) {
+        self.mesh.stop();
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!(%e, "raft shutdown");
         }

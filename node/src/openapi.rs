@@ -284,6 +284,28 @@ fn examples() -> Vec<(&'static str, Value)> {
             }),
         ),
         (
+            "Topology",
+            example(crate::mesh::local_api::Topology {
+                node_id: String::new(),
+                nodes: vec![crate::mesh::local_api::TopologyNode {
+                    node_id: "AAAA…".into(),
+                    overlay_ip: Some("100.64.0.7".into()),
+                    local: false,
+                    neighbour: true,
+                    reachable: true,
+                    via: None,
+                }],
+                links: vec![crate::mesh::local_api::TopologyLink {
+                    a: "AAAA…".into(),
+                    b: "BBBB…".into(),
+                    health: "up".into(),
+                    rtt_micros: Some(420),
+                    loss_permille: Some(0),
+                    cost_micros: Some(620),
+                }],
+            }),
+        ),
+        (
             "AuditExport",
             example(AuditExport {
                 format: "x0t-audit-v1".into(),

@@ -1219,6 +1219,56 @@ impl Service {
         })
     }
 
+    /// The mesh's topology as its members report it to this anchor: the approved nodes and
+    /// every link their signed link states mention, with health.
+    pub fn mesh_topology(
+        &self,
+        mesh: &str,
+    ) -> Result<crate::mesh::local_api::Topology, ServiceError> {
+        let mesh = mesh_id(mesh)?;
+        let nodes = self.control.read(|l| {
+            l.mesh(&mesh)
+                .map(|_| {
+                    l.nodes(&mesh)
+                        .filter(|n| n.state == NodeState::Approved)
+                        .map(|n| (n.node_id, n.overlay_ip.map(|ip| ip.to_string())))
+                        .collect::<Vec<_>>()
+                })
+                .ok_or_else(|| Reject::NoSuchMesh { mesh: mesh.clone() })
+        })?;
+        Ok(self.control.mesh_members().topology(&mesh, nodes))
+    }
+
+    /// The link events this anchor saw in `mesh` after event `after` (at most `limit`), and
+    /// a receiver that learns of new ones.
+    pub fn mesh_events(
+        &self,
+        mesh: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<(Vec<crate::mesh::events::MeshEvent>, MeshId), ServiceError> {
+        let mesh = mesh_id(mesh)?;
+        self.control
+            .read(|l| l.mesh(&mesh).map(|_| ()))
+            .ok_or_else(|| Reject::NoSuchMesh { mesh: mesh.clone() })?;
+        Ok((
+            self.control
+                .mesh_members()
+                .events_after(&mesh, after, limit),
+            mesh,
+        ))
+    }
+
+    /// Turns true when the node shuts down (live streams end).
+    pub fn shutdown_signal(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.control.mesh_members().stopped()
+    }
+
+    /// Learns of each new link event this anchor sees (any mesh).
+    pub fn subscribe_mesh_events(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.control.mesh_members().subscribe_events()
+    }
+
     /// Verifies a mesh's whole audit chain here, signatures included.
     pub async fn verify_audit(&self, mesh: &str) -> Result<AuditVerification, ServiceError> {
         let (mesh, head) = self.audit_head(mesh).await?;

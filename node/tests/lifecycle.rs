@@ -272,7 +272,13 @@ async fn every_route_is_served_and_every_mutating_route_needs_an_admin_key() {
             let auth = format!("Bearer {}", viewer.key);
             let response = send(Some(&auth)).await.unwrap();
             let status = response.status();
-            let text = response.text().await.unwrap();
+            // An event stream never ends: its status says enough.
+            let text = if route.path.ends_with("/events") {
+                assert_eq!(status, 200, "{} {}", route.method, route.path);
+                String::new()
+            } else {
+                response.text().await.unwrap()
+            };
             assert!(
                 !(status == 404 && text.contains("no such route")),
                 "{} {} is not routed",

@@ -137,6 +137,55 @@ async fn members_learn_each_others_links_and_route_around_a_departure() {
         .unwrap_err();
     assert_eq!(refused.code(), tonic::Code::Unauthenticated);
 
+    // The anchor's API has the same topology (members send it their link states), and a
+    // stream of the link changes it sees.
+    let anchor_get = |path: &str| {
+        http.get(format!("{anchor_url}/api/v1/meshes/{path}"))
+            .bearer_auth(&key)
+    };
+    let seen = eventually(
+        "the anchor's topology",
+        Duration::from_secs(10),
+        async || {
+            let topology: serde_json::Value = anchor_get(&format!("{MESH}/topology"))
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            let links = topology["links"].as_array()?;
+            (links.len() == 3 && links.iter().all(|l| l["health"] == "up")).then_some(topology)
+        },
+    )
+    .await;
+    let nodes = seen["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 3, "{seen}");
+    assert!(
+        nodes
+            .iter()
+            .all(|n| n["neighbour"] == true && n["reachable"] == true),
+        "{seen}"
+    );
+    assert_eq!(
+        anchor_get("elsewhere/topology")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    assert_eq!(
+        http.get(format!("{anchor_url}/api/v1/meshes/{MESH}/topology"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    let mut anchor_sse = anchor_get(&format!("{MESH}/events")).send().await.unwrap();
+    assert_eq!(anchor_sse.status(), 200);
+
     // C leaves: A and B find their links to it dead and stop routing to it.
     let c = members.pop().unwrap();
     let c_id = c.node_id.clone();
@@ -205,6 +254,18 @@ async fn members_learn_each_others_links_and_route_around_a_departure() {
             break;
         }
     }
+    // The anchor saw A and B stop reporting their links to C.
+    let mut seen = String::new();
+    let until = Instant::now() + Duration::from_secs(10);
+    while seen.matches("event: link_down").count() < 2 && Instant::now() < until {
+        match tokio::time::timeout(Duration::from_secs(1), anchor_sse.chunk()).await {
+            Ok(Ok(Some(chunk))) => seen.push_str(&String::from_utf8_lossy(&chunk)),
+            Ok(_) => break,
+            Err(_) => {}
+        }
+    }
+    assert!(seen.matches("event: link_down").count() >= 2, "{seen}");
+    assert!(seen.contains(&c_id[..16]) || seen.contains(&c_id), "{seen}");
     // The SLO figures come from those events.
     let slo: serde_json::Value = get(&format!("{MESH}/slo"))
         .send()

@@ -1,6 +1,9 @@
 //! The anchors' side of the mesh protocol: they check a member's certificate against the
 //! ledger, sign the mesh state (anchors, revocations, policy version) and push every change
-//! to the members connected to them, answer policy and presence queries.
+//! to the members connected to them, answer policy and presence queries. Each connected
+//! member also sends them its own signed link state every second: anchors keep the newest
+//! per member, so any node's API can show the mesh's topology and a stream of the link
+//! changes it sees (for the browser console), without carrying any data themselves.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -27,7 +30,17 @@ const PUSH_EVERY: Duration = Duration::from_millis(100);
 struct VerifiedMember {
     mesh: MeshId,
     node_id: NodeId,
+    identity_key: VerifyingKey,
     presence: PeerPresence,
+}
+
+/// Link states of one mesh as its members report them to this anchor.
+#[derive(Debug, Default)]
+struct MeshLinks {
+    db: x0t_routing::LinkStateDb,
+    /// Links a member stopped reporting (origin, neighbour): their return is an event.
+    lost: std::collections::HashSet<(NodeId, NodeId)>,
+    events: super::events::EventLog,
 }
 
 /// What decides whether a mesh's state must be signed anew.
@@ -50,6 +63,12 @@ struct SignedState {
 pub struct AnchorMesh {
     verified: Mutex<HashMap<PeerId, VerifiedMember>>,
     signed: Mutex<HashMap<MeshId, SignedState>>,
+    links: Mutex<HashMap<MeshId, MeshLinks>>,
+    /// Bumped with every link event (any mesh), for live readers.
+    events_changed: tokio::sync::watch::Sender<u64>,
+    /// Turns true when the node shuts down: live readers end (else they would hold the
+    /// API server open).
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -213,10 +232,12 @@ impl AnchorMesh {
                         .collect(),
                 ))
             }
-            // Anchors do not forward data (yet): link states are the members' business.
-            MeshRequest::StateUpdate { .. } | MeshRequest::LinkState { .. } => {
+            MeshRequest::LinkState { state, .. } => {
+                self.take_link_state(&member, &state)?;
                 Ok(MeshResponse::Done)
             }
+            // Anchors sign states; they do not take a member's forward.
+            MeshRequest::StateUpdate { .. } => Ok(MeshResponse::Done),
             MeshRequest::HandshakeInit { .. }
             | MeshRequest::HandshakeConfirm { .. }
             | MeshRequest::Relayed(_) => Err("anchors carry no data-plane sessions".to_owned()),
@@ -264,6 +285,7 @@ impl AnchorMesh {
         let member = VerifiedMember {
             mesh: cert.mesh.clone(),
             node_id: cert.node_id,
+            identity_key: cert.identity_key.clone(),
             presence: PeerPresence {
                 node_id: cert.node_id.to_string(),
                 peer_id: peer.to_string(),
@@ -276,6 +298,164 @@ impl AnchorMesh {
         Ok(MeshResponse::State(Some(
             self.state(control, &cert.mesh)?.to_vec(),
         )))
+    }
+
+    /// A member's own link state: verified with its key, kept if newer; links it stopped
+    /// (or started again) reporting become events of its mesh.
+    fn take_link_state(&self, member: &VerifiedMember, bytes: &[u8]) -> Result<(), String> {
+        let signed = x0t_crypto::SignedLinkState::decode(bytes)
+            .map_err(|e| format!("unreadable link state: {e}"))?;
+        if signed.payload().origin != member.node_id {
+            return Err("an anchor takes a member's own link state only".to_owned());
+        }
+        let now = now();
+        let advert = signed
+            .verify(&member.identity_key, now)
+            .map_err(|e| format!("link state refused: {e}"))?;
+        if advert.mesh != member.mesh {
+            return Err("link state of another mesh".to_owned());
+        }
+        let state = x0t_routing::LinkState {
+            origin: advert.origin,
+            sequence: advert.sequence,
+            links: advert
+                .links
+                .iter()
+                .map(|l| x0t_routing::LinkMeasure {
+                    neighbor: l.neighbor,
+                    rtt_micros: l.rtt_micros,
+                    loss_permille: l.loss_permille,
+                })
+                .collect(),
+        };
+        let mut all = lock(&self.links);
+        let links = all.entry(member.mesh.clone()).or_default();
+        let before: Vec<NodeId> = links
+            .db
+            .get(&state.origin)
+            .map(|s| s.links.iter().map(|l| l.neighbor).collect())
+            .unwrap_or_default();
+        let after: Vec<NodeId> = state.links.iter().map(|l| l.neighbor).collect();
+        let origin = state.origin;
+        if links
+            .db
+            .accept(state, now.as_millis())
+            .map_err(|e| e.to_string())?
+            != x0t_routing::Accepted::Newer
+        {
+            return Ok(());
+        }
+        let mut newest = None;
+        for gone in before.iter().filter(|n| !after.contains(n)) {
+            links.lost.insert((origin, *gone));
+            newest = Some(links.events.push(
+                now.as_millis(),
+                0,
+                super::events::EventKind::LinkDown,
+                Some(origin.to_string()),
+                format!(
+                    "{} no longer reports its link to {}",
+                    origin.short(),
+                    gone.short()
+                ),
+                None,
+            ));
+        }
+        for back in after.iter().filter(|n| !before.contains(n)) {
+            if links.lost.remove(&(origin, *back)) {
+                newest = Some(links.events.push(
+                    now.as_millis(),
+                    0,
+                    super::events::EventKind::LinkRecovered,
+                    Some(origin.to_string()),
+                    format!(
+                        "{} reports its link to {} again",
+                        origin.short(),
+                        back.short()
+                    ),
+                    None,
+                ));
+            }
+        }
+        drop(all);
+        if let Some(id) = newest {
+            self.events_changed.send_replace(id);
+        }
+        Ok(())
+    }
+
+    /// The link events of `mesh` after `after`, oldest first (at most `limit`).
+    pub(crate) fn events_after(
+        &self,
+        mesh: &MeshId,
+        after: u64,
+        limit: usize,
+    ) -> Vec<super::events::MeshEvent> {
+        lock(&self.links)
+            .get(mesh)
+            .map(|l| l.events.after(after, limit))
+            .unwrap_or_default()
+    }
+
+    /// Ends live readers: the node is shutting down.
+    pub(crate) fn stop(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Turns true when the node shuts down.
+    pub(crate) fn stopped(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.stopping.subscribe()
+    }
+
+    /// Learns of each new link event (any mesh).
+    pub(crate) fn subscribe_events(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.events_changed.subscribe()
+    }
+
+    /// The mesh's topology as its members' link states describe it: `nodes` are its
+    /// approved nodes (id, overlay address) — `neighbour` meaning connected to this anchor,
+    /// `reachable` meaning it reports links now — and every link a state mentions.
+    pub(crate) fn topology(
+        &self,
+        mesh: &MeshId,
+        nodes: Vec<(NodeId, Option<String>)>,
+    ) -> super::local_api::Topology {
+        let now_ms = now().as_millis();
+        let (views, live) = {
+            let mut all = lock(&self.links);
+            let links = all.entry(mesh.clone()).or_default();
+            let keep = NodeId::from_bytes([0; 32]);
+            links
+                .db
+                .expire(now_ms, super::routing::LINK_STATE_MAX_AGE_MS, &keep);
+            (
+                x0t_routing::link_views(&links.db),
+                links.db.states().map(|s| s.origin).collect::<Vec<_>>(),
+            )
+        };
+        let connected: std::collections::HashSet<NodeId> = lock(&self.verified)
+            .values()
+            .filter(|m| &m.mesh == mesh)
+            .map(|m| m.node_id)
+            .collect();
+        super::local_api::Topology {
+            node_id: String::new(),
+            nodes: nodes
+                .into_iter()
+                .map(|(id, overlay_ip)| super::local_api::TopologyNode {
+                    node_id: id.to_string(),
+                    overlay_ip,
+                    local: false,
+                    neighbour: connected.contains(&id),
+                    reachable: live.contains(&id),
+                    via: None,
+                })
+                .collect(),
+            links: views
+                .into_iter()
+                .map(super::local_api::topology_link)
+                .collect(),
+        }
     }
 
     /// Forgets a member whose connection closed.

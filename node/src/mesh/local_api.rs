@@ -160,6 +160,27 @@ pub struct TopologyLink {
     pub cost_micros: Option<u64>,
 }
 
+/// A link of the topology from its view in the link states.
+pub(crate) fn topology_link(view: x0t_routing::LinkView) -> TopologyLink {
+    let measures: Vec<_> = [view.a_to_b, view.b_to_a].into_iter().flatten().collect();
+    let rtt = measures.iter().map(|m| m.rtt_micros).max();
+    let loss = measures.iter().map(|m| m.loss_permille).max();
+    let health = match (measures.len(), view.cost) {
+        (1, _) => "one_sided",
+        (_, None) => "down",
+        _ if loss.unwrap_or(0) > 0 => "degraded",
+        _ => "up",
+    };
+    TopologyLink {
+        a: view.a.to_string(),
+        b: view.b.to_string(),
+        health: health.to_owned(),
+        rtt_micros: rtt,
+        loss_permille: loss,
+        cost_micros: view.cost,
+    }
+}
+
 /// Body of `POST /v1/ping`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PingRequest {

@@ -375,11 +375,14 @@ pub struct Member {
     started: Instant,
     /// Random per process start (see [`PeerHello::instance`]).
     instance: u64,
-    /// When the most recent link failure began (µs of [`Member::micros`], 0: none): the last
-    /// reply on a link of this node's that died, or for a link another member reported dead,
-    /// its arrival less the monitor's silence threshold. Path switches soon after it are its
-    /// failover.
-    pub(crate) last_failure_us: AtomicU64,
+    /// When the most recent failure of one of this node's links began (µs of
+    /// [`Member::micros`], 0: none): the last reply on it. Path switches soon after it are
+    /// its failover.
+    last_failure_us: AtomicU64,
+    /// The same for a link another member reported dead: its state's arrival less the
+    /// monitor's silence threshold (a lower bound of the failure's age, used only when no
+    /// link of this node's failed recently).
+    pub(crate) last_remote_failure_us: AtomicU64,
     /// Wall-clock ms of the first session this run (0: none yet): onboarding's end.
     first_session_ms: AtomicU64,
 }
@@ -523,6 +526,7 @@ pub async fn run_member(
         started: Instant::now(),
         instance: rand_core::OsRng.next_u64(),
         last_failure_us: AtomicU64::new(0),
+        last_remote_failure_us: AtomicU64::new(0),
         first_session_ms: AtomicU64::new(0),
         cert,
     });
@@ -1635,9 +1639,13 @@ impl Member {
     /// Time since the most recent link failure, if it was recent enough for a path switch
     /// now to be its failover ([`FAILOVER_WINDOW`]).
     pub(crate) fn since_failure(&self) -> Option<Duration> {
-        let at = self.last_failure_us.load(Ordering::Acquire);
-        let since = Duration::from_micros(self.micros().saturating_sub(at));
-        (at != 0 && since <= FAILOVER_WINDOW).then_some(since)
+        let now = self.micros();
+        let recent = |at: u64| {
+            let since = Duration::from_micros(now.saturating_sub(at));
+            (at != 0 && since <= FAILOVER_WINDOW).then_some(since)
+        };
+        recent(self.last_failure_us.load(Ordering::Acquire))
+            .or_else(|| recent(self.last_remote_failure_us.load(Ordering::Acquire)))
     }
 
     /// The SLO figures from this member's event log, with its onboarding: from its

@@ -88,15 +88,43 @@ impl Member {
             changes = replan(self.node_id, &mut routing);
         }
         self.report(changes);
-        self.flood(signed.encode(), self.cert_bytes.clone(), None);
+        let state = signed.encode();
+        self.tell_anchors(&state);
+        self.flood(state, self.cert_bytes.clone(), None);
+    }
+
+    /// Sends this node's own link state to the anchors it is connected to: they keep the
+    /// mesh's topology for the API and the browser console.
+    fn tell_anchors(&self, state: &[u8]) {
+        let permits = self.flood_permits();
+        let anchors: Vec<libp2p::PeerId> = super::read(&self.anchors_up).iter().copied().collect();
+        for anchor in anchors {
+            let Ok(permit) = permits.clone().try_acquire_owned() else {
+                Counters::bump(&self.counters.link_states_unsent);
+                continue;
+            };
+            let p2p = self.p2p.clone();
+            let request = ControlRequest::Mesh(MeshRequest::LinkState {
+                state: state.to_vec(),
+                certificate: Vec::new(),
+            });
+            tokio::spawn(async move {
+                let _ = p2p.request(anchor, Vec::new(), request).await;
+                drop(permit);
+            });
+        }
+    }
+
+    fn flood_permits(&self) -> Arc<tokio::sync::Semaphore> {
+        lock(&self.routing)
+            .floods
+            .get_or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(MAX_FLOODS_IN_FLIGHT)))
+            .clone()
     }
 
     /// Sends a link state (and its origin's certificate) to every peer but `except`.
     fn flood(&self, state: Vec<u8>, certificate: Vec<u8>, except: Option<NodeId>) {
-        let permits = lock(&self.routing)
-            .floods
-            .get_or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(MAX_FLOODS_IN_FLIGHT)))
-            .clone();
+        let permits = self.flood_permits();
         for peer in self.neighbours() {
             if Some(peer.cert.node_id) == except {
                 continue;
@@ -176,7 +204,7 @@ impl Member {
             });
             if lost_link {
                 let silence = x0t_routing::MonitorConfig::default().dead_after_us;
-                self.last_failure_us.fetch_max(
+                self.last_remote_failure_us.fetch_max(
                     self.micros().saturating_sub(silence).max(1),
                     Ordering::AcqRel,
                 );
@@ -247,7 +275,12 @@ impl Member {
                     super::events::EventKind::PathSwitched,
                     Some(&change.destination),
                     how,
-                    self.since_failure().map(|d| d.as_millis() as u64),
+                    // A failover: the path left was broken.
+                    change
+                        .broken
+                        .then(|| self.since_failure())
+                        .flatten()
+                        .map(|d| d.as_millis() as u64),
                 );
             }
         }
@@ -255,7 +288,7 @@ impl Member {
 
     /// The mesh as the link states describe it, for people and the UI's graph.
     pub fn topology(&self) -> super::local_api::Topology {
-        use super::local_api::{Topology, TopologyLink, TopologyNode};
+        use super::local_api::{Topology, TopologyNode};
         let (routes, views, origins) = {
             let routing = lock(&self.routing);
             (
@@ -291,25 +324,7 @@ impl Member {
             .collect();
         let links = views
             .into_iter()
-            .map(|view| {
-                let measures: Vec<_> = [view.a_to_b, view.b_to_a].into_iter().flatten().collect();
-                let rtt = measures.iter().map(|m| m.rtt_micros).max();
-                let loss = measures.iter().map(|m| m.loss_permille).max();
-                let health = match (measures.len(), view.cost) {
-                    (1, _) => "one_sided",
-                    (_, None) => "down",
-                    _ if loss.unwrap_or(0) > 0 => "degraded",
-                    _ => "up",
-                };
-                TopologyLink {
-                    a: view.a.to_string(),
-                    b: view.b.to_string(),
-                    health: health.to_owned(),
-                    rtt_micros: rtt,
-                    loss_permille: loss,
-                    cost_micros: view.cost,
-                }
-            })
+            .map(super::local_api::topology_link)
             .collect();
         Topology {
             node_id: self.node_id.to_string(),
@@ -331,6 +346,8 @@ pub(crate) struct RouteChange {
     destination: NodeId,
     /// `None`: unreachable.
     next_hop: Option<NodeId>,
+    /// Whether the path it leaves was broken (a failover), not merely worse.
+    broken: bool,
     detail: String,
 }
 
@@ -345,8 +362,12 @@ fn replan(me: NodeId, routing: &mut RoutingState) -> Vec<RouteChange> {
     );
     let mut changes = Vec::new();
     for (destination, route) in new.iter() {
-        let before = routing.routes.get(destination).map(|r| r.next_hop);
+        let old = routing.routes.get(destination);
+        let before = old.map(|r| r.next_hop);
         if before != Some(route.next_hop) {
+            let broken = old.is_some_and(|old| {
+                x0t_routing::path_cost(me, &old.path, &routing.db, |_| true).is_none()
+            });
             let how = if route.path.len() == 1 {
                 "direct".to_owned()
             } else {
@@ -355,6 +376,7 @@ fn replan(me: NodeId, routing: &mut RoutingState) -> Vec<RouteChange> {
             changes.push(RouteChange {
                 destination: *destination,
                 next_hop: Some(route.next_hop),
+                broken,
                 detail: format!("{how}, cost {} µs", route.cost),
             });
         }
@@ -364,6 +386,7 @@ fn replan(me: NodeId, routing: &mut RoutingState) -> Vec<RouteChange> {
             changes.push(RouteChange {
                 destination: *destination,
                 next_hop: None,
+                broken: true,
                 detail: super::events::UNREACHABLE.to_owned(),
             });
         }
