@@ -281,6 +281,23 @@ async fn members_learn_each_others_links_and_route_around_a_departure() {
         slo["approved_to_first_session_ms"].as_u64().is_some(),
         "{slo}"
     );
+    // A window that ends before the failure sees none of it; a bad one is a typed 400.
+    let recent: serde_json::Value = get(&format!("{MESH}/slo?window_s=0"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(recent["failures"], 0, "{recent}");
+    assert_eq!(
+        get(&format!("{MESH}/slo?window_s=soon"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
     // Reading after an id gives only what came later; a bad query is a typed 400.
     let later = members[0].client().events(down.id).await.unwrap();
     assert!(later.iter().all(|e| e.id > down.id) && !later.is_empty());

@@ -1,7 +1,7 @@
 //! The member's local API (loopback): what `x0t status`, `x0t ping`, `x0t expose` and
 //! `x0t connect` talk to, plus the mesh routes of the MAPE-K loop:
-//! `GET /api/v1/meshes/{mesh}/events` (server-sent events, live), `…/slo` (failover,
-//! detection, time to repair and onboarding, measured from its own events) and
+//! `GET /api/v1/meshes/{mesh}/events` (server-sent events, live), `…/slo[?window_s=N]`
+//! (failover, detection, time to repair and onboarding, measured from its own events) and
 //! `…/topology` (nodes and links with health, from the link states). Every route wants the
 //! secret in the data dir's `agent-api.token` (0600), so only whoever may read the node's
 //! files may drive it.
@@ -600,10 +600,32 @@ async fn slo(
     State(api): State<Api>,
     Path(mesh): Path<String>,
     headers: HeaderMap,
+    RawQuery(query): RawQuery,
 ) -> Result<Json<SloStatus>, ApiError> {
     api.check(&headers)?;
     check_mesh(&api, &mesh)?;
-    let (report, onboarding) = api.member.slo();
+    let mut window = None;
+    for pair in query.as_deref().unwrap_or_default().split('&') {
+        match pair.split_once('=').unwrap_or((pair, "")) {
+            ("", _) => {}
+            ("window_s", value) => {
+                let seconds: u64 = value.parse().map_err(|_| {
+                    error(
+                        StatusCode::BAD_REQUEST,
+                        format!("window_s must be a whole number of seconds, not {value:?}"),
+                    )
+                })?;
+                window = Some(Duration::from_secs(seconds));
+            }
+            (other, _) => {
+                return Err(error(
+                    StatusCode::BAD_REQUEST,
+                    format!("unknown parameter {other:?} (window_s)"),
+                ));
+            }
+        }
+    }
+    let (report, onboarding) = api.member.slo(window);
     Ok(Json(SloStatus {
         node_id: api.member.node_id.to_string(),
         report,

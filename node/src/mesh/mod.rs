@@ -1650,8 +1650,15 @@ impl Member {
 
     /// The SLO figures from this member's event log, with its onboarding: from its
     /// approval (the certificate) to its first session.
-    pub fn slo(&self) -> (events::SloReport, Option<u64>) {
-        let events = lock(&self.events).after(0, usize::MAX);
+    /// Only events of the last `window` count, if given.
+    pub fn slo(&self, window: Option<Duration>) -> (events::SloReport, Option<u64>) {
+        let mut events = lock(&self.events).after(0, usize::MAX);
+        if let Some(window) = window {
+            let since = now()
+                .as_millis()
+                .saturating_sub(u64::try_from(window.as_millis()).unwrap_or(u64::MAX));
+            events.retain(|e| e.at_ms >= since);
+        }
         let first = self.first_session_ms.load(Ordering::Acquire);
         let approved = self
             .cert
