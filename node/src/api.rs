@@ -955,12 +955,13 @@ async fn mesh_events(
     headers: axum::http::HeaderMap,
 ) -> Result<
     axum::response::sse::Sse<
-        impl futures::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
+        impl futures::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>
+        + use<>,
     >,
     ApiError,
 > {
-    use axum::response::sse::{Event, KeepAlive, Sse};
-    let mut after = query.after.unwrap_or_else(|| {
+    use axum::response::sse::{KeepAlive, Sse};
+    let after = query.after.unwrap_or_else(|| {
         headers
             .get("last-event-id")
             .and_then(|v| v.to_str().ok())
@@ -969,43 +970,21 @@ async fn mesh_events(
     });
     // Checks the mesh (a typed 404) before the stream starts.
     let (_, mesh) = service.mesh_events(&mesh, after, 0)?;
-    let mut changed = service.subscribe_mesh_events();
-    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
-    let mut shutdown = service.shutdown_signal();
-    tokio::spawn(async move {
-        loop {
-            let batch = service
+    let (changed, shutdown) = (service.subscribe_mesh_events(), service.shutdown_signal());
+    let events = crate::mesh::local_api::follow_events(
+        move |after| {
+            service
                 .mesh_events(mesh.as_str(), after, 256)
                 .map(|(events, _)| events)
-                .unwrap_or_default();
-            if batch.is_empty() {
-                tokio::select! {
-                    changed = changed.changed() => if changed.is_err() { return },
-                    _ = shutdown.wait_for(|stop| *stop) => return,
-                    () = tx.closed() => return,
-                }
-                continue;
-            }
-            for event in batch {
-                after = event.id;
-                let kind = serde_json::to_value(event.kind)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default();
-                let Ok(sse) = Event::default()
-                    .id(event.id.to_string())
-                    .event(kind)
-                    .json_data(&event)
-                else {
-                    continue;
-                };
-                if tx.send(Ok(sse)).await.is_err() {
-                    return;
-                }
-            }
-        }
+                .unwrap_or_default()
+        },
+        after,
+        changed,
+        shutdown,
+    );
+    let stream = futures::StreamExt::filter_map(events, |event| {
+        std::future::ready(crate::mesh::local_api::sse_event(&event).map(Ok))
     });
-    let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 

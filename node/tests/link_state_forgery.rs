@@ -9,15 +9,13 @@ mod common;
 use std::time::Duration;
 
 use common::eventually;
-use common::member::{ALLOW_ALL, MESH, agent, enroll};
+use common::member::{MESH, agent, enroll};
 use libp2p::{Multiaddr, PeerId};
 use rand_core::RngCore;
 use x0t_crypto::{
     AdvertisedLink, LinkStateAdvert, NodeCertificate, SigAlgorithm, SignedLinkState,
     SignedNodeCertificate, SigningKey,
 };
-use x0t_node::api::SetAcl;
-use x0t_node::client::ApiClient;
 use x0t_node::mesh::MemberInfo;
 use x0t_node::p2p::protocol::{
     ControlRequest, ControlResponse, MeshRequest, MeshResponse, PeerHello,
@@ -59,19 +57,7 @@ async fn send(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn forged_and_replayed_link_states_change_nothing() {
     let root = tempfile::tempdir().unwrap();
-    let (anchors, key) = common::cluster(root.path(), 1).await;
-    let anchor_url = anchors[0].info().api_url;
-    let admin = ApiClient::new(&anchor_url, Some(key.clone())).unwrap();
-    admin
-        .set_acl(
-            MESH,
-            &SetAcl {
-                document: ALLOW_ALL.to_owned(),
-                expected_version: None,
-            },
-        )
-        .await
-        .unwrap();
+    let (anchors, _key, admin, anchor_url) = common::member::open_mesh(root.path()).await;
     let a = agent(&admin, &anchor_url, root.path(), "a", "server").await;
     let b = agent(&admin, &anchor_url, root.path(), "b", "server").await;
     // Mallory is approved, but does not run the member code: it speaks for itself.

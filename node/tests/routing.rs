@@ -8,9 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::eventually;
-use common::member::{ALLOW_ALL, MESH, agent};
-use x0t_node::api::SetAcl;
-use x0t_node::client::ApiClient;
+use common::member::{MESH, agent};
 use x0t_node::mesh::events::EventKind;
 use x0t_node::mesh::local_api::TOKEN_HEADER;
 use x0t_node::mesh::{LOCAL_API_TOKEN_FILE, MemberInfo};
@@ -18,19 +16,7 @@ use x0t_node::mesh::{LOCAL_API_TOKEN_FILE, MemberInfo};
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn members_learn_each_others_links_and_route_around_a_departure() {
     let root = tempfile::tempdir().unwrap();
-    let (anchors, key) = common::cluster(root.path(), 1).await;
-    let anchor_url = anchors[0].info().api_url;
-    let admin = ApiClient::new(&anchor_url, Some(key.clone())).unwrap();
-    admin
-        .set_acl(
-            MESH,
-            &SetAcl {
-                document: ALLOW_ALL.to_owned(),
-                expected_version: None,
-            },
-        )
-        .await
-        .unwrap();
+    let (anchors, key, admin, anchor_url) = common::member::open_mesh(root.path()).await;
     let mut members = Vec::new();
     for name in ["a", "b", "c"] {
         members.push(agent(&admin, &anchor_url, root.path(), name, "server").await);

@@ -11,21 +11,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use x0t_crypto::{NodeCertificate, SigAlgorithm, SigningKey};
 use x0t_node::mesh::session::{self, Parties};
-use x0t_testnet::mesh_lab::MeshLab;
+use x0t_testnet::mesh_lab::{ALLOW_ALL, MeshLab};
 use x0t_testnet::netns::Lab;
 
 use crate::wireguard::{self, WireGuardPair};
 use x0t_types::{DeviceClass, MeshId, PqProfile, Timestamp};
-
-const ALLOW_ALL: &str = r#"
-version = 1
-
-[[rule]]
-name = "everyone"
-action = "allow"
-src = ["*"]
-dst = ["*"]
-"#;
 
 /// CPU seconds (user + system) a process has used so far.
 fn cpu_seconds(pid: u32) -> f64 {

@@ -10,17 +10,7 @@ use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
-use x0t_testnet::mesh_lab::{MeshLab, ProbeStream};
-
-const ALLOW_ALL: &str = r#"
-version = 1
-
-[[rule]]
-name = "everyone"
-action = "allow"
-src = ["*"]
-dst = ["*"]
-"#;
+use x0t_testnet::mesh_lab::{ALLOW_ALL, MeshLab, ProbeStream};
 
 const A: usize = 0;
 const B: usize = 1;

@@ -18,6 +18,17 @@ use crate::netns::Lab;
 /// The mesh every lab uses.
 pub const MESH: &str = "default";
 
+/// A policy that lets every node reach every node.
+pub const ALLOW_ALL: &str = r#"
+version = 1
+
+[[rule]]
+name = "everyone"
+action = "allow"
+src = ["*"]
+dst = ["*"]
+"#;
+
 /// One agent of the lab.
 #[derive(Debug)]
 pub struct LabAgent {

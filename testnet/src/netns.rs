@@ -243,12 +243,7 @@ impl Lab {
     /// Puts node `i` behind a stateful firewall that admits no inbound connection (what a
     /// NAT does to the node behind it): only replies to what it sent get in.
     pub fn no_inbound(&self, i: usize) -> anyhow::Result<()> {
-        let ns = &self.nodes[i];
-        let nft = |rule: &[&str]| {
-            let mut args = vec!["ip", "netns", "exec", ns, "nft"];
-            args.extend_from_slice(rule);
-            run(&args)
-        };
+        let nft = |rule: &[&str]| self.nft(i, rule);
         nft(&["add", "table", "inet", "x0tnat"])?;
         // Only the underlay is filtered, as a NAT would: the overlay (TUN) is the mesh's.
         nft(&[
@@ -274,11 +269,7 @@ impl Lab {
         if netem.is_ok() {
             return Ok(Degraded::Netem);
         }
-        let nft = |rule: &[&str]| {
-            let mut args = vec!["ip", "netns", "exec", ns, "nft"];
-            args.extend_from_slice(rule);
-            run(&args)
-        };
+        let nft = |rule: &[&str]| self.nft(i, rule);
         let below = loss_percent.to_string();
         nft(&["add", "table", "inet", "x0tloss"])?;
         nft(&[
@@ -290,6 +281,13 @@ impl Lab {
             "100", "<", &below, "drop",
         ])?;
         Ok(Degraded::LossOnly)
+    }
+
+    /// Runs `nft <args>` in node `i`'s namespace.
+    fn nft(&self, i: usize, args: &[&str]) -> anyhow::Result<()> {
+        let mut command = vec!["ip", "netns", "exec", &self.nodes[i], "nft"];
+        command.extend_from_slice(args);
+        run(&command)
     }
 
     fn destroy(&self) {

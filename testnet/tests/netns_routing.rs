@@ -7,17 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use x0t_testnet::mesh_lab::{MeshLab, ProbeStream};
-
-const POLICY: &str = r#"
-version = 1
-
-[[rule]]
-name = "everyone"
-action = "allow"
-src = ["*"]
-dst = ["*"]
-"#;
+use x0t_testnet::mesh_lab::{ALLOW_ALL as POLICY, MeshLab, ProbeStream};
 
 const A: usize = 0;
 const B: usize = 1;

@@ -484,33 +484,38 @@ async fn event_stream(
         }
     }
     let stream = futures::StreamExt::filter_map(live_events(&api, after), |event| {
-        let kind = serde_json::to_value(event.kind)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
-        let sse = Event::default()
-            .id(event.id.to_string())
-            .event(kind)
-            .json_data(&event)
-            .ok()
-            .map(Ok);
-        std::future::ready(sse)
+        std::future::ready(sse_event(&event).map(Ok))
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
-/// The events kept after `after`, then each new one as it is recorded; ends when the
-/// member stops (or the reader goes away).
+/// The member's events kept after `after`, then each new one as it is recorded; ends when
+/// the member stops (or the reader goes away).
 fn live_events(
     api: &Api,
-    mut after: u64,
+    after: u64,
 ) -> impl futures::Stream<Item = super::events::MeshEvent> + use<> {
     let member = api.member.clone();
-    let mut shutdown = api.shutdown.clone();
-    let mut changed = member.subscribe_events();
+    let changed = member.subscribe_events();
+    follow_events(
+        move |after| member.events_after(after, 256),
+        after,
+        changed,
+        api.shutdown.clone(),
+    )
+}
+
+/// A live event stream: what `fetch` answers after `after`, then, each time `changed`
+/// moves, what came since; ends when `shutdown` turns true or the reader goes away.
+pub(crate) fn follow_events(
+    fetch: impl Fn(u64) -> Vec<super::events::MeshEvent> + Send + 'static,
+    mut after: u64,
+    mut changed: watch::Receiver<u64>,
+    mut shutdown: watch::Receiver<bool>,
+) -> impl futures::Stream<Item = super::events::MeshEvent> {
     async_stream(move |send| async move {
         loop {
-            let batch = member.events_after(after, 256);
+            let batch = fetch(after);
             if batch.is_empty() {
                 tokio::select! {
                     changed = changed.changed() => if changed.is_err() { return },
@@ -527,6 +532,16 @@ fn live_events(
             }
         }
     })
+}
+
+/// An event as a server-sent event: its id, its kind as the event name, its JSON as data.
+pub(crate) fn sse_event(event: &super::events::MeshEvent) -> Option<Event> {
+    let kind = serde_json::to_value(event.kind).ok()?;
+    Event::default()
+        .id(event.id.to_string())
+        .event(kind.as_str()?)
+        .json_data(event)
+        .ok()
 }
 
 /// The gRPC face of the event stream (`x0t.v1.MeshEvents`), on the same port.

@@ -25,6 +25,26 @@ src = ["*"]
 dst = ["*"]
 "#;
 
+/// One anchor whose mesh allows every flow: the anchors, the admin key, an admin client and
+/// the anchor's API URL.
+#[allow(dead_code)] // not every test binary that includes `common` uses it
+pub async fn open_mesh(root: &Path) -> (Vec<super::TestNode>, String, ApiClient, String) {
+    let (anchors, key) = super::cluster(root, 1).await;
+    let anchor_url = anchors[0].info().api_url;
+    let admin = ApiClient::new(&anchor_url, Some(key.clone())).unwrap();
+    admin
+        .set_acl(
+            MESH,
+            &x0t_node::api::SetAcl {
+                document: ALLOW_ALL.to_owned(),
+                expected_version: None,
+            },
+        )
+        .await
+        .unwrap();
+    (anchors, key, admin, anchor_url)
+}
+
 pub struct Agent {
     pub dir: PathBuf,
     pub node_id: String,
