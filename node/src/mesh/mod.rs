@@ -53,6 +53,8 @@ use trust::Trust;
 
 /// A peer's endpoint while no direct path to it is known.
 const UNKNOWN_ENDPOINT: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
+/// A remote failure estimate this soon after a local onset is taken for the same failure.
+const SAME_FAILURE: Duration = Duration::from_secs(1);
 /// A path switch this soon after a link failure counts as that failure's failover.
 const FAILOVER_WINDOW: Duration = Duration::from_secs(10);
 /// How long a session with a member reached only through relays may stay silent.
@@ -1640,12 +1642,21 @@ impl Member {
     /// now to be its failover ([`FAILOVER_WINDOW`]).
     pub(crate) fn since_failure(&self) -> Option<Duration> {
         let now = self.micros();
-        let recent = |at: u64| {
-            let since = Duration::from_micros(now.saturating_sub(at));
-            (at != 0 && since <= FAILOVER_WINDOW).then_some(since)
+        let (local, remote) = (
+            self.last_failure_us.load(Ordering::Acquire),
+            self.last_remote_failure_us.load(Ordering::Acquire),
+        );
+        // The newest failure is the one being failed over. A remote estimate within a
+        // second after a local onset is the same failure seen later: the local
+        // onset (the last reply on the link) is the exact one.
+        let same_failure = u64::try_from(SAME_FAILURE.as_micros()).unwrap_or(u64::MAX);
+        let at = if remote > local.saturating_add(same_failure) {
+            remote
+        } else {
+            local
         };
-        recent(self.last_failure_us.load(Ordering::Acquire))
-            .or_else(|| recent(self.last_remote_failure_us.load(Ordering::Acquire)))
+        let since = Duration::from_micros(now.saturating_sub(at));
+        (at != 0 && since <= FAILOVER_WINDOW).then_some(since)
     }
 
     /// The SLO figures from this member's event log, with its onboarding: from its
