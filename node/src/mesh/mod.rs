@@ -45,7 +45,8 @@ use crate::NodeError;
 use crate::control::now;
 use crate::p2p::protocol::{
     ControlRequest, ControlResponse, HandshakeMessage, MAX_HELLO_ADDRS, MAX_HELLO_CERTIFICATE,
-    MAX_PRESENCE, MeshRequest, MeshResponse, PeerHello, PeerPresence, RelayedHandshake,
+    MAX_PRESENCE, MAX_RELAYED_BYTES, MeshRequest, MeshResponse, PeerHello, PeerPresence,
+    RelayedHandshake,
 };
 use crate::p2p::{ConnectionEvent, InboundRequest, P2p, P2pConfig};
 use session::{Parties, Responding, Session};
@@ -1293,6 +1294,12 @@ impl Member {
         from: &Arc<Peer>,
         relayed: RelayedHandshake,
     ) -> Result<MeshResponse, String> {
+        if relayed.weight() > MAX_RELAYED_BYTES {
+            return Err(format!(
+                "a relayed handshake of {} bytes; at most {MAX_RELAYED_BYTES}",
+                relayed.weight()
+            ));
+        }
         if relayed.to == self.node_id {
             if relayed.certificate.len() > MAX_HELLO_CERTIFICATE {
                 return Err("certificate too large".to_owned());

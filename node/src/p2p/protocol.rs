@@ -150,6 +150,11 @@ pub enum MeshRequest {
     Relayed(RelayedHandshake),
 }
 
+/// The most a relayed handshake message may weigh (certificate, hello, signature): a relay
+/// passes on nothing larger. The largest real one (ML-KEM-768 ciphertext, ML-DSA-65
+/// signature, a certificate) is under 12 KiB.
+pub const MAX_RELAYED_BYTES: usize = 32 * 1024;
+
 /// A handshake message on its way through relays ([`MeshRequest::Relayed`]).
 #[derive(Debug, Serialize, Deserialize)]
 pub struct RelayedHandshake {
@@ -163,6 +168,19 @@ pub struct RelayedHandshake {
     pub certificate: Vec<u8>,
     /// The message.
     pub message: HandshakeMessage,
+}
+
+impl RelayedHandshake {
+    /// The bytes it carries (certificate and message), for [`MAX_RELAYED_BYTES`].
+    pub fn weight(&self) -> usize {
+        self.certificate.len()
+            + match &self.message {
+                HandshakeMessage::Init {
+                    hello, signature, ..
+                } => hello.len() + signature.len(),
+                HandshakeMessage::Confirm { signature, .. } => signature.len(),
+            }
+    }
 }
 
 /// The handshake messages that may travel through relays.
