@@ -1169,10 +1169,15 @@ pub fn router(service: Service) -> Router {
         .route("/api/v1/meshes/{mesh}/audit-logs/verify", get(verify_audit))
         .route("/api/v1/meshes/{mesh}/topology", get(mesh_topology))
         .route("/api/v1/meshes/{mesh}/events", get(mesh_events))
-        // The gRPC face: `/x0t.v1.MeshAdmin/*` on the same port (HTTP/2 cleartext).
+        // The gRPC face: `/x0t.v1.MeshAdmin/*` and `/x0t.v1.MeshEvents/*` on the same port
+        // (HTTP/2 cleartext).
         .route_service(
             "/x0t.v1.MeshAdmin/{*method}",
             crate::grpc::server(service.clone()),
+        )
+        .route_service(
+            "/x0t.v1.MeshEvents/{*method}",
+            crate::grpc::events_server(service.clone()),
         )
         .fallback(not_found)
         .with_state(service.clone())

@@ -74,6 +74,45 @@ pub fn server(service: Service) -> MeshAdminServer<GrpcFace> {
         .max_encoding_message_size(64 * 1024 * 1024)
 }
 
+/// The event stream on a node's API port (`x0t.v1.MeshEvents`): the link changes this node
+/// sees in its members' link states, as `GET /api/v1/meshes/{mesh}/events` streams them.
+pub fn events_server(service: Service) -> pb::mesh_events_server::MeshEventsServer<GrpcFace> {
+    pb::mesh_events_server::MeshEventsServer::new(GrpcFace { service })
+}
+
+#[tonic::async_trait]
+impl pb::mesh_events_server::MeshEvents for GrpcFace {
+    type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::MeshEvent, Status>> + Send>>;
+
+    async fn watch(
+        &self,
+        request: Request<pb::WatchEventsRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        self.viewer(&request)?;
+        let body = request.into_inner();
+        let (_, mesh) = self
+            .service
+            .mesh_events(&body.mesh, body.after, 0)
+            .map_err(status_of)?;
+        let service = self.service.clone();
+        let (changed, shutdown) = (service.subscribe_mesh_events(), service.shutdown_signal());
+        let events = crate::mesh::local_api::follow_events(
+            move |after| {
+                service
+                    .mesh_events(mesh.as_str(), after, 256)
+                    .map(|(events, _)| events)
+                    .unwrap_or_default()
+            },
+            body.after,
+            changed,
+            shutdown,
+        );
+        Ok(Response::new(Box::pin(
+            events.map(|e| Ok(crate::mesh::local_api::event_message(e))),
+        )))
+    }
+}
+
 impl GrpcFace {
     /// Rejects (`revoke = false`) or revokes the node a request names.
     async fn turn_away(

@@ -171,6 +171,27 @@ async fn members_learn_each_others_links_and_route_around_a_departure() {
     );
     let mut anchor_sse = anchor_get(&format!("{MESH}/events")).send().await.unwrap();
     assert_eq!(anchor_sse.status(), 200);
+    // And over gRPC on the same port, with an API key.
+    let channel = tonic::transport::Channel::from_shared(anchor_url.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut anchor_grpc = x0t_proto::pb::mesh_events_client::MeshEventsClient::new(channel);
+    let watch_request = || {
+        tonic::Request::new(x0t_proto::pb::WatchEventsRequest {
+            mesh: MESH.to_owned(),
+            after: 0,
+        })
+    };
+    let refused = anchor_grpc.watch(watch_request()).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+    let mut request = watch_request();
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {}", key.trim()).parse().unwrap(),
+    );
+    let mut anchor_watched = anchor_grpc.watch(request).await.unwrap().into_inner();
 
     // C leaves: A and B find their links to it dead and stop routing to it.
     let c = members.pop().unwrap();
@@ -251,6 +272,12 @@ async fn members_learn_each_others_links_and_route_around_a_departure() {
         }
     }
     assert!(seen.matches("event: link_down").count() >= 2, "{seen}");
+    let event = tokio::time::timeout(Duration::from_secs(10), anchor_watched.message())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(event.kind, "link_down", "{event:?}");
     assert!(seen.contains(&c_id[..16]) || seen.contains(&c_id), "{seen}");
     // The SLO figures come from those events.
     let slo: serde_json::Value = get(&format!("{MESH}/slo"))

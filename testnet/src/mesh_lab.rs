@@ -29,6 +29,22 @@ src = ["*"]
 dst = ["*"]
 "#;
 
+/// The `x0t` binary a test of this workspace runs: `target/<profile>/x0t`, next to the
+/// test binary's `deps` directory (built by `cargo build -p x0t-node` or nextest).
+pub fn x0t_for_tests() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?
+        .parent()
+        .and_then(Path::parent)
+        .context("no target directory above the test binary")?
+        .join("x0t");
+    anyhow::ensure!(
+        exe.exists(),
+        "{} not built (cargo build -p x0t-node)",
+        exe.display()
+    );
+    Ok(exe)
+}
+
 /// One agent of the lab.
 #[derive(Debug)]
 pub struct LabAgent {

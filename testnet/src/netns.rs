@@ -243,17 +243,13 @@ impl Lab {
     /// Puts node `i` behind a stateful firewall that admits no inbound connection (what a
     /// NAT does to the node behind it): only replies to what it sent get in.
     pub fn no_inbound(&self, i: usize) -> anyhow::Result<()> {
-        let nft = |rule: &[&str]| self.nft(i, rule);
-        nft(&["add", "table", "inet", "x0tnat"])?;
         // Only the underlay is filtered, as a NAT would: the overlay (TUN) is the mesh's.
-        nft(&[
-            "add", "chain", "inet", "x0tnat", "input", "{", "type", "filter", "hook", "input",
-            "priority", "0", ";", "}",
-        ])?;
-        nft(&[
-            "add", "rule", "inet", "x0tnat", "input", "iifname", "eth0", "ct", "state", "new",
-            "drop",
-        ])
+        self.nft_rule(
+            i,
+            "x0tnat",
+            "input",
+            &["iifname", "eth0", "ct", "state", "new", "drop"],
+        )
     }
 
     /// Degrades node `i`'s link: every packet it sends is delayed by `delay_ms` and lost
@@ -269,25 +265,34 @@ impl Lab {
         if netem.is_ok() {
             return Ok(Degraded::Netem);
         }
-        let nft = |rule: &[&str]| self.nft(i, rule);
         let below = loss_percent.to_string();
-        nft(&["add", "table", "inet", "x0tloss"])?;
-        nft(&[
-            "add", "chain", "inet", "x0tloss", "output", "{", "type", "filter", "hook", "output",
-            "priority", "0", ";", "}",
-        ])?;
-        nft(&[
-            "add", "rule", "inet", "x0tloss", "output", "oif", "eth0", "numgen", "random", "mod",
-            "100", "<", &below, "drop",
-        ])?;
+        self.nft_rule(
+            i,
+            "x0tloss",
+            "output",
+            &[
+                "oif", "eth0", "numgen", "random", "mod", "100", "<", &below, "drop",
+            ],
+        )?;
         Ok(Degraded::LossOnly)
     }
 
-    /// Runs `nft <args>` in node `i`'s namespace.
-    fn nft(&self, i: usize, args: &[&str]) -> anyhow::Result<()> {
-        let mut command = vec!["ip", "netns", "exec", &self.nodes[i], "nft"];
-        command.extend_from_slice(args);
-        run(&command)
+    /// Adds `rule` to a filter chain on `hook` (`input`, `output`) of table `table` in node
+    /// `i`'s namespace, creating both.
+    fn nft_rule(&self, i: usize, table: &str, hook: &str, rule: &[&str]) -> anyhow::Result<()> {
+        let nft = |args: &[&str]| {
+            let mut command = vec!["ip", "netns", "exec", &self.nodes[i], "nft"];
+            command.extend_from_slice(args);
+            run(&command)
+        };
+        nft(&["add", "table", "inet", table])?;
+        nft(&[
+            "add", "chain", "inet", table, hook, "{", "type", "filter", "hook", hook, "priority",
+            "0", ";", "}",
+        ])?;
+        let mut add = vec!["add", "rule", "inet", table, hook];
+        add.extend_from_slice(rule);
+        nft(&add)
     }
 
     fn destroy(&self) {

@@ -5,7 +5,7 @@
 //! `netns` nextest profile.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use x0t_crypto::{NodeCertificate, SigAlgorithm, SignedNodeCertificate, SigningKey};
@@ -37,18 +37,7 @@ description = "robots never reach the servers' debug port"
 "#;
 
 fn x0t_exe() -> PathBuf {
-    let exe = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .and_then(Path::parent)
-        .unwrap()
-        .join("x0t");
-    assert!(
-        exe.exists(),
-        "{} not built (cargo build -p x0t-node)",
-        exe.display()
-    );
-    exe
+    x0t_testnet::mesh_lab::x0t_for_tests().unwrap()
 }
 
 async fn start(tags: &[&str], spare: usize) -> MeshLab {

@@ -4,7 +4,7 @@
 //! Needs root; run by `scripts/test` in the `netns` nextest profile.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use x0t_testnet::mesh_lab::{ALLOW_ALL as POLICY, MeshLab, ProbeStream};
@@ -15,14 +15,7 @@ const C: usize = 2;
 const D: usize = 3;
 
 fn x0t_exe() -> PathBuf {
-    let exe = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .and_then(Path::parent)
-        .unwrap()
-        .join("x0t");
-    assert!(exe.exists(), "{} not built", exe.display());
-    exe
+    x0t_testnet::mesh_lab::x0t_for_tests().unwrap()
 }
 
 fn skip() -> bool {

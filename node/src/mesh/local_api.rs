@@ -534,6 +534,23 @@ pub(crate) fn follow_events(
     })
 }
 
+/// An event as its gRPC message.
+pub(crate) fn event_message(event: super::events::MeshEvent) -> x0t_proto::pb::MeshEvent {
+    let kind = serde_json::to_value(event.kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    x0t_proto::pb::MeshEvent {
+        id: event.id,
+        at_ms: event.at_ms,
+        uptime_us: event.uptime_us,
+        kind,
+        node: event.node.unwrap_or_default(),
+        detail: event.detail,
+        duration_ms: event.duration_ms,
+    }
+}
+
 /// An event as a server-sent event: its id, its kind as the event name, its JSON as data.
 pub(crate) fn sse_event(event: &super::events::MeshEvent) -> Option<Event> {
     let kind = serde_json::to_value(event.kind).ok()?;
@@ -579,19 +596,7 @@ impl x0t_proto::pb::mesh_events_server::MeshEvents for EventsFace {
             )));
         }
         let stream = futures::StreamExt::map(live_events(&self.api, body.after), |event| {
-            let kind = serde_json::to_value(event.kind)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default();
-            Ok(x0t_proto::pb::MeshEvent {
-                id: event.id,
-                at_ms: event.at_ms,
-                uptime_us: event.uptime_us,
-                kind,
-                node: event.node.unwrap_or_default(),
-                detail: event.detail,
-                duration_ms: event.duration_ms,
-            })
+            Ok(event_message(event))
         });
         Ok(tonic::Response::new(Box::pin(stream)))
     }
