@@ -150,29 +150,43 @@ pub(crate) struct EventsArgs {
 
 pub(crate) async fn events(args: EventsArgs) -> anyhow::Result<()> {
     let client = args.dir.client()?;
-    let mut after = 0;
-    loop {
-        for event in client.events(after).await? {
-            after = event.id;
-            if args.json {
-                println!("{}", serde_json::to_string(&event)?);
-            } else {
-                let kind = serde_json::to_value(event.kind)?;
-                println!(
-                    "{:>6} {:>12.3}s {:<15} {:<17} {}",
-                    event.id,
-                    event.uptime_us as f64 / 1e6,
-                    kind.as_str().unwrap_or("?"),
-                    event.node.as_deref().map_or("-", |n| &n[..n.len().min(16)]),
-                    event.detail
-                );
-            }
+    let print = |event: &x0t_node::mesh::events::MeshEvent| -> anyhow::Result<()> {
+        if args.json {
+            println!("{}", serde_json::to_string(event)?);
+        } else {
+            let kind = serde_json::to_value(event.kind)?;
+            let took = event
+                .duration_ms
+                .map_or(String::new(), |ms| format!(" ({ms} ms)"));
+            println!(
+                "{:>6} {:>12.3}s {:<15} {:<17} {}{took}",
+                event.id,
+                event.uptime_us as f64 / 1e6,
+                kind.as_str().unwrap_or("?"),
+                event.node.as_deref().map_or("-", |n| &n[..n.len().min(16)]),
+                event.detail
+            );
         }
-        if !args.follow {
-            return Ok(());
+        Ok(())
+    };
+    if !args.follow {
+        for event in client.events(0).await? {
+            print(&event)?;
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        return Ok(());
     }
+    // The live stream (server-sent events): what is kept, then each event as it happens.
+    let mut failed = None;
+    client
+        .follow_events(0, |event| match print(&event) {
+            Ok(()) => true,
+            Err(e) => {
+                failed = Some(e);
+                false
+            }
+        })
+        .await?;
+    failed.map_or(Ok(()), Err)
 }
 
 /// `x0t slo`, `x0t topology`.

@@ -97,6 +97,21 @@ async fn members_learn_each_others_links_and_route_around_a_departure() {
         first.contains("event: peer_verified") && first.contains("id: 1"),
         "{first}"
     );
+    // The client `x0t events --follow` uses reads the same stream.
+    let mut followed = Vec::new();
+    members[0]
+        .client()
+        .follow_events(0, |event| {
+            followed.push(event);
+            followed.len() < 2
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        followed.iter().map(|e| e.id).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
+    assert_eq!(followed[0].kind, EventKind::PeerVerified);
     // gRPC: the same stream.
     let channel = tonic::transport::Channel::from_shared(info.api_url.clone())
         .unwrap()

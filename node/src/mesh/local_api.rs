@@ -786,6 +786,63 @@ impl LocalClient {
         .await
     }
 
+    /// `GET /api/v1/meshes/{mesh}/events?after=ID`, followed: hands `each` every event kept
+    /// after `after`, then each new one as it happens, until the member stops or `each`
+    /// answers false.
+    pub async fn follow_events(
+        &self,
+        after: u64,
+        mut each: impl FnMut(super::events::MeshEvent) -> bool,
+    ) -> Result<(), NodeError> {
+        // No overall timeout: the stream lasts as long as the member.
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| NodeError::Client(e.to_string()))?;
+        let url = format!(
+            "{}/api/v1/meshes/{}/events?after={after}",
+            self.base, self.mesh
+        );
+        let mut response = http
+            .get(url)
+            .header(TOKEN_HEADER, &self.token)
+            .send()
+            .await
+            .map_err(|e| NodeError::Client(format!("{e} (is `x0t agent run` running?)")))?;
+        if !response.status().is_success() {
+            return Err(NodeError::Api {
+                status: response.status().as_u16(),
+                message: "the event stream was refused".to_owned(),
+            });
+        }
+        let mut buffer: Vec<u8> = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| NodeError::Client(e.to_string()))?
+        {
+            buffer.extend_from_slice(&chunk);
+            // Events end with a blank line; split on bytes (a chunk may end mid-character).
+            while let Some(end) = buffer.windows(2).position(|w| w == b"\n\n") {
+                let block: Vec<u8> = buffer.drain(..end + 2).collect();
+                for line in String::from_utf8_lossy(&block).lines() {
+                    let Some(data) = line.strip_prefix("data:") else {
+                        continue;
+                    };
+                    let event = serde_json::from_str(data.trim())
+                        .map_err(|e| NodeError::Client(format!("an event: {e}")))?;
+                    if !each(event) {
+                        return Ok(());
+                    }
+                }
+            }
+            if buffer.len() > 1 << 20 {
+                return Err(NodeError::Client("an event of over 1 MiB".to_owned()));
+            }
+        }
+        Ok(())
+    }
+
     /// `GET /api/v1/meshes/{mesh}/slo`.
     pub async fn slo(&self) -> Result<SloStatus, NodeError> {
         self.call(
