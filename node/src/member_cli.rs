@@ -224,9 +224,25 @@ pub(crate) async fn slo(args: ReportArgs) -> anyhow::Result<()> {
     println!("failover      {}", figures(&report.failover));
     println!("detection     {}", figures(&report.detection));
     println!("time to repair {}", figures(&report.link_outage));
-    match slo.approved_to_first_session_ms {
-        Some(ms) => println!("onboarding    approved → first session {ms} ms"),
-        None => println!("onboarding    no session yet"),
+    let span = |ms: u64| {
+        if ms < 10_000 {
+            format!("{ms} ms")
+        } else if ms < 7_200_000 {
+            format!("{:.1} min", ms as f64 / 60_000.0)
+        } else {
+            format!("{:.1} h", ms as f64 / 3_600_000.0)
+        }
+    };
+    match (
+        slo.onboarding.approved_to_first_session_ms,
+        slo.onboarding.started_to_first_session_ms,
+    ) {
+        (Some(approved), Some(started)) => println!(
+            "onboarding    approved → first session {}; this run's start → first session {}",
+            span(approved),
+            span(started)
+        ),
+        _ => println!("onboarding    no session yet"),
     }
     Ok(())
 }

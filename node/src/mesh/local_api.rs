@@ -109,8 +109,9 @@ pub struct SloStatus {
     /// Figures from its event log (failover, detection, time to repair).
     #[serde(flatten)]
     pub report: super::events::SloReport,
-    /// Onboarding: from its approval (the certificate) to its first session, this run.
-    pub approved_to_first_session_ms: Option<u64>,
+    /// Onboarding: how long this run took to its first session.
+    #[serde(flatten)]
+    pub onboarding: super::Onboarding,
 }
 
 /// Answer of `GET /api/v1/meshes/{mesh}/topology`: the mesh as this member's link states
@@ -649,7 +650,7 @@ async fn slo(
     Ok(Json(SloStatus {
         node_id: api.member.node_id.to_string(),
         report,
-        approved_to_first_session_ms: onboarding,
+        onboarding,
     }))
 }
 

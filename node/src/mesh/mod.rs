@@ -330,6 +330,17 @@ impl Peer {
     }
 }
 
+/// How long this member took to get connected, this run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Onboarding {
+    /// From its approval (the certificate) to its first session: the whole onboarding when
+    /// the agent runs right after `x0t join`; for an agent approved long ago and restarted,
+    /// mostly the time it was not running.
+    pub approved_to_first_session_ms: Option<u64>,
+    /// From this run's start to its first session: the data plane's part.
+    pub started_to_first_session_ms: Option<u64>,
+}
+
 /// A running member's shared state.
 pub struct Member {
     mesh: MeshId,
@@ -376,6 +387,8 @@ pub struct Member {
     /// Services exposed to the mesh (userspace mode): name → local port.
     services: RwLock<HashMap<String, u16>>,
     started: Instant,
+    /// Wall-clock ms of the start.
+    started_at_ms: u64,
     /// Random per process start (see [`PeerHello::instance`]).
     instance: u64,
     /// When the most recent failure of one of this node's links began (µs of
@@ -527,6 +540,7 @@ pub async fn run_member(
         pings: Mutex::default(),
         services: RwLock::default(),
         started: Instant::now(),
+        started_at_ms: now().as_millis(),
         instance: rand_core::OsRng.next_u64(),
         last_failure_us: AtomicU64::new(0),
         last_remote_failure_us: AtomicU64::new(0),
@@ -1666,10 +1680,10 @@ impl Member {
         (at != 0 && since <= FAILOVER_WINDOW).then_some(since)
     }
 
-    /// The SLO figures from this member's event log, with its onboarding: from its
-    /// approval (the certificate) to its first session.
+    /// The SLO figures from this member's event log, with its onboarding (to its first
+    /// session, from its approval and from this run's start).
     /// Only events of the last `window` count, if given.
-    pub fn slo(&self, window: Option<Duration>) -> (events::SloReport, Option<u64>) {
+    pub fn slo(&self, window: Option<Duration>) -> (events::SloReport, Onboarding) {
         let mut events = lock(&self.events).after(0, usize::MAX);
         if let Some(window) = window {
             let since = now()
@@ -1683,9 +1697,13 @@ impl Member {
             .not_before
             .as_millis()
             .saturating_add(crate::service::CERTIFICATE_BACKDATE_MS);
+        let started = self.started_at_ms;
         (
             events::slo(&events),
-            (first != 0).then(|| first.saturating_sub(approved)),
+            Onboarding {
+                approved_to_first_session_ms: (first != 0).then(|| first.saturating_sub(approved)),
+                started_to_first_session_ms: (first != 0).then(|| first.saturating_sub(started)),
+            },
         )
     }
 
