@@ -968,20 +968,7 @@ async fn mesh_events(
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or(0)
     });
-    // Checks the mesh (a typed 404) before the stream starts.
-    let (_, mesh) = service.mesh_events(&mesh, after, 0)?;
-    let (changed, shutdown) = (service.subscribe_mesh_events(), service.shutdown_signal());
-    let events = crate::mesh::local_api::follow_events(
-        move |after| {
-            service
-                .mesh_events(mesh.as_str(), after, 256)
-                .map(|(events, _)| events)
-                .unwrap_or_default()
-        },
-        after,
-        changed,
-        shutdown,
-    );
+    let events = service.follow_mesh_events(&mesh, after)?;
     let stream = futures::StreamExt::filter_map(events, |event| {
         std::future::ready(crate::mesh::local_api::sse_event(&event).map(Ok))
     });

@@ -90,23 +90,10 @@ impl pb::mesh_events_server::MeshEvents for GrpcFace {
     ) -> Result<Response<Self::WatchStream>, Status> {
         self.viewer(&request)?;
         let body = request.into_inner();
-        let (_, mesh) = self
+        let events = self
             .service
-            .mesh_events(&body.mesh, body.after, 0)
+            .follow_mesh_events(&body.mesh, body.after)
             .map_err(status_of)?;
-        let service = self.service.clone();
-        let (changed, shutdown) = (service.subscribe_mesh_events(), service.shutdown_signal());
-        let events = crate::mesh::local_api::follow_events(
-            move |after| {
-                service
-                    .mesh_events(mesh.as_str(), after, 256)
-                    .map(|(events, _)| events)
-                    .unwrap_or_default()
-            },
-            body.after,
-            changed,
-            shutdown,
-        );
         Ok(Response::new(Box::pin(
             events.map(|e| Ok(crate::mesh::local_api::event_message(e))),
         )))

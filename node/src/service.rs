@@ -1239,34 +1239,28 @@ impl Service {
         Ok(self.control.mesh_members().topology(&mesh, nodes))
     }
 
-    /// The link events this anchor saw in `mesh` after event `after` (at most `limit`), and
-    /// a receiver that learns of new ones.
-    pub fn mesh_events(
+    /// The link events this anchor saw in `mesh` after event `after`, then each new one as
+    /// it happens; the stream ends when the node shuts down. An unknown mesh is an error
+    /// before the stream starts.
+    pub fn follow_mesh_events(
         &self,
         mesh: &str,
         after: u64,
-        limit: usize,
-    ) -> Result<(Vec<crate::mesh::events::MeshEvent>, MeshId), ServiceError> {
+    ) -> Result<impl futures::Stream<Item = crate::mesh::events::MeshEvent> + use<>, ServiceError>
+    {
         let mesh = mesh_id(mesh)?;
         self.control
             .read(|l| l.mesh(&mesh).map(|_| ()))
             .ok_or_else(|| Reject::NoSuchMesh { mesh: mesh.clone() })?;
-        Ok((
-            self.control
-                .mesh_members()
-                .events_after(&mesh, after, limit),
-            mesh,
+        let members = self.control.mesh_members();
+        let (changed, shutdown) = (members.subscribe_events(), members.stopped());
+        let control = self.control.clone();
+        Ok(crate::mesh::local_api::follow_events(
+            move |after| control.mesh_members().events_after(&mesh, after, 256),
+            after,
+            changed,
+            shutdown,
         ))
-    }
-
-    /// Turns true when the node shuts down (live streams end).
-    pub fn shutdown_signal(&self) -> tokio::sync::watch::Receiver<bool> {
-        self.control.mesh_members().stopped()
-    }
-
-    /// Learns of each new link event this anchor sees (any mesh).
-    pub fn subscribe_mesh_events(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.control.mesh_members().subscribe_events()
     }
 
     /// Verifies a mesh's whole audit chain here, signatures included.
