@@ -13,6 +13,11 @@ use x0t_node::mesh::events::EventKind;
 use x0t_node::mesh::local_api::TOKEN_HEADER;
 use x0t_node::mesh::{LOCAL_API_TOKEN_FILE, MemberInfo};
 
+/// Sends `request` and reads its JSON answer.
+async fn json(request: reqwest::RequestBuilder) -> serde_json::Value {
+    request.send().await.unwrap().json().await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn members_learn_each_others_links_and_route_around_a_departure() {
     let root = tempfile::tempdir().unwrap();
@@ -62,13 +67,7 @@ async fn members_learn_each_others_links_and_route_around_a_departure() {
         http.get(format!("{}/api/v1/meshes/{path}", info.api_url))
             .header(TOKEN_HEADER, &token)
     };
-    let topology: serde_json::Value = get(&format!("{MESH}/topology"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let topology = json(get(&format!("{MESH}/topology"))).await;
     assert_eq!(topology["nodes"].as_array().unwrap().len(), 3, "{topology}");
     let links = topology["links"].as_array().unwrap();
     assert_eq!(links.len(), 3, "{topology}");
@@ -295,13 +294,7 @@ async fn members_learn_each_others_links_and_route_around_a_departure() {
     assert_eq!(event.kind, "link_down", "{event:?}");
     assert!(seen.contains(&c_id[..16]) || seen.contains(&c_id), "{seen}");
     // The SLO figures come from those events.
-    let slo: serde_json::Value = get(&format!("{MESH}/slo"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let slo = json(get(&format!("{MESH}/slo"))).await;
     assert!(slo["failures"].as_u64().unwrap() >= 1, "{slo}");
     assert_eq!(slo["detection"]["max_ms"].as_u64(), Some(detected), "{slo}");
     assert!(slo["unreachable"].as_u64().unwrap() >= 1, "{slo}");
@@ -311,13 +304,7 @@ async fn members_learn_each_others_links_and_route_around_a_departure() {
         "{slo}"
     );
     // A window that ends before the failure sees none of it; a bad one is a typed 400.
-    let recent: serde_json::Value = get(&format!("{MESH}/slo?window_s=0"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let recent = json(get(&format!("{MESH}/slo?window_s=0"))).await;
     assert_eq!(recent["failures"], 0, "{recent}");
     assert_eq!(
         get(&format!("{MESH}/slo?window_s=soon"))
