@@ -98,3 +98,44 @@ ensure_fuzz_tools() {
     say "installing cargo-fuzz (one time, about 2 minutes)"
     cargo install cargo-fuzz --locked --quiet </dev/null || die "cargo install cargo-fuzz failed"
 }
+
+# The browser console: the wasm32 target and the wasm-bindgen CLI of exactly the version the
+# lockfile pins (the CLI refuses a module from another version). No wasm-opt: Debian 12's
+# binaryen (108) points the externref table's export at the function table, and the page
+# then fails with "WebAssembly.Table.grow(): failed to grow table" (see docs/ui.md).
+ensure_ui_tools() {
+    ensure_wasm_target
+    local want; want=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/"/, "", $3); print $3; exit }' Cargo.lock)
+    [ -n "$want" ] || die "no wasm-bindgen version in Cargo.lock"
+    if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $want" ]; then
+        say "installing wasm-bindgen-cli $want (one time, about 2 minutes)"
+        cargo install wasm-bindgen-cli --version "$want" --locked --quiet --force </dev/null ||
+            die "cargo install wasm-bindgen-cli $want failed"
+    fi
+}
+
+# Headless Chromium and its WebDriver, for the console's browser tests and benchmark.
+ensure_browser() {
+    ensure_apt_packages chromium chromium-driver
+}
+
+# Builds the console into ui/dist (embedded into x0t at its next build): the wasm in the
+# size-optimised profile (opt-level z, LTO), wasm-bindgen's JS glue, the static files, and
+# a gzip copy of each (served to browsers that accept it).
+build_ui() {
+    ensure_ui_tools
+    say "building the browser console (wasm)"
+    cargo build --locked -p x0t-ui --target wasm32-unknown-unknown --profile wasm-release --quiet
+    local out=ui/dist tmp; tmp=$(mktemp -d)
+    wasm-bindgen --target web --no-typescript --out-dir "$tmp" \
+        target/wasm32-unknown-unknown/wasm-release/x0t_ui.wasm
+    cp ui/static/* "$tmp/"
+    for f in "$tmp"/*; do gzip -9 -n -k "$f"; done
+    # Replace the folder only when something changed, so x0t is not rebuilt for nothing.
+    if ! diff -rq "$tmp" "$out" >/dev/null 2>&1; then
+        chmod 755 "$tmp"; rm -rf "$out"; mv "$tmp" "$out"
+    else
+        rm -rf "$tmp"
+    fi
+    say "console: $(du -cb "$out"/*.gz | tail -1 | cut -f1) bytes gzipped ($out)"
+}

@@ -121,8 +121,11 @@ impl Ledger {
 /// The refusal for a document the policy engine refused (the service layer uses it too, so
 /// a document refused before proposing reads the same as one refused by `apply`).
 pub fn policy_reject(error: PolicyError) -> Reject {
-    if let PolicyError::TestFailed { .. } = error {
-        return Reject::PolicyTestFailed(error.to_string());
+    if let PolicyError::TestFailed { line, .. } = error {
+        return Reject::PolicyTestFailed {
+            line: u32::try_from(line).unwrap_or(u32::MAX),
+            message: error.to_string(),
+        };
     }
     // Line and column 0: the error points at no position (a document over the size limit).
     let (line, column) = error.position().unwrap_or((0, 0));

@@ -358,8 +358,13 @@ pub enum Reject {
         message: String,
     },
     /// A policy test in the document fails.
-    #[error("{0}")]
-    PolicyTestFailed(String),
+    #[error("{message}")]
+    PolicyTestFailed {
+        /// 1-based line of the failing test's `[[test]]` header.
+        line: u32,
+        /// Which test, what it expected and what it got.
+        message: String,
+    },
 }
 
 /// Identifies one persisted record of the ledger.

@@ -969,7 +969,7 @@ mod tests {
         let failing = "version = 1\n[[test]]\nsrc = \"tag:a\"\ndst = \"tag:b\"\nport = 1\nexpect = \"allow\"\n";
         assert!(matches!(
             ledger.ap(&set_acl(failing, None), meta(2)),
-            Err(Reject::PolicyTestFailed(message)) if message.contains("test #1")
+            Err(Reject::PolicyTestFailed { message, line: 2 }) if message.contains("test #1")
         ));
         assert!(matches!(
             ledger.ap(&set_acl("version = 1\n", Some(3)), meta(2)),

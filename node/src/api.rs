@@ -19,7 +19,8 @@ pub use x0t_types::api::{
     AclDecision, AclValidation, AclVersionView, AclView, AnchorView, ApiKeyView, ApproveNode,
     AuditEntryView, AuditExport, AuditVerification, CertificateStatus, CreateApiKey, CreateMesh,
     CreateToken, ErrorBody, ErrorDetail, ExplainAcl, MeshView, NodeStatus, NodeView, Reason,
-    RegisterNode, RotateTokens, SetAcl, TokenView, UpdateSettings, ValidateAcl, VerifyCertificate,
+    RegisterNode, RotateTokens, SessionView, SetAcl, TokenView, UpdateSettings, ValidateAcl,
+    VerifyCertificate,
 };
 use x0t_types::{DeviceClass, NodeState, Tag};
 
@@ -325,6 +326,14 @@ pub const ROUTES: &[RouteDoc] = &[
     ),
     route(
         "GET",
+        "/api/v1/session",
+        Auth::Key,
+        "Who the caller is: the API key's id and role (the browser console's sign-in).",
+        None,
+        "SessionView",
+    ),
+    route(
+        "GET",
         "/api/v1/meshes/{mesh}/events",
         Auth::Key,
         "Server-sent events: links the mesh's members stop (link_down) or start again (link_recovered) reporting, as this anchor sees them; ?after=ID or Last-Event-ID resumes.",
@@ -462,14 +471,13 @@ impl FromRequestParts<Service> for Admin {
 }
 
 /// Proof that the request carries some valid API key (viewer or admin).
-struct Viewer;
+struct Viewer(Caller);
 
 impl FromRequestParts<Service> for Viewer {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, service: &Service) -> Result<Self, ApiError> {
-        service.authenticate(authorization(parts))?;
-        Ok(Self)
+        Ok(Self(service.authenticate(authorization(parts))?))
     }
 }
 
@@ -521,6 +529,14 @@ async fn healthz() -> &'static str {
 
 async fn cluster(State(service): State<Service>) -> Json<ClusterStatus> {
     Json(service.control().status())
+}
+
+async fn session(Viewer(caller): Viewer) -> Json<SessionView> {
+    Json(SessionView {
+        key_id: caller.key_id,
+        role: caller.role,
+        method: "api_key".to_owned(),
+    })
 }
 
 async fn anchors(
@@ -1116,6 +1132,7 @@ pub fn router(service: Service) -> Router {
         .route("/api/v1/cluster/anchors", get(anchors).post(add_anchor))
         .route("/api/v1/cluster/join-tokens", post(create_join_token))
         .route("/api/v1/api-keys", post(create_api_key))
+        .route("/api/v1/session", get(session))
         .route("/api/v1/meshes", get(list_meshes).post(create_mesh))
         .route("/api/v1/meshes/{mesh}", get(get_mesh))
         .route("/api/v1/meshes/{mesh}/settings", put(update_settings))
@@ -1166,6 +1183,8 @@ pub fn router(service: Service) -> Router {
             "/x0t.v1.MeshEvents/{*method}",
             crate::grpc::events_server(service.clone()),
         )
+        // The browser console: `/` and `/ui/*`.
+        .merge(crate::console::routes())
         .fallback(not_found)
         .with_state(service.clone())
         .layer(DefaultBodyLimit::max(MAX_BODY))

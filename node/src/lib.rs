@@ -9,6 +9,7 @@ pub mod api;
 pub mod audit_file;
 pub mod bench;
 pub mod client;
+pub mod console;
 pub mod control;
 pub mod grpc;
 pub mod grpc_client;

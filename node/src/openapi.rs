@@ -284,6 +284,14 @@ fn examples() -> Vec<(&'static str, Value)> {
             }),
         ),
         (
+            "SessionView",
+            example(x0t_types::api::SessionView {
+                key_id: "k_3f2a…".into(),
+                role: x0t_types::KeyRole::Admin,
+                method: "api_key".into(),
+            }),
+        ),
+        (
             "Topology",
             example(crate::mesh::local_api::Topology {
                 node_id: String::new(),

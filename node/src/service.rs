@@ -111,10 +111,15 @@ impl From<ControlError> for ServiceError {
             ControlError::Rejected(reject) => {
                 let (kind, code) = reject_kind(&reject);
                 let mut error = Self::new(kind, code, message);
-                if let Reject::InvalidPolicy { line, column, .. } = reject
-                    && line > 0
-                {
-                    error.position = Some((line, column));
+                match reject {
+                    Reject::InvalidPolicy { line, column, .. } if line > 0 => {
+                        error.position = Some((line, column));
+                    }
+                    // A failing test points at its `[[test]]` header.
+                    Reject::PolicyTestFailed { line, .. } if line > 0 => {
+                        error.position = Some((line, 1));
+                    }
+                    _ => {}
                 }
                 error
             }
@@ -156,7 +161,7 @@ fn reject_kind(reject: &Reject) -> (ErrorKind, &'static str) {
         Reject::Invalid(_) => (BadRequest, "invalid"),
         Reject::AclVersionMismatch { .. } => (Conflict, "version_mismatch"),
         Reject::InvalidPolicy { .. } => (BadRequest, "invalid_policy"),
-        Reject::PolicyTestFailed(_) => (Unprocessable, "policy_test_failed"),
+        Reject::PolicyTestFailed { .. } => (Unprocessable, "policy_test_failed"),
     }
 }
 

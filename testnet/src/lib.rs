@@ -1,5 +1,7 @@
 //! Scenario harnesses shared by `x0t-testnet`'s benchmarks and the slow test suites:
 //! network-namespace labs ([`netns`]) and whole meshes in them ([`mesh_lab`]).
 
+pub mod browser;
+pub mod console_lab;
 pub mod mesh_lab;
 pub mod netns;

@@ -505,3 +505,155 @@ pub struct ConsideredRule {
     /// What the rule is (`allow tag:robot -> tag:server ports tcp/443`).
     pub summary: String,
 }
+
+// The data plane's views: what members (their local API) and anchors (the node API) report
+// of the mesh: topology, MAPE-K events and the self-healing SLO figures.
+
+/// One step of the loop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// A link's probes went unanswered past the limit (Analyze: failure detected).
+    LinkDown,
+    /// A dead link answered again.
+    LinkRecovered,
+    /// The best path to a node changed, appeared or vanished (Plan).
+    RouteChanged,
+    /// Frames to a peer with a session now take another next hop (Execute).
+    PathSwitched,
+    /// A peer's certificate was verified.
+    PeerVerified,
+    /// A peer was dropped (revoked, expired certificate).
+    PeerDropped,
+}
+
+/// One event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeshEvent {
+    /// Increasing from 1 per member run.
+    pub id: u64,
+    /// Wall clock, milliseconds since the Unix epoch.
+    pub at_ms: u64,
+    /// Microseconds since the member started (monotonic: for durations between events).
+    pub uptime_us: u64,
+    /// What happened.
+    pub kind: EventKind,
+    /// The node it concerns, if one.
+    pub node: Option<String>,
+    /// Details for people.
+    pub detail: String,
+    /// How long it took, where that is known: for `link_down` the silence before the link
+    /// was declared dead (detection), for `link_recovered` the outage, for `path_switched`
+    /// the time since the failure that caused it (failover).
+    pub duration_ms: Option<u64>,
+}
+
+/// Percentiles of a set of durations, in milliseconds.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Percentiles {
+    /// How many were measured.
+    pub count: usize,
+    /// Median (nearest rank), if any.
+    pub p50_ms: Option<u64>,
+    /// 99th percentile (nearest rank), if any.
+    pub p99_ms: Option<u64>,
+    /// Largest, if any.
+    pub max_ms: Option<u64>,
+}
+
+impl Percentiles {
+    /// The percentiles of `values` (any order).
+    pub fn of(mut values: Vec<u64>) -> Self {
+        values.sort_unstable();
+        let rank = |p: usize| {
+            // Nearest rank: the smallest value with at least p % of values at or below it.
+            let n = values.len();
+            (n > 0).then(|| values[(n * p).div_ceil(100).clamp(1, n) - 1])
+        };
+        Self {
+            count: values.len(),
+            p50_ms: rank(50),
+            p99_ms: rank(99),
+            max_ms: values.last().copied(),
+        }
+    }
+}
+
+/// What a member measured of itself from its event log: the self-healing SLO figures.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SloReport {
+    /// Events the figures come from (a member keeps its last 1,024).
+    pub events: usize,
+    /// Wall-clock ms of the oldest of them, if any.
+    pub since_ms: Option<u64>,
+    /// From a failure (the last reply on the dead link) to traffic on the new path.
+    pub failover: Percentiles,
+    /// From a failure to its detection (silence before a link was declared dead).
+    pub detection: Percentiles,
+    /// Time to repair: how long dead links stayed dead before answering again.
+    pub link_outage: Percentiles,
+    /// Failures detected (`link_down`).
+    pub failures: usize,
+    /// Failures after which no other path was found within the log (destinations left
+    /// unreachable).
+    pub unreachable: usize,
+}
+
+/// Answer of `GET /api/v1/meshes/{mesh}/topology`: the mesh as this member's link states
+/// describe it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Topology {
+    /// The member answering.
+    pub node_id: String,
+    /// Every node known: this one, its peers, and every origin of a link state.
+    pub nodes: Vec<TopologyNode>,
+    /// Every link a link state mentions.
+    pub links: Vec<TopologyLink>,
+}
+
+/// A node of the [`Topology`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TopologyNode {
+    /// Its node id.
+    pub node_id: String,
+    /// Its overlay address, if its certificate is known here.
+    pub overlay_ip: Option<String>,
+    /// Whether it is the member answering.
+    pub local: bool,
+    /// Whether this member has a direct path to it.
+    pub neighbour: bool,
+    /// Whether this member has a route to it (itself: true).
+    pub reachable: bool,
+    /// The next hop of that route, when it is not direct.
+    pub via: Option<String>,
+}
+
+/// A link of the [`Topology`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TopologyLink {
+    /// One end (the lower node id).
+    pub a: String,
+    /// The other.
+    pub b: String,
+    /// `up` (both ends report it, usable), `degraded` (up, with loss), `down` (dead: half
+    /// its probes lost), or `one_sided` (only one end reports it: not routed over).
+    pub health: String,
+    /// The worse direction's round trip, µs.
+    pub rtt_micros: Option<u32>,
+    /// The worse direction's loss, per thousand probes.
+    pub loss_permille: Option<u16>,
+    /// Its routing cost, when usable.
+    pub cost_micros: Option<u64>,
+}
+
+/// Who is calling (`GET /api/v1/session`): what the console shows after sign-in and uses
+/// to offer only the actions the caller may take.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionView {
+    /// The API key's id.
+    pub key_id: String,
+    /// What it may do.
+    pub role: crate::KeyRole,
+    /// How the caller signed in: `api_key` (single sign-on will add `oidc`).
+    pub method: String,
+}

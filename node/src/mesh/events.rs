@@ -6,49 +6,10 @@
 
 use std::collections::VecDeque;
 
-use serde::{Deserialize, Serialize};
+pub use x0t_types::api::{EventKind, MeshEvent, Percentiles, SloReport};
 
 /// Events kept; older ones are dropped first.
 pub const MAX_EVENTS: usize = 1_024;
-
-/// One step of the loop.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EventKind {
-    /// A link's probes went unanswered past the limit (Analyze: failure detected).
-    LinkDown,
-    /// A dead link answered again.
-    LinkRecovered,
-    /// The best path to a node changed, appeared or vanished (Plan).
-    RouteChanged,
-    /// Frames to a peer with a session now take another next hop (Execute).
-    PathSwitched,
-    /// A peer's certificate was verified.
-    PeerVerified,
-    /// A peer was dropped (revoked, expired certificate).
-    PeerDropped,
-}
-
-/// One event.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MeshEvent {
-    /// Increasing from 1 per member run.
-    pub id: u64,
-    /// Wall clock, milliseconds since the Unix epoch.
-    pub at_ms: u64,
-    /// Microseconds since the member started (monotonic: for durations between events).
-    pub uptime_us: u64,
-    /// What happened.
-    pub kind: EventKind,
-    /// The node it concerns, if one.
-    pub node: Option<String>,
-    /// Details for people.
-    pub detail: String,
-    /// How long it took, where that is known: for `link_down` the silence before the link
-    /// was declared dead (detection), for `link_recovered` the outage, for `path_switched`
-    /// the time since the failure that caused it (failover).
-    pub duration_ms: Option<u64>,
-}
 
 /// The ring of recent events.
 #[derive(Debug, Default)]
@@ -93,57 +54,6 @@ impl EventLog {
             .cloned()
             .collect()
     }
-}
-
-/// Percentiles of a set of durations, in milliseconds.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Percentiles {
-    /// How many were measured.
-    pub count: usize,
-    /// Median (nearest rank), if any.
-    pub p50_ms: Option<u64>,
-    /// 99th percentile (nearest rank), if any.
-    pub p99_ms: Option<u64>,
-    /// Largest, if any.
-    pub max_ms: Option<u64>,
-}
-
-impl Percentiles {
-    /// The percentiles of `values` (any order).
-    pub fn of(mut values: Vec<u64>) -> Self {
-        values.sort_unstable();
-        let rank = |p: usize| {
-            // Nearest rank: the smallest value with at least p % of values at or below it.
-            let n = values.len();
-            (n > 0).then(|| values[(n * p).div_ceil(100).clamp(1, n) - 1])
-        };
-        Self {
-            count: values.len(),
-            p50_ms: rank(50),
-            p99_ms: rank(99),
-            max_ms: values.last().copied(),
-        }
-    }
-}
-
-/// What a member measured of itself from its event log: the self-healing SLO figures.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SloReport {
-    /// Events the figures come from (the log keeps the last [`MAX_EVENTS`]).
-    pub events: usize,
-    /// Wall-clock ms of the oldest of them, if any.
-    pub since_ms: Option<u64>,
-    /// From a failure (the last reply on the dead link) to traffic on the new path.
-    pub failover: Percentiles,
-    /// From a failure to its detection (silence before a link was declared dead).
-    pub detection: Percentiles,
-    /// Time to repair: how long dead links stayed dead before answering again.
-    pub link_outage: Percentiles,
-    /// Failures detected (`link_down`).
-    pub failures: usize,
-    /// Failures after which no other path was found within the log (destinations left
-    /// unreachable).
-    pub unreachable: usize,
 }
 
 /// Computes the SLO figures from events (oldest first).

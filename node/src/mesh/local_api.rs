@@ -19,6 +19,8 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+pub use x0t_types::api::{Topology, TopologyLink, TopologyNode};
+
 use super::{LOCAL_API_TOKEN_FILE, Member, read};
 use crate::NodeError;
 
@@ -112,53 +114,6 @@ pub struct SloStatus {
     /// Onboarding: how long this run took to its first session.
     #[serde(flatten)]
     pub onboarding: super::Onboarding,
-}
-
-/// Answer of `GET /api/v1/meshes/{mesh}/topology`: the mesh as this member's link states
-/// describe it.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Topology {
-    /// The member answering.
-    pub node_id: String,
-    /// Every node known: this one, its peers, and every origin of a link state.
-    pub nodes: Vec<TopologyNode>,
-    /// Every link a link state mentions.
-    pub links: Vec<TopologyLink>,
-}
-
-/// A node of the [`Topology`].
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct TopologyNode {
-    /// Its node id.
-    pub node_id: String,
-    /// Its overlay address, if its certificate is known here.
-    pub overlay_ip: Option<String>,
-    /// Whether it is the member answering.
-    pub local: bool,
-    /// Whether this member has a direct path to it.
-    pub neighbour: bool,
-    /// Whether this member has a route to it (itself: true).
-    pub reachable: bool,
-    /// The next hop of that route, when it is not direct.
-    pub via: Option<String>,
-}
-
-/// A link of the [`Topology`].
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct TopologyLink {
-    /// One end (the lower node id).
-    pub a: String,
-    /// The other.
-    pub b: String,
-    /// `up` (both ends report it, usable), `degraded` (up, with loss), `down` (dead: half
-    /// its probes lost), or `one_sided` (only one end reports it: not routed over).
-    pub health: String,
-    /// The worse direction's round trip, µs.
-    pub rtt_micros: Option<u32>,
-    /// The worse direction's loss, per thousand probes.
-    pub loss_permille: Option<u16>,
-    /// Its routing cost, when usable.
-    pub cost_micros: Option<u64>,
 }
 
 /// A link of the topology from its view in the link states.
