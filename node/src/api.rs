@@ -326,6 +326,14 @@ pub const ROUTES: &[RouteDoc] = &[
     ),
     route(
         "GET",
+        "/api/v1/meshes/{mesh}/slo",
+        Auth::Key,
+        "The mesh's self-healing figures from what its members report to this anchor: failover (as members measured it), time to repair, onboarding (approval to first report), links by health.",
+        None,
+        "MeshSlo",
+    ),
+    route(
+        "GET",
         "/api/v1/session",
         Auth::Key,
         "Who the caller is: the API key's id and role (the browser console's sign-in).",
@@ -960,6 +968,14 @@ async fn mesh_topology(
     Ok(Json(service.mesh_topology(&mesh)?))
 }
 
+async fn mesh_slo(
+    State(service): State<Service>,
+    _viewer: Viewer,
+    PathParams(mesh): PathParams<String>,
+) -> Result<Json<x0t_types::api::MeshSlo>, ApiError> {
+    Ok(Json(service.mesh_slo(&mesh)?))
+}
+
 /// `GET /api/v1/meshes/{mesh}/events`: the link events this anchor saw (members stopping or
 /// starting to report a link), as server-sent events: what is kept after `?after=` (or
 /// `Last-Event-ID`), then each new one.
@@ -1173,6 +1189,7 @@ pub fn router(service: Service) -> Router {
         .route("/api/v1/meshes/{mesh}/audit-logs/verify", get(verify_audit))
         .route("/api/v1/meshes/{mesh}/topology", get(mesh_topology))
         .route("/api/v1/meshes/{mesh}/events", get(mesh_events))
+        .route("/api/v1/meshes/{mesh}/slo", get(mesh_slo))
         // The gRPC face: `/x0t.v1.MeshAdmin/*` and `/x0t.v1.MeshEvents/*` on the same port
         // (HTTP/2 cleartext).
         .route_service(

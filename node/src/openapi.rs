@@ -284,6 +284,24 @@ fn examples() -> Vec<(&'static str, Value)> {
             }),
         ),
         (
+            "MeshSlo",
+            example(x0t_types::api::MeshSlo {
+                members_reporting: 12,
+                links_up: 30,
+                links_degraded: 1,
+                links_down: 0,
+                failures: 2,
+                failover: x0t_types::api::Percentiles {
+                    count: 2,
+                    p50_ms: Some(900),
+                    p99_ms: Some(1_020),
+                    max_ms: Some(1_020),
+                },
+                link_outage: x0t_types::api::Percentiles::of(vec![4_200, 61_000]),
+                onboarding: x0t_types::api::Percentiles::of(vec![850, 1_300]),
+            }),
+        ),
+        (
             "SessionView",
             example(x0t_types::api::SessionView {
                 key_id: "k_3f2a…".into(),

@@ -1244,6 +1244,23 @@ impl Service {
         Ok(self.control.mesh_members().topology(&mesh, nodes))
     }
 
+    /// The mesh's self-healing figures as this anchor's members report them.
+    pub fn mesh_slo(&self, mesh: &str) -> Result<x0t_types::api::MeshSlo, ServiceError> {
+        let mesh = mesh_id(mesh)?;
+        let approved = self.control.read(|l| {
+            l.mesh(&mesh)
+                .map(|_| {
+                    l.nodes(&mesh)
+                        .filter(|n| n.state == NodeState::Approved)
+                        // Approval is an approved node's last state change.
+                        .map(|n| (n.node_id, n.updated_at.as_millis()))
+                        .collect::<Vec<_>>()
+                })
+                .ok_or_else(|| Reject::NoSuchMesh { mesh: mesh.clone() })
+        })?;
+        Ok(self.control.mesh_members().slo(&mesh, &approved))
+    }
+
     /// The link events this anchor saw in `mesh` after event `after`, then each new one as
     /// it happens; the stream ends when the node shuts down. An unknown mesh is an error
     /// before the stream starts.

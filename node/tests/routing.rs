@@ -183,6 +183,53 @@ async fn members_learn_each_others_links_and_route_around_a_departure() {
             .status(),
         401
     );
+    // The anchor's SLO figures: every member reports, their links are up.
+    let slo = json(anchor_get(&format!("{MESH}/slo"))).await;
+    assert_eq!(slo["members_reporting"], 3, "{slo}");
+    assert_eq!(slo["links_up"], 3, "{slo}");
+    assert_eq!(slo["onboarding"]["count"], 3, "{slo}");
+
+    // The browser console on a member: its page, and its API calls (without the agent's
+    // token, with the admin's key) answered by an anchor through the member.
+    let page = http.get(format!("{}/", info.api_url)).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("default-src 'self'")
+    );
+    let forwarded = |path: &str| {
+        http.get(format!("{}{path}", info.api_url))
+            .bearer_auth(&key)
+    };
+    let session = json(forwarded("/api/v1/session")).await;
+    assert_eq!(session["role"], "admin", "{session}");
+    let through = json(forwarded(&format!("/api/v1/meshes/{MESH}/slo"))).await;
+    assert_eq!(
+        through["members_reporting"], 3,
+        "the anchor's figures: {through}"
+    );
+    let refused = http
+        .get(format!("{}/api/v1/session", info.api_url))
+        .bearer_auth("x0tadm_nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401, "the anchor decides");
+    let forwarded_sse = forwarded(&format!("/api/v1/meshes/{MESH}/events"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forwarded_sse.status(), 200);
+    assert!(
+        forwarded_sse.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    // Left open: the member must still stop (the forwarded stream ends with it).
+
     let mut anchor_sse = anchor_get(&format!("{MESH}/events")).send().await.unwrap();
     assert_eq!(anchor_sse.status(), 200);
     // And over gRPC on the same port, with an API key.

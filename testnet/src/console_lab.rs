@@ -160,6 +160,20 @@ impl ConsoleLab {
             .context("agent.json has no node_id")
     }
 
+    /// The local API (and console) URL of device `name`'s running agent.
+    pub async fn member_url(&self, name: &str, timeout: Duration) -> anyhow::Result<String> {
+        let started = Instant::now();
+        loop {
+            if let Ok(info) = x0t_node::mesh::MemberInfo::load(&self.dir(name)) {
+                return Ok(info.api_url);
+            }
+            if started.elapsed() > timeout {
+                bail!("{name}'s agent wrote no member.json in {timeout:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Every log of the run, for a failing test's message.
     pub fn logs(&self) -> String {
         let mut out = String::new();

@@ -98,7 +98,6 @@ async fn an_admin_approves_a_pending_node_and_sees_it_connected() -> anyhow::Res
             })
             .await?;
         ensure!(browser.text("#leader").await?.starts_with("anchor "));
-        browser.screenshot(&shots().join("overview.png")).await?;
 
         // Pending: Approve.
         browser.goto(&format!("{url}/#/pending")).await?;
@@ -161,6 +160,22 @@ async fn an_admin_approves_a_pending_node_and_sees_it_connected() -> anyhow::Res
         browser.wait_for("#live.on", WAIT).await?;
         browser.screenshot(&shots().join("topology.png")).await?;
 
+        // Overview again: both members report to the anchor; onboarding was measured.
+        browser.goto(&format!("{url}/#/")).await?;
+        browser
+            .wait_until("two members reporting", WAIT, || async {
+                let slo = browser.text("#slo").await.unwrap_or_default();
+                Ok(slo.contains("Members reporting\n2") || slo.contains("Members reporting 2"))
+            })
+            .await?;
+        let slo = browser.text("#slo").await?;
+        ensure!(slo.contains("1 up"), "{slo}");
+        ensure!(
+            slo.contains("Onboarding\np50") || slo.contains("Onboarding p50"),
+            "{slo}"
+        );
+        browser.screenshot(&shots().join("overview.png")).await?;
+
         // Node detail.
         browser.goto(&format!("{url}/#/nodes/{b}")).await?;
         browser.wait_for("#overlay-ip", WAIT).await?;
@@ -181,6 +196,16 @@ async fn an_admin_approves_a_pending_node_and_sees_it_connected() -> anyhow::Res
                 .starts_with("Chain verified")
         );
         browser.screenshot(&shots().join("audit.png")).await?;
+
+        // Any node serves the console: robot-a's agent, forwarding the calls to the anchor.
+        let member = lab.member_url("robot-a", WAIT).await?;
+        sign_in(&browser, &member, &lab.key).await?;
+        browser.goto(&format!("{member}/#/nodes")).await?;
+        browser
+            .wait_until("the node list through robot-a", WAIT, || {
+                at_least(&browser, "tr.node-row[data-state=approved]", 2)
+            })
+            .await?;
 
         // A phone-sized window: no sideways scrolling of the page itself.
         browser.resize(390, 844).await?;

@@ -657,3 +657,26 @@ pub struct SessionView {
     /// How the caller signed in: `api_key` (single sign-on will add `oidc`).
     pub method: String,
 }
+
+/// The mesh's self-healing figures as an anchor sees them
+/// (`GET /api/v1/meshes/{mesh}/slo` on the node API): what its members report to it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeshSlo {
+    /// Members whose link states this anchor holds now.
+    pub members_reporting: usize,
+    /// Links both ends report, without loss.
+    pub links_up: usize,
+    /// Links both ends report, with loss.
+    pub links_degraded: usize,
+    /// Links dead or reported by one end only.
+    pub links_down: usize,
+    /// Links members stopped reporting (failures seen here).
+    pub failures: usize,
+    /// Failover times the members measured (failure → traffic on the new path), as they
+    /// report them: the newest 1,024.
+    pub failover: Percentiles,
+    /// Time to repair: how long links stayed unreported before coming back.
+    pub link_outage: Percentiles,
+    /// Onboarding: approval (the ledger's time) → first link state from the node here.
+    pub onboarding: Percentiles,
+}

@@ -38,9 +38,30 @@ struct VerifiedMember {
 #[derive(Debug, Default)]
 struct MeshLinks {
     db: x0t_routing::LinkStateDb,
-    /// Links a member stopped reporting (origin, neighbour): their return is an event.
-    lost: std::collections::HashSet<(NodeId, NodeId)>,
+    /// Links a member stopped reporting (origin, neighbour), and when: their return is an
+    /// event carrying the outage.
+    lost: HashMap<(NodeId, NodeId), u64>,
     events: super::events::EventLog,
+    /// When this anchor first got each member's link state (ms): onboarding's end.
+    first_report: HashMap<NodeId, u64>,
+    /// Failover times members reported, newest last (at most [`KEPT_FAILOVERS`]).
+    failovers: std::collections::VecDeque<u64>,
+    /// Outages of links that came back, newest last (at most [`KEPT_FAILOVERS`]).
+    outages: std::collections::VecDeque<u64>,
+    /// Links members stopped reporting.
+    failures: usize,
+}
+
+/// Failover times and outages kept per mesh.
+const KEPT_FAILOVERS: usize = 1_024;
+/// Members whose first report is remembered per mesh (beyond, the oldest are forgotten).
+const KEPT_FIRST_REPORTS: usize = 100_000;
+
+fn keep_last(ring: &mut std::collections::VecDeque<u64>, value: u64) {
+    ring.push_back(value);
+    while ring.len() > KEPT_FAILOVERS {
+        ring.pop_front();
+    }
 }
 
 /// What decides whether a mesh's state must be signed anew.
@@ -236,6 +257,17 @@ impl AnchorMesh {
                 self.take_link_state(&member, &state)?;
                 Ok(MeshResponse::Done)
             }
+            MeshRequest::Failovers { durations_ms } => {
+                if durations_ms.len() > crate::p2p::protocol::MAX_REPORTED_FAILOVERS {
+                    return Err("too many failover times in one report".to_owned());
+                }
+                let mut all = lock(&self.links);
+                let links = all.entry(member.mesh.clone()).or_default();
+                for ms in durations_ms {
+                    keep_last(&mut links.failovers, u64::from(ms));
+                }
+                Ok(MeshResponse::Done)
+            }
             // Anchors sign states; they do not take a member's forward.
             MeshRequest::StateUpdate { .. } => Ok(MeshResponse::Done),
             MeshRequest::HandshakeInit { .. }
@@ -345,9 +377,13 @@ impl AnchorMesh {
         {
             return Ok(());
         }
+        if links.first_report.len() < KEPT_FIRST_REPORTS {
+            links.first_report.entry(origin).or_insert(now.as_millis());
+        }
         let mut newest = None;
         for gone in before.iter().filter(|n| !after.contains(n)) {
-            links.lost.insert((origin, *gone));
+            links.lost.insert((origin, *gone), now.as_millis());
+            links.failures += 1;
             newest = Some(links.events.push(
                 now.as_millis(),
                 0,
@@ -362,7 +398,9 @@ impl AnchorMesh {
             ));
         }
         for back in after.iter().filter(|n| !before.contains(n)) {
-            if links.lost.remove(&(origin, *back)) {
+            if let Some(lost_at) = links.lost.remove(&(origin, *back)) {
+                let outage = now.as_millis().saturating_sub(lost_at);
+                keep_last(&mut links.outages, outage);
                 newest = Some(links.events.push(
                     now.as_millis(),
                     0,
@@ -373,7 +411,7 @@ impl AnchorMesh {
                         origin.short(),
                         back.short()
                     ),
-                    None,
+                    Some(outage),
                 ));
             }
         }
@@ -395,6 +433,39 @@ impl AnchorMesh {
             .get(mesh)
             .map(|l| l.events.after(after, limit))
             .unwrap_or_default()
+    }
+
+    /// The mesh's self-healing figures from what its members report here; `approved` gives
+    /// each approved node's approval time (ms), for onboarding.
+    pub(crate) fn slo(&self, mesh: &MeshId, approved: &[(NodeId, u64)]) -> x0t_types::api::MeshSlo {
+        let now_ms = now().as_millis();
+        let mut all = lock(&self.links);
+        let links = all.entry(mesh.clone()).or_default();
+        let keep = NodeId::from_bytes([0; 32]);
+        links
+            .db
+            .expire(now_ms, super::routing::LINK_STATE_MAX_AGE_MS, &keep);
+        let mut slo = x0t_types::api::MeshSlo {
+            members_reporting: links.db.states().count(),
+            failures: links.failures,
+            failover: super::events::Percentiles::of(links.failovers.iter().copied().collect()),
+            link_outage: super::events::Percentiles::of(links.outages.iter().copied().collect()),
+            onboarding: super::events::Percentiles::of(
+                approved
+                    .iter()
+                    .filter_map(|(id, at)| links.first_report.get(id)?.checked_sub(*at))
+                    .collect(),
+            ),
+            ..Default::default()
+        };
+        for view in x0t_routing::link_views(&links.db) {
+            match super::local_api::topology_link(view).health.as_str() {
+                "up" => slo.links_up += 1,
+                "degraded" => slo.links_degraded += 1,
+                _ => slo.links_down += 1,
+            }
+        }
+        slo
     }
 
     /// Ends live readers: the node is shutting down.

@@ -214,6 +214,34 @@ impl Api {
     }
 }
 
+/// What forwarding the console's calls needs.
+#[derive(Clone)]
+struct ConsoleForwarding {
+    http: reqwest::Client,
+    data_dir: std::path::PathBuf,
+    shutdown: watch::Receiver<bool>,
+}
+
+/// Sends `/api/…` calls that do not carry the agent's token (the browser console's, with an
+/// admin's key) to an anchor; everything else is this member's own API.
+async fn forward_console_calls(
+    State(forwarding): State<ConsoleForwarding>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if request.uri().path().starts_with("/api/") && !request.headers().contains_key(TOKEN_HEADER) {
+        let anchors = super::console_proxy::anchor_urls(&forwarding.data_dir);
+        return super::console_proxy::forward(
+            &forwarding.http,
+            &anchors,
+            request,
+            forwarding.shutdown.clone(),
+        )
+        .await;
+    }
+    next.run(request).await
+}
+
 /// Starts the local API; returns its URL and the server task.
 pub(crate) async fn serve(
     member: Arc<Member>,
@@ -232,6 +260,7 @@ pub(crate) async fn serve(
             token
         }
     };
+    let member_dir = member.data_dir.clone();
     let api = Api {
         member,
         token_hash: *blake3::hash(token.as_bytes()).as_bytes(),
@@ -261,7 +290,17 @@ pub(crate) async fn serve(
                 api: api.clone(),
             }),
         )
-        .with_state(api);
+        .with_state(api)
+        // The browser console, and its API calls forwarded to an anchor.
+        .merge(crate::console::routes())
+        .layer(axum::middleware::from_fn_with_state(
+            ConsoleForwarding {
+                http: super::console_proxy::client(),
+                data_dir: member_dir,
+                shutdown: shutdown.clone(),
+            },
+            forward_console_calls,
+        ));
     let task = tokio::spawn(async move {
         let _ = axum::serve(listener, router)
             .with_graceful_shutdown(async move {

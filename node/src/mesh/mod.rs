@@ -15,6 +15,7 @@
 
 pub mod anchor;
 pub mod cache;
+pub mod console_proxy;
 pub mod dataplane;
 pub mod events;
 pub mod forward;
@@ -1187,6 +1188,7 @@ impl Member {
             MeshRequest::Hello(_) | MeshRequest::StateUpdate { .. } => {
                 Err("already handled".to_owned())
             }
+            MeshRequest::Failovers { .. } => Err("failover times go to anchors".to_owned()),
             MeshRequest::State { have_index } => {
                 let trust = read(&self.trust);
                 Ok(MeshResponse::State(

@@ -38,6 +38,8 @@ pub struct RoutingState {
     sequence: u64,
     /// Bounds the sends in flight.
     floods: Option<Arc<tokio::sync::Semaphore>>,
+    /// The last event whose failover time went to the anchors.
+    failovers_reported: u64,
 }
 
 impl Member {
@@ -98,6 +100,7 @@ impl Member {
     fn tell_anchors(&self, state: &[u8]) {
         let permits = self.flood_permits();
         let anchors: Vec<libp2p::PeerId> = super::read(&self.anchors_up).iter().copied().collect();
+        self.report_failovers(&anchors);
         for anchor in anchors {
             let Ok(permit) = permits.clone().try_acquire_owned() else {
                 Counters::bump(&self.counters.link_states_unsent);
@@ -111,6 +114,41 @@ impl Member {
             tokio::spawn(async move {
                 let _ = p2p.request(anchor, Vec::new(), request).await;
                 drop(permit);
+            });
+        }
+    }
+
+    /// Sends the anchors the failover times measured since the last report (the mesh's SLO
+    /// figures); kept for later while no anchor is connected.
+    fn report_failovers(&self, anchors: &[libp2p::PeerId]) {
+        use crate::p2p::protocol::MAX_REPORTED_FAILOVERS;
+        if anchors.is_empty() {
+            return;
+        }
+        let after = lock(&self.routing).failovers_reported;
+        let events = self.events_after(after, MAX_REPORTED_FAILOVERS * 4);
+        let Some(last) = events.last().map(|e| e.id) else {
+            return;
+        };
+        lock(&self.routing).failovers_reported = last;
+        let durations_ms: Vec<u32> = events
+            .iter()
+            .filter(|e| e.kind == super::events::EventKind::PathSwitched)
+            .filter_map(|e| e.duration_ms)
+            .map(|ms| u32::try_from(ms).unwrap_or(u32::MAX))
+            .take(MAX_REPORTED_FAILOVERS)
+            .collect();
+        if durations_ms.is_empty() {
+            return;
+        }
+        for anchor in anchors {
+            let p2p = self.p2p.clone();
+            let request = ControlRequest::Mesh(MeshRequest::Failovers {
+                durations_ms: durations_ms.clone(),
+            });
+            let anchor = *anchor;
+            tokio::spawn(async move {
+                let _ = p2p.request(anchor, Vec::new(), request).await;
             });
         }
     }

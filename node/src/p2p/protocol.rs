@@ -148,7 +148,16 @@ pub enum MeshRequest {
     /// handshake inside is signed by both ends, so a relay can neither read the session's
     /// keys nor forge a party.
     Relayed(RelayedHandshake),
+    /// A member's failover times since its last report (its `path_switched` events), to an
+    /// anchor: the mesh's SLO figures on every node's API.
+    Failovers {
+        /// Each failover, in milliseconds; at most [`MAX_REPORTED_FAILOVERS`].
+        durations_ms: Vec<u32>,
+    },
 }
+
+/// The most failover times one report carries.
+pub const MAX_REPORTED_FAILOVERS: usize = 64;
 
 /// The most a relayed handshake message may weigh (certificate, hello, signature): a relay
 /// passes on nothing larger. The largest real one (ML-KEM-768 ciphertext, ML-DSA-65
