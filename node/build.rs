@@ -10,8 +10,8 @@ fn main() {
     let dist = Path::new(&manifest).join("../ui/dist");
     let out =
         Path::new(&std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("ui_assets.rs");
-    let mut code = String::from("/// The console's files: (name, bytes, gzip copy).\n");
-    code.push_str("pub(crate) static UI_ASSETS: &[(&str, &[u8], Option<&[u8]>)] = &[\n");
+    let mut code = String::from("/// The console's files.\n");
+    code.push_str("pub(crate) static UI_ASSETS: &[Asset] = &[\n");
     if dist.is_dir() {
         println!("cargo:rerun-if-changed={}", dist.display());
         let mut names: Vec<String> = std::fs::read_dir(&dist)
@@ -34,7 +34,10 @@ fn main() {
             } else {
                 "None".to_owned()
             };
-            let _ = writeln!(code, "    ({name:?}, include_bytes!({file:?}), {gz}),");
+            let _ = writeln!(
+                code,
+                "    Asset {{ name: {name:?}, bytes: include_bytes!({file:?}), gzipped: {gz} }},"
+            );
         }
     } else {
         // Rebuild once the console appears.

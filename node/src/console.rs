@@ -10,6 +10,14 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 
+/// One embedded file of the console.
+pub(crate) struct Asset {
+    name: &'static str,
+    bytes: &'static [u8],
+    /// Its gzip copy, if the build made one.
+    gzipped: Option<&'static [u8]>,
+}
+
 include!(concat!(env!("OUT_DIR"), "/ui_assets.rs"));
 
 /// The page's Content Security Policy: this origin only; wasm may be compiled.
@@ -56,7 +64,7 @@ fn content_type(name: &str) -> &'static str {
 }
 
 fn serve(name: &str, headers: &HeaderMap) -> Response {
-    let Some((_, bytes, gzipped)) = UI_ASSETS.iter().find(|(n, ..)| *n == name) else {
+    let Some(Asset { bytes, gzipped, .. }) = UI_ASSETS.iter().find(|a| a.name == name) else {
         return (
             StatusCode::NOT_FOUND,
             axum::Json(serde_json::json!({"error": {"code": "not_found", "message": format!("the console has no file {name:?}")}})),

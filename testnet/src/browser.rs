@@ -143,6 +143,16 @@ impl Browser {
         .await
     }
 
+    /// Runs `script` asynchronously: it ends by calling its last argument with the value.
+    pub async fn eval_async(&self, script: &str) -> anyhow::Result<Value> {
+        self.call(
+            reqwest::Method::POST,
+            "/execute/async",
+            Some(json!({"script": script, "args": []})),
+        )
+        .await
+    }
+
     async fn element(&self, css: &str) -> anyhow::Result<String> {
         let found = self
             .call(

@@ -14,6 +14,8 @@ use x0t_node::testnet;
 
 /// The anchors, members and waiting devices of one run (all killed on drop).
 pub struct ConsoleLab {
+    // Dropped first (fields drop in order): it reads the anchors' pids from `root`.
+    _anchors: testnet::KillOnDrop,
     root: tempfile::TempDir,
     exe: PathBuf,
     /// API URL of each anchor.
@@ -21,7 +23,6 @@ pub struct ConsoleLab {
     /// The bootstrap admin key.
     pub key: String,
     processes: Vec<tokio::process::Child>,
-    _anchors: testnet::KillOnDrop,
 }
 
 impl ConsoleLab {

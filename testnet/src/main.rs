@@ -17,6 +17,7 @@ use tokio::process::{Child, Command};
 use x0t_node::run::{ADMIN_KEY_FILE, NodeInfo};
 use x0t_node::testnet;
 
+mod console_bench;
 mod dataplane_bench;
 mod failover_bench;
 mod onboarding;
@@ -108,6 +109,20 @@ enum BenchCmd {
     Failover {
         /// Relay kills.
         #[arg(long, default_value_t = 20)]
+        runs: usize,
+        /// The x0t binary [default: next to this one].
+        #[arg(long)]
+        x0t: Option<PathBuf>,
+    },
+    /// The browser console: bundle size (gzipped, as served) and, against an anchor with
+    /// `nodes` nodes, navigation → first rendered node list and topology in headless
+    /// Chromium, beside the node list's API call alone.
+    Console {
+        /// Nodes in the mesh.
+        #[arg(long, default_value_t = 200)]
+        nodes: usize,
+        /// Fresh page loads measured.
+        #[arg(long, default_value_t = 5)]
         runs: usize,
         /// The x0t binary [default: next to this one].
         #[arg(long)]
@@ -536,6 +551,15 @@ async fn main() -> anyhow::Result<()> {
                 None => std::env::current_exe()?.with_file_name("x0t"),
             };
             dataplane_bench::run(&x0t, seconds.max(1)).await
+        }
+        Cmd::Bench {
+            which: BenchCmd::Console { nodes, runs, x0t },
+        } => {
+            let x0t = match x0t {
+                Some(path) => path,
+                None => std::env::current_exe()?.with_file_name("x0t"),
+            };
+            console_bench::run(&x0t, nodes.max(3), runs.max(1)).await
         }
         Cmd::Bench {
             which: BenchCmd::Failover { runs, x0t },

@@ -57,7 +57,7 @@ fn now() -> Timestamp {
 }
 
 /// Signed registrations of `n` fresh nodes (the keygen and signing are not timed).
-fn registrations(n: usize, prefix: &str) -> anyhow::Result<Vec<RegisterNode>> {
+pub(crate) fn registrations(n: usize, prefix: &str) -> anyhow::Result<Vec<RegisterNode>> {
     let mesh = MeshId::new("default")?;
     (0..n)
         .map(|i| {
@@ -84,7 +84,7 @@ fn registrations(n: usize, prefix: &str) -> anyhow::Result<Vec<RegisterNode>> {
 /// Sends all `bodies` at once, spread over the anchors (one connection each: this process
 /// needs a file-descriptor limit above their number); answers (elapsed, errors), and prints
 /// the first error.
-async fn register_all(urls: &[String], bodies: Vec<RegisterNode>) -> (Duration, usize) {
+pub(crate) async fn register_all(urls: &[String], bodies: Vec<RegisterNode>) -> (Duration, usize) {
     let started = Instant::now();
     let mut tasks = Vec::new();
     for (i, body) in bodies.into_iter().enumerate() {

@@ -90,6 +90,18 @@ pub struct AnchorMesh {
     /// Turns true when the node shuts down: live readers end (else they would hold the
     /// API server open).
     stopping: tokio::sync::watch::Sender<bool>,
+    /// When this anchor started: onboarding counts only approvals it could see through.
+    started: StartedAt,
+}
+
+/// Wall-clock ms at creation.
+#[derive(Debug)]
+struct StartedAt(u64);
+
+impl Default for StartedAt {
+    fn default() -> Self {
+        Self(now().as_millis())
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -453,6 +465,8 @@ impl AnchorMesh {
             onboarding: super::events::Percentiles::of(
                 approved
                     .iter()
+                    // An approval from before this anchor started would count its downtime.
+                    .filter(|(_, at)| *at >= self.started.0)
                     .filter_map(|(id, at)| links.first_report.get(id)?.checked_sub(*at))
                     .collect(),
             ),

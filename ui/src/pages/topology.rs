@@ -133,6 +133,14 @@ pub(crate) fn TopologyPage() -> impl IntoView {
                 .collect(),
         })
     });
+    // The benchmark reads when the first graph was on screen.
+    let marked = StoredValue::new(false);
+    Effect::new(move |_| {
+        if drawing.with(Option::is_some) && !marked.get_value() {
+            marked.set_value(true);
+            request_animation_frame(|| http::mark("x0t-topology-rendered"));
+        }
+    });
     let view_box = move || {
         let z = zoom.get();
         let (px, py) = pan.get();
