@@ -1231,33 +1231,35 @@ impl Service {
         mesh: &str,
     ) -> Result<crate::mesh::local_api::Topology, ServiceError> {
         let mesh = mesh_id(mesh)?;
-        let nodes = self.control.read(|l| {
-            l.mesh(&mesh)
+        let nodes = self.approved_nodes(&mesh, |n| {
+            (n.node_id, n.overlay_ip.map(|ip| ip.to_string()))
+        })?;
+        Ok(self.control.mesh_members().topology(&mesh, nodes))
+    }
+
+    /// `f` of each approved node of `mesh` (an unknown mesh is an error).
+    fn approved_nodes<T>(
+        &self,
+        mesh: &MeshId,
+        f: impl Fn(&NodeRecord) -> T,
+    ) -> Result<Vec<T>, ServiceError> {
+        Ok(self.control.read(|l| {
+            l.mesh(mesh)
                 .map(|_| {
-                    l.nodes(&mesh)
+                    l.nodes(mesh)
                         .filter(|n| n.state == NodeState::Approved)
-                        .map(|n| (n.node_id, n.overlay_ip.map(|ip| ip.to_string())))
+                        .map(&f)
                         .collect::<Vec<_>>()
                 })
                 .ok_or_else(|| Reject::NoSuchMesh { mesh: mesh.clone() })
-        })?;
-        Ok(self.control.mesh_members().topology(&mesh, nodes))
+        })?)
     }
 
     /// The mesh's self-healing figures as this anchor's members report them.
     pub fn mesh_slo(&self, mesh: &str) -> Result<x0t_types::api::MeshSlo, ServiceError> {
         let mesh = mesh_id(mesh)?;
-        let approved = self.control.read(|l| {
-            l.mesh(&mesh)
-                .map(|_| {
-                    l.nodes(&mesh)
-                        .filter(|n| n.state == NodeState::Approved)
-                        // Approval is an approved node's last state change.
-                        .map(|n| (n.node_id, n.updated_at.as_millis()))
-                        .collect::<Vec<_>>()
-                })
-                .ok_or_else(|| Reject::NoSuchMesh { mesh: mesh.clone() })
-        })?;
+        // Approval is an approved node's last state change.
+        let approved = self.approved_nodes(&mesh, |n| (n.node_id, n.updated_at.as_millis()))?;
         Ok(self.control.mesh_members().slo(&mesh, &approved))
     }
 

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
-use x0t_node::api::SetAcl;
+use x0t_node::api::{AclView, SetAcl};
 use x0t_testnet::browser::Browser;
 use x0t_testnet::console_lab::ConsoleLab;
 use x0t_testnet::mesh_lab::{ALLOW_ALL, x0t_for_tests};
@@ -26,6 +26,15 @@ async fn console_is_embedded(url: &str) -> anyhow::Result<()> {
         "x0t was built without the browser console: run scripts/build-ui, then rebuild (scripts/test does both)"
     );
     Ok(())
+}
+
+/// Gives the mesh a policy that lets every node reach every node.
+async fn allow_all(lab: &ConsoleLab) -> anyhow::Result<AclView> {
+    let document = SetAcl {
+        document: ALLOW_ALL.into(),
+        expected_version: None,
+    };
+    Ok(lab.admin()?.set_acl("default", &document).await?)
 }
 
 async fn sign_in(browser: &Browser, url: &str, key: &str) -> anyhow::Result<()> {
@@ -52,15 +61,7 @@ async fn an_admin_approves_a_pending_node_and_sees_it_connected() -> anyhow::Res
     let x0t = x0t_for_tests()?;
     let mut lab = ConsoleLab::start(&x0t, 1).await?;
     console_is_embedded(&lab.anchors[0]).await?;
-    lab.admin()?
-        .set_acl(
-            "default",
-            &SetAcl {
-                document: ALLOW_ALL.into(),
-                expected_version: None,
-            },
-        )
-        .await?;
+    allow_all(&lab).await?;
     lab.member("robot-a").await?;
     lab.pending("robot-b")?;
     let url = lab.anchors[0].clone();
@@ -255,15 +256,7 @@ async fn a_policy_whose_test_fails_is_shown_at_its_line_and_not_saved() -> anyho
     let lab = ConsoleLab::start(&x0t, 1).await?;
     console_is_embedded(&lab.anchors[0]).await?;
     let admin = lab.admin()?;
-    let before = admin
-        .set_acl(
-            "default",
-            &SetAcl {
-                document: ALLOW_ALL.into(),
-                expected_version: None,
-            },
-        )
-        .await?;
+    let before = allow_all(&lab).await?;
     let url = lab.anchors[0].clone();
     let browser = Browser::start(1280, 900).await?;
     let result = async {

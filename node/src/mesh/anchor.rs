@@ -450,36 +450,47 @@ impl AnchorMesh {
     /// The mesh's self-healing figures from what its members report here; `approved` gives
     /// each approved node's approval time (ms), for onboarding.
     pub(crate) fn slo(&self, mesh: &MeshId, approved: &[(NodeId, u64)]) -> x0t_types::api::MeshSlo {
-        let now_ms = now().as_millis();
+        self.current_links(mesh, |links| {
+            let mut slo = x0t_types::api::MeshSlo {
+                members_reporting: links.db.states().count(),
+                failures: links.failures,
+                failover: super::events::Percentiles::of(links.failovers.iter().copied().collect()),
+                link_outage: super::events::Percentiles::of(
+                    links.outages.iter().copied().collect(),
+                ),
+                onboarding: super::events::Percentiles::of(
+                    approved
+                        .iter()
+                        // An approval from before this anchor started would count its downtime.
+                        .filter(|(_, at)| *at >= self.started.0)
+                        .filter_map(|(id, at)| links.first_report.get(id)?.checked_sub(*at))
+                        .collect(),
+                ),
+                ..Default::default()
+            };
+            for view in x0t_routing::link_views(&links.db) {
+                match super::local_api::topology_link(view).health.as_str() {
+                    "up" => slo.links_up += 1,
+                    "degraded" => slo.links_degraded += 1,
+                    _ => slo.links_down += 1,
+                }
+            }
+            slo
+        })
+    }
+
+    /// Runs `f` on `mesh`'s link states, those of silent members expired first.
+    fn current_links<R>(&self, mesh: &MeshId, f: impl FnOnce(&mut MeshLinks) -> R) -> R {
         let mut all = lock(&self.links);
         let links = all.entry(mesh.clone()).or_default();
+        // Anchors advertise no links of their own: nothing of theirs to keep.
         let keep = NodeId::from_bytes([0; 32]);
-        links
-            .db
-            .expire(now_ms, super::routing::LINK_STATE_MAX_AGE_MS, &keep);
-        let mut slo = x0t_types::api::MeshSlo {
-            members_reporting: links.db.states().count(),
-            failures: links.failures,
-            failover: super::events::Percentiles::of(links.failovers.iter().copied().collect()),
-            link_outage: super::events::Percentiles::of(links.outages.iter().copied().collect()),
-            onboarding: super::events::Percentiles::of(
-                approved
-                    .iter()
-                    // An approval from before this anchor started would count its downtime.
-                    .filter(|(_, at)| *at >= self.started.0)
-                    .filter_map(|(id, at)| links.first_report.get(id)?.checked_sub(*at))
-                    .collect(),
-            ),
-            ..Default::default()
-        };
-        for view in x0t_routing::link_views(&links.db) {
-            match super::local_api::topology_link(view).health.as_str() {
-                "up" => slo.links_up += 1,
-                "degraded" => slo.links_degraded += 1,
-                _ => slo.links_down += 1,
-            }
-        }
-        slo
+        links.db.expire(
+            now().as_millis(),
+            super::routing::LINK_STATE_MAX_AGE_MS,
+            &keep,
+        );
+        f(links)
     }
 
     /// Ends live readers: the node is shutting down.
@@ -505,19 +516,12 @@ impl AnchorMesh {
         mesh: &MeshId,
         nodes: Vec<(NodeId, Option<String>)>,
     ) -> super::local_api::Topology {
-        let now_ms = now().as_millis();
-        let (views, live) = {
-            let mut all = lock(&self.links);
-            let links = all.entry(mesh.clone()).or_default();
-            let keep = NodeId::from_bytes([0; 32]);
-            links
-                .db
-                .expire(now_ms, super::routing::LINK_STATE_MAX_AGE_MS, &keep);
+        let (views, live) = self.current_links(mesh, |links| {
             (
                 x0t_routing::link_views(&links.db),
                 links.db.states().map(|s| s.origin).collect::<Vec<_>>(),
             )
-        };
+        });
         let connected: std::collections::HashSet<NodeId> = lock(&self.verified)
             .values()
             .filter(|m| &m.mesh == mesh)
