@@ -344,7 +344,7 @@ pub const ROUTES: &[RouteDoc] = &[
         "GET",
         "/api/v1/meshes/{mesh}/events",
         Auth::Key,
-        "Server-sent events: links the mesh's members stop (link_down) or start again (link_recovered) reporting, as this anchor sees them; ?after=ID or Last-Event-ID resumes.",
+        "Server-sent events: members connecting to (peer_verified) and leaving (peer_dropped) this anchor, links they stop (link_down) or start again (link_recovered, with the outage) reporting; ?after=ID or Last-Event-ID resumes.",
         None,
         "text",
     ),

@@ -337,7 +337,16 @@ impl AnchorMesh {
                 overlay_ip: cert.overlay_ip.to_string(),
             },
         };
-        lock(&self.verified).insert(peer, member);
+        let (mesh, node_id) = (member.mesh.clone(), member.node_id);
+        let earlier = lock(&self.verified).insert(peer, member);
+        if earlier.is_none_or(|m| m.node_id != node_id) {
+            self.member_event(
+                &mesh,
+                super::events::EventKind::PeerVerified,
+                &node_id,
+                format!("{} connected to this anchor", node_id.short()),
+            );
+        }
         tracing::debug!(%peer, node = %cert.node_id.short(), "mesh member verified");
         Ok(MeshResponse::State(Some(
             self.state(control, &cert.mesh)?.to_vec(),
@@ -549,7 +558,38 @@ impl AnchorMesh {
 
     /// Forgets a member whose connection closed.
     pub(crate) fn forget(&self, peer: &PeerId) {
-        lock(&self.verified).remove(peer);
+        let gone = lock(&self.verified).remove(peer);
+        if let Some(member) = gone {
+            self.member_event(
+                &member.mesh,
+                super::events::EventKind::PeerDropped,
+                &member.node_id,
+                format!("{} left this anchor", member.node_id.short()),
+            );
+        }
+    }
+
+    /// A member connected or left: an event of its mesh (the console redraws its topology).
+    fn member_event(
+        &self,
+        mesh: &MeshId,
+        kind: super::events::EventKind,
+        node: &NodeId,
+        detail: String,
+    ) {
+        let id = lock(&self.links)
+            .entry(mesh.clone())
+            .or_default()
+            .events
+            .push(
+                now().as_millis(),
+                0,
+                kind,
+                Some(node.to_string()),
+                detail,
+                None,
+            );
+        self.events_changed.send_replace(id);
     }
 
     /// Signs and pushes a mesh's new state to its connected members whenever its content
