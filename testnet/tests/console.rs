@@ -159,6 +159,12 @@ async fn an_admin_approves_a_pending_node_and_sees_it_connected() -> anyhow::Res
             )
             .await?;
         browser.wait_for("#live.on", WAIT).await?;
+        // The anchor's stream told of the members connecting.
+        browser
+            .wait_until("join events in the live list", WAIT, || async {
+                Ok(browser.text("#events").await?.matches("joined").count() >= 2)
+            })
+            .await?;
         browser.screenshot(&shots().join("topology.png")).await?;
 
         // Overview again: both members report to the anchor; onboarding was measured.

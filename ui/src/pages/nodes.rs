@@ -10,6 +10,10 @@ use crate::app::ctx;
 use crate::filter::{NodeFilter, all_tags};
 use crate::{format, http};
 
+/// Rows drawn at most: beyond, the filters narrow the list (drawing 10,000 rows would
+/// take the browser seconds).
+const MAX_ROWS: usize = 1_000;
+
 /// The node list page.
 #[component]
 pub(crate) fn Nodes() -> impl IntoView {
@@ -67,8 +71,12 @@ pub(crate) fn Nodes() -> impl IntoView {
             let now = http::now_ms();
             let f = filter.get();
             let shown = f.apply(list);
-            let count = format!("{} of {} nodes", shown.len(), list.len());
-            let rows = shown.into_iter().map(|n| {
+            let count = if shown.len() > MAX_ROWS {
+                format!("{} of {} nodes match; the first {MAX_ROWS} are shown (narrow the filter)", shown.len(), list.len())
+            } else {
+                format!("{} of {} nodes", shown.len(), list.len())
+            };
+            let rows = shown.into_iter().take(MAX_ROWS).map(|n| {
                 let href = format!("#/nodes/{}", n.node_id);
                 view! {
                     <tr class="node-row" data-id=n.node_id.clone() data-state=n.state.name()>

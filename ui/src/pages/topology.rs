@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use leptos::prelude::*;
-use x0t_types::api::{MeshEvent, NodeView, Topology};
+use x0t_types::api::{EventKind, MeshEvent, NodeView, Topology};
 
 use super::{fetch, status_of};
 use crate::app::{ctx, go};
@@ -22,6 +22,17 @@ const LABELS_UP_TO: usize = 60;
 const RECENT_EVENTS: usize = 30;
 /// The poll that catches what the event stream does not carry (a new member's first links).
 const POLL_MS: i32 = 3_000;
+
+fn kind_name(kind: EventKind) -> &'static str {
+    match kind {
+        EventKind::LinkDown => "link lost",
+        EventKind::LinkRecovered => "link back",
+        EventKind::RouteChanged => "route",
+        EventKind::PathSwitched => "path switched",
+        EventKind::PeerVerified => "joined",
+        EventKind::PeerDropped => "left",
+    }
+}
 
 #[derive(Clone, Debug, PartialEq)]
 struct Drawing {
@@ -239,7 +250,7 @@ pub(crate) fn TopologyPage() -> impl IntoView {
                 <h2>"Live events"</h2>
                 <ul class="events" id="events">
                     {move || events.get().into_iter().map(|e| view! {
-                        <li><span class=format!("kind {:?}", e.kind)>{format!("{:?}", e.kind)}</span>" "{e.detail}</li>
+                        <li title=crate::format::utc(e.at_ms)><span class="kind">{kind_name(e.kind)}</span>" "{e.detail}</li>
                     }).collect_view()}
                 </ul>
             </aside>
