@@ -35,7 +35,8 @@ impl<T> Load<T> {
 }
 
 /// A signal filled from `GET path()` now and each time `reload` is bumped. A reload keeps
-/// showing the previous data until the new answer is in (no flicker on live updates).
+/// showing the previous data until the new answer is in (no flicker on live updates), and
+/// an answer that arrives after a newer one is dropped.
 pub(crate) fn fetch<T>(
     path: impl Fn() -> String + 'static,
     reload: RwSignal<u64>,
@@ -44,11 +45,18 @@ where
     T: DeserializeOwned + Clone + Send + Sync + 'static,
 {
     let state = RwSignal::new(Load::Loading);
+    let asked = StoredValue::new(0u64);
     Effect::new(move |_| {
         reload.track();
         let path = path();
+        let generation = asked.get_value() + 1;
+        asked.set_value(generation);
         leptos::task::spawn_local(async move {
             let answer = http::get::<T>(&path).await;
+            // The page may be gone, or a newer request under way: then this answer is stale.
+            if asked.try_get_value() != Some(generation) {
+                return;
+            }
             match answer {
                 Ok(data) => state.set(Load::Ready(data)),
                 Err(e) => state.set(Load::Failed(e)),
