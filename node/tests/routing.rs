@@ -199,6 +199,15 @@ async fn members_learn_each_others_links_and_route_around_a_departure() {
             .unwrap()
             .contains("default-src 'self'")
     );
+    // A reload with the ETag costs a 304.
+    let etag = page.headers()["etag"].clone();
+    let again = http
+        .get(format!("{}/", info.api_url))
+        .header("if-none-match", etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 304);
     let forwarded = |path: &str| {
         http.get(format!("{}{path}", info.api_url))
             .bearer_auth(&key)
