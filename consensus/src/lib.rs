@@ -15,6 +15,7 @@
 mod codec;
 mod kv;
 mod log_store;
+pub mod records;
 mod state_machine;
 
 use std::io::Cursor;

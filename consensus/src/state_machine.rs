@@ -35,7 +35,7 @@ const RECORDS_END: &[u8] = b"r0"; // '0' follows '/' in ASCII
 const SNAPSHOT_META_KEY: &[u8] = b"meta";
 const SNAPSHOT_DATA_KEY: &[u8] = b"data";
 
-type Membership = StoredMembership<u64, AnchorNode>;
+pub(crate) type Membership = StoredMembership<u64, AnchorNode>;
 
 /// The in-memory state, shared with readers (the API) through [`StateMachineStore::read`].
 #[derive(Debug, Default)]
@@ -49,10 +49,10 @@ pub struct AppliedState {
 }
 
 #[derive(Serialize, Deserialize)]
-struct SnapshotPayload {
-    last_applied: Option<LogId>,
-    membership: Membership,
-    records: Vec<Record>,
+pub(crate) struct SnapshotPayload {
+    pub(crate) last_applied: Option<LogId>,
+    pub(crate) membership: Membership,
+    pub(crate) records: Vec<Record>,
 }
 
 fn sm_error(verb: ErrorVerb, error: StoreError) -> StorageError<u64> {
@@ -80,7 +80,7 @@ fn encode_snapshot(payload: &SnapshotPayload) -> Result<Vec<u8>, StoreError> {
     Ok(out)
 }
 
-fn decode_snapshot(bytes: &[u8]) -> Result<SnapshotPayload, StoreError> {
+pub(crate) fn decode_snapshot(bytes: &[u8]) -> Result<SnapshotPayload, StoreError> {
     let corrupt = |detail: String| StoreError::Corrupt {
         what: "snapshot",
         detail,

@@ -24,7 +24,10 @@ fuzz_target!(|data: &[u8]| {
                 protocol: test.protocol,
                 port: test.port,
             };
-            assert_eq!(policy.decide(&flow), reference::decide(policy.document(), &flow));
+            assert_eq!(
+                policy.decide(&flow),
+                reference::decide(policy.document(), &flow)
+            );
             let _ = x0t_policy::explain_text(&policy.explain(&flow, 1));
         }
     }

@@ -21,7 +21,7 @@ mod raft_network;
 pub mod run;
 pub mod service;
 pub mod testnet;
-pub mod token;
+pub use x0t_crypto::bearer as token;
 
 pub use run::{NodeConfig, NodeInfo, run};
 

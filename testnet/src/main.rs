@@ -20,6 +20,7 @@ use x0t_node::testnet;
 mod console_bench;
 mod dataplane_bench;
 mod failover_bench;
+mod fuzz_seeds;
 mod onboarding;
 mod policy_bench;
 mod wireguard;
@@ -38,6 +39,15 @@ enum Cmd {
     Bench {
         #[command(subcommand)]
         which: BenchCmd,
+    },
+    /// Writes seed inputs for the fuzz targets (real encodings, some from a real anchor).
+    FuzzSeeds {
+        /// Where the corpora live.
+        #[arg(long, default_value = "fuzz/corpus")]
+        out: PathBuf,
+        /// The x0t binary [default: next to this one].
+        #[arg(long)]
+        x0t: Option<PathBuf>,
     },
 }
 
@@ -515,6 +525,15 @@ async fn control_plane(
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Cmd::FuzzSeeds { out, x0t } => {
+            let x0t = match x0t {
+                Some(path) => path,
+                None => std::env::current_exe()?.with_file_name("x0t"),
+            };
+            let written = fuzz_seeds::write(&out, &x0t).await?;
+            println!("{written} seeds written under {}", out.display());
+            Ok(())
+        }
         Cmd::Bench {
             which:
                 BenchCmd::ControlPlane {

@@ -55,6 +55,12 @@ fn encode(key: &SigningKey) -> Zeroizing<Vec<u8>> {
     out
 }
 
+/// Decodes key-file bytes already read from `path` (which every error names): what
+/// [`read_signing_key`] does after reading, for callers holding the bytes (and the fuzz target).
+pub fn decode_key_file(path: &Path, bytes: &[u8]) -> Result<SigningKey, CryptoError> {
+    decode(path, bytes)
+}
+
 /// Decodes the v1 key file format, naming `path` in every error.
 fn decode(path: &Path, bytes: &[u8]) -> Result<SigningKey, CryptoError> {
     let truncated = |detail: String| CryptoError::KeyFileTruncated {
@@ -124,7 +130,13 @@ fn decode(path: &Path, bytes: &[u8]) -> Result<SigningKey, CryptoError> {
             "checksum mismatch (the file was damaged or edited)".to_owned(),
         ));
     }
-    SigningKey::from_parts(algorithm, public, secret)
+    let key = SigningKey::from_parts(algorithm, public, secret)?;
+    // The checksum only proves the file is as written; a file assembled from two keys (found
+    // by the key_file fuzz target) would load as an identity whose signatures no one can
+    // verify under the public key it names.
+    key.check_pair()
+        .map_err(|_| corrupt("the public and secret keys are not one pair".to_owned()))?;
+    Ok(key)
 }
 
 /// Writes `key` to `path` atomically with mode 0600, creating the directory (0700) if needed.
@@ -202,7 +214,8 @@ fn write_temp_then_place(
     }
 }
 
-/// Reads a key written by [`write_signing_key`], refusing files other users can read.
+/// Reads a key written by [`write_signing_key`], refusing files other users can read. The
+/// key that loads is a checked pair (its secret half signs what its public half verifies).
 pub fn read_signing_key(path: &Path) -> Result<SigningKey, CryptoError> {
     let bytes = read_secret_file(path, MAX_KEY_FILE_LEN)?;
     decode(path, &bytes)
@@ -266,6 +279,26 @@ mod tests {
         loaded.check_pair().unwrap();
         // No temporary left behind.
         assert_eq!(fs::read_dir(path.parent().unwrap()).unwrap().count(), 1);
+    }
+
+    /// Regression test for the key_file fuzz target's first crash
+    /// (fuzz/corpus/key_file/regression-mismatched-halves): a file with a valid checksum
+    /// whose public half belongs to another key loaded, and signed unverifiably.
+    #[test]
+    fn a_file_of_two_keys_halves_is_refused() {
+        let first = SigningKey::generate(SigAlgorithm::MlDsa65).unwrap();
+        let second = SigningKey::generate(SigAlgorithm::MlDsa65).unwrap();
+        let mut bytes = encode(&first).to_vec();
+        let public_at = 7 + 2;
+        let public = second.verifying_key().as_bytes();
+        bytes[public_at..public_at + public.len()].copy_from_slice(public);
+        let body_len = bytes.len() - 32;
+        let checksum = blake3::derive_key(CHECKSUM_CONTEXT, &bytes[..body_len]);
+        bytes[body_len..].copy_from_slice(&checksum);
+        let err = decode_key_file(Path::new("mixed.key"), &bytes).unwrap_err();
+        assert!(matches!(err, CryptoError::KeyFileCorrupt { .. }), "{err}");
+        assert!(err.to_string().contains("not one pair"), "{err}");
+        assert!(err.to_string().contains("mixed.key"), "{err}");
     }
 
     #[test]

@@ -10,12 +10,14 @@
 //!   the replay window and the rekey policy.
 //! - [`NodeCertificate`], [`JoinToken`]: versioned canonical encodings inside a [`Signed`]
 //!   envelope; golden tests pin their bytes.
+//! - [`bearer`]: admin API keys and anchor-join tokens (text form; only hashes are stored).
 //! - [`keyfile`]: the on-disk identity format (0600, atomic, checksummed, versioned).
 //!
 //! Nothing here reads a clock: verifiers take `now` from their caller.
 
 pub mod aead;
 pub mod audit;
+pub mod bearer;
 mod cert;
 mod error;
 pub mod frame;

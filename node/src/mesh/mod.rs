@@ -20,7 +20,7 @@ pub mod dataplane;
 pub mod events;
 pub mod forward;
 pub mod local_api;
-pub mod packet;
+pub use x0t_wire::packet;
 pub mod routing;
 pub mod session;
 pub mod trust;

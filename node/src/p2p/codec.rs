@@ -1,8 +1,5 @@
-//! Length-prefixed bincode frames for request-response, bounded on read.
-//!
-//! Frame: `u32 big-endian length | bincode body`. A frame longer than [`MAX_FRAME_LEN`] is
-//! refused before a byte of it is buffered; a body that does not decode, or decodes with bytes
-//! left over, is an `InvalidData` error for that one stream — never a panic, never the node.
+//! The request-response codec of the control protocol: `x0t_wire::frame`'s length-prefixed,
+//! bounded frames read from and written to libp2p streams.
 
 use std::io;
 use std::marker::PhantomData;
@@ -12,9 +9,7 @@ use libp2p::StreamProtocol;
 use libp2p::request_response;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-
-/// Largest frame accepted or sent: Raft snapshot chunks are sent in pieces well below this.
-pub(crate) const MAX_FRAME_LEN: usize = 16 * 1024 * 1024;
+use x0t_wire::frame::{body_len, decode_body, encode_frame};
 
 /// The codec for one request/response pair of types.
 pub(crate) struct BincodeCodec<Req, Resp>(PhantomData<fn() -> (Req, Resp)>);
@@ -31,48 +26,11 @@ impl<Req, Resp> Default for BincodeCodec<Req, Resp> {
     }
 }
 
-fn config() -> impl bincode::config::Config {
-    bincode::config::standard().with_limit::<MAX_FRAME_LEN>()
-}
-
-pub(crate) fn encode_frame<T: Serialize>(value: &T) -> io::Result<Vec<u8>> {
-    let body = bincode::serde::encode_to_vec(value, config())
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
-    if body.len() > MAX_FRAME_LEN {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("frame of {} bytes exceeds {MAX_FRAME_LEN}", body.len()),
-        ));
-    }
-    let mut frame = Vec::with_capacity(4 + body.len());
-    frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    frame.extend(body);
-    Ok(frame)
-}
-
-pub(crate) fn decode_body<T: DeserializeOwned>(body: &[u8]) -> io::Result<T> {
-    let (value, used) = bincode::serde::decode_from_slice(body, config())
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
-    if used != body.len() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("{} trailing bytes in frame", body.len() - used),
-        ));
-    }
-    Ok(value)
-}
-
 async fn read_frame<T: DeserializeOwned, R: AsyncRead + Unpin + Send>(io: &mut R) -> io::Result<T> {
-    let mut len = [0u8; 4];
-    io.read_exact(&mut len).await?;
-    let len = u32::from_be_bytes(len) as usize;
-    if len > MAX_FRAME_LEN {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("frame of {len} bytes exceeds {MAX_FRAME_LEN}"),
-        ));
-    }
-    let mut body = vec![0u8; len];
+    let mut prefix = [0u8; 4];
+    io.read_exact(&mut prefix).await?;
+    // Checked against the limit before a byte of the body is buffered.
+    let mut body = vec![0u8; body_len(prefix)?];
     io.read_exact(&mut body).await?;
     decode_body(&body)
 }

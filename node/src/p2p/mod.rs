@@ -3,6 +3,6 @@
 
 mod codec;
 mod event_loop;
-pub mod protocol;
+pub use x0t_wire::control as protocol;
 
 pub use event_loop::{ConnectionEvent, InboundRequest, P2p, P2pConfig, P2pError, spawn};

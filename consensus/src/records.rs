@@ -1,0 +1,40 @@
+//! What the stores read back from disk, decodable on its own: the same bounded decoders the
+//! log store and the state machine use when they open, for offline tools and for the fuzz
+//! targets (`fuzz/fuzz_targets/ledger_entry.rs`). A damaged record is a
+//! [`StoreError::Corrupt`] naming what was being read, never a panic.
+
+use openraft::Entry;
+use x0t_ledger::{Ledger, Record};
+
+use crate::codec::decode;
+use crate::kv::StoreError;
+use crate::state_machine::{AppliedState, decode_snapshot};
+use crate::{LogId, TypeConfig};
+
+/// Decodes one stored Raft log entry (a value of the log tree).
+pub fn decode_log_entry(bytes: &[u8]) -> Result<Entry<TypeConfig>, StoreError> {
+    decode("log entry", bytes)
+}
+
+/// Decodes one stored ledger record (a value of the state tree under `r/`).
+pub fn decode_ledger_record(bytes: &[u8]) -> Result<Record, StoreError> {
+    decode("ledger record", bytes)
+}
+
+/// Decodes the state tree's "last applied" value: the last applied log id and membership.
+pub fn decode_applied(bytes: &[u8]) -> Result<Option<LogId>, StoreError> {
+    let (last_applied, _membership): (Option<LogId>, crate::state_machine::Membership) =
+        decode("applied state", bytes)?;
+    Ok(last_applied)
+}
+
+/// Decodes a stored or received snapshot (header, checksum, payload) into the state it
+/// restores: what a follower installs and what an anchor restores at start.
+pub fn decode_snapshot_state(bytes: &[u8]) -> Result<AppliedState, StoreError> {
+    let payload = decode_snapshot(bytes)?;
+    Ok(AppliedState {
+        ledger: Ledger::from_records(payload.records),
+        last_applied: payload.last_applied,
+        membership: payload.membership,
+    })
+}
