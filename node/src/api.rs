@@ -11,7 +11,7 @@ use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use x0t_consensus::AnchorNode;
@@ -122,6 +122,14 @@ pub const ROUTES: &[RouteDoc] = &[
         Auth::Admin,
         "Add an anchor to the Raft membership.",
         Some("AddAnchor"),
+        "ClusterStatus",
+    ),
+    route(
+        "DELETE",
+        "/api/v1/cluster/anchors/{raft_id}",
+        Auth::Admin,
+        "Remove an anchor from the Raft membership (then stop its process).",
+        None,
         "ClusterStatus",
     ),
     route(
@@ -639,6 +647,15 @@ async fn add_anchor(
     Ok(Json(service.control().status()))
 }
 
+async fn remove_anchor(
+    State(service): State<Service>,
+    _admin: Admin,
+    PathParams(raft_id): PathParams<u64>,
+) -> Result<Json<ClusterStatus>, ApiError> {
+    service.control().remove_anchor(raft_id).await?;
+    Ok(Json(service.control().status()))
+}
+
 async fn create_api_key(
     State(service): State<Service>,
     Admin(caller): Admin,
@@ -1146,6 +1163,7 @@ pub fn router(service: Service) -> Router {
         .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/cluster", get(cluster))
         .route("/api/v1/cluster/anchors", get(anchors).post(add_anchor))
+        .route("/api/v1/cluster/anchors/{raft_id}", delete(remove_anchor))
         .route("/api/v1/cluster/join-tokens", post(create_join_token))
         .route("/api/v1/api-keys", post(create_api_key))
         .route("/api/v1/session", get(session))

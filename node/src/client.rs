@@ -23,8 +23,18 @@ pub struct ApiClient {
 impl ApiClient {
     /// A client for `base` (e.g. `http://127.0.0.1:7410`), optionally with an admin key.
     pub fn new(base: &str, admin_key: Option<String>) -> Result<Self, NodeError> {
+        Self::with_timeout(base, admin_key, std::time::Duration::from_secs(30))
+    }
+
+    /// [`ApiClient::new`] whose requests give up after `timeout` (connecting included).
+    pub fn with_timeout(
+        base: &str,
+        admin_key: Option<String>,
+        timeout: std::time::Duration,
+    ) -> Result<Self, NodeError> {
         let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(30))
+            .timeout(timeout)
+            .connect_timeout(timeout)
             .build()
             .map_err(|e| NodeError::Client(e.to_string()))?;
         Ok(Self {
@@ -72,6 +82,15 @@ impl ApiClient {
     /// `GET /api/v1/cluster`.
     pub async fn cluster(&self) -> Result<ClusterStatus, NodeError> {
         self.send(self.http.get(self.url("/api/v1/cluster"))).await
+    }
+
+    /// `DELETE /api/v1/cluster/anchors/{raft_id}`.
+    pub async fn remove_anchor(&self, raft_id: u64) -> Result<ClusterStatus, NodeError> {
+        self.send(
+            self.http
+                .delete(self.url(&format!("/api/v1/cluster/anchors/{raft_id}"))),
+        )
+        .await
     }
 
     /// `POST /api/v1/cluster/anchors`.

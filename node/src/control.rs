@@ -1,7 +1,7 @@
 //! The control plane of one node: its openraft instance, the inbound control protocol, and
 //! the write/read paths the API uses (writes forwarded to the leader, linearizable reads).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -99,6 +99,9 @@ pub enum ControlError {
     /// Storage failed.
     #[error("storage: {0}")]
     Storage(String),
+    /// A membership change the cluster refuses (unknown anchor, the last voter).
+    #[error("{0}")]
+    Membership(String),
 }
 
 /// A snapshot of cluster state for `GET /api/v1/cluster`.
@@ -720,6 +723,51 @@ impl ControlPlane {
         Ok(())
     }
 
+    /// Removes anchor `id` from the Raft membership (it is not kept as a learner). On a
+    /// follower, asks the leader to do it. The removed anchor's process should then be
+    /// stopped: it no longer receives the log.
+    pub async fn remove_anchor(&self, id: u64) -> Result<(), ControlError> {
+        match self.leader() {
+            Some((leader, _)) if leader == self.id => self.remove_anchor_local(id).await,
+            Some((leader, leader_node)) => {
+                let (peer, addrs) = peer_of(&leader_node).map_err(ControlError::Raft)?;
+                match self
+                    .p2p
+                    .request(peer, addrs, ControlRequest::RemoveAnchor { id })
+                    .await?
+                {
+                    ControlResponse::RemoveAnchor(result) => {
+                        result.map_err(ControlError::Membership)
+                    }
+                    other => Err(ControlError::Raft(format!(
+                        "leader {leader} answered {other:?}"
+                    ))),
+                }
+            }
+            None => Err(ControlError::NoLeader("no leader known".to_owned())),
+        }
+    }
+
+    async fn remove_anchor_local(&self, id: u64) -> Result<(), ControlError> {
+        let metrics = self.raft.metrics().borrow().clone();
+        let voters: BTreeSet<u64> = metrics.membership_config.membership().voter_ids().collect();
+        if !voters.contains(&id) {
+            return Err(ControlError::Membership(format!(
+                "anchor {id} is not a voter of this cluster (voters: {voters:?})"
+            )));
+        }
+        if voters.len() == 1 {
+            return Err(ControlError::Membership(format!(
+                "anchor {id} is the last voter; a cluster cannot remove its last anchor"
+            )));
+        }
+        self.raft
+            .change_membership(ChangeMembers::RemoveVoters([id].into()), false)
+            .await
+            .map_err(|e| ControlError::Raft(e.to_string()))?;
+        Ok(())
+    }
+
     fn is_member(&self, peer: &PeerId) -> bool {
         let text = peer.to_string();
         let metrics = self.raft.metrics().borrow().clone();
@@ -817,6 +865,11 @@ impl ControlPlane {
             }
             ControlRequest::AddAnchor { id, node } => ControlResponse::AddAnchor(
                 self.add_anchor_local(id, node)
+                    .await
+                    .map_err(|e| e.to_string()),
+            ),
+            ControlRequest::RemoveAnchor { id } => ControlResponse::RemoveAnchor(
+                self.remove_anchor_local(id)
                     .await
                     .map_err(|e| e.to_string()),
             ),

@@ -126,6 +126,7 @@ impl From<ControlError> for ServiceError {
             ControlError::NoLeader(_) | ControlError::Network(_) => {
                 Self::new(ErrorKind::Unavailable, "unavailable", message)
             }
+            ControlError::Membership(_) => Self::new(ErrorKind::Conflict, "membership", message),
             ControlError::Raft(_) | ControlError::Storage(_) => Self::internal(message),
         }
     }

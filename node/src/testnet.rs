@@ -100,6 +100,43 @@ pub fn spawn_node_on(
     join: Option<&JoinConfig>,
     extra_args: &[String],
 ) -> Result<u32, NodeError> {
+    let placement = Placement {
+        ip,
+        wrapper: Vec::new(),
+    };
+    spawn_node_placed(
+        exe,
+        testnet_dir,
+        index,
+        base_port,
+        &placement,
+        join,
+        extra_args,
+    )
+}
+
+/// Where a testnet node runs: the address its sockets bind, and a command that puts the
+/// process there, such as `ip netns exec <namespace>` (empty: this namespace). The wrapper
+/// must exec the node (as `ip netns exec` does), so the pid spawned is the node's.
+#[derive(Clone, Debug)]
+pub struct Placement {
+    /// API and peer sockets bind here.
+    pub ip: std::net::IpAddr,
+    /// Program and arguments the node's command line is appended to.
+    pub wrapper: Vec<String>,
+}
+
+/// [`spawn_node`] placed by `placement`.
+pub fn spawn_node_placed(
+    exe: &Path,
+    testnet_dir: &Path,
+    index: usize,
+    base_port: u16,
+    placement: &Placement,
+    join: Option<&JoinConfig>,
+    extra_args: &[String],
+) -> Result<u32, NodeError> {
+    let ip = placement.ip;
     let dir = node_dir(testnet_dir, index);
     std::fs::create_dir_all(&dir)
         .map_err(|e| NodeError::Config(format!("{}: {e}", dir.display())))?;
@@ -113,7 +150,14 @@ pub fn spawn_node_on(
         .try_clone()
         .map_err(|e| NodeError::Config(e.to_string()))?;
     let (api, p2p) = ports(base_port, index);
-    let mut command = Command::new(exe);
+    let mut command = match placement.wrapper.split_first() {
+        Some((program, args)) => {
+            let mut command = Command::new(program);
+            command.args(args).arg(exe);
+            command
+        }
+        None => Command::new(exe),
+    };
     command
         .arg("up")
         .arg("--dir")
@@ -199,6 +243,22 @@ pub async fn up_on(
     ip: std::net::IpAddr,
     extra_args: &[String],
 ) -> Result<Vec<NodeInfo>, NodeError> {
+    let placement = |_| Placement {
+        ip,
+        wrapper: Vec::new(),
+    };
+    up_placed(exe, testnet_dir, anchors, base_port, &placement, extra_args).await
+}
+
+/// [`up`] with anchor `index` (1-based) placed by `placement(index)`.
+pub async fn up_placed(
+    exe: &Path,
+    testnet_dir: &Path,
+    anchors: usize,
+    base_port: u16,
+    placement: &(dyn Fn(usize) -> Placement + Sync),
+    extra_args: &[String],
+) -> Result<Vec<NodeInfo>, NodeError> {
     if anchors == 0 || anchors > 7 {
         return Err(NodeError::Config("a testnet has 1 to 7 anchors".into()));
     }
@@ -213,7 +273,17 @@ pub async fn up_on(
             )));
         }
         let pids = (1..=anchors)
-            .map(|index| spawn_node_on(exe, testnet_dir, index, base_port, ip, None, extra_args))
+            .map(|index| {
+                spawn_node_placed(
+                    exe,
+                    testnet_dir,
+                    index,
+                    base_port,
+                    &placement(index),
+                    None,
+                    extra_args,
+                )
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let mut infos = Vec::new();
         for (index, pid) in (1..=anchors).zip(pids) {
@@ -223,7 +293,15 @@ pub async fn up_on(
         return Ok(infos);
     }
     let mut infos = Vec::new();
-    let first = spawn_node_on(exe, testnet_dir, 1, base_port, ip, None, extra_args)?;
+    let first = spawn_node_placed(
+        exe,
+        testnet_dir,
+        1,
+        base_port,
+        &placement(1),
+        None,
+        extra_args,
+    )?;
     infos.push(wait_ready(testnet_dir, 1, first, Duration::from_secs(60)).await?);
     let key = std::fs::read_to_string(node_dir(testnet_dir, 1).join(ADMIN_KEY_FILE))
         .map_err(|e| NodeError::Config(format!("reading node1's admin key: {e}")))?;
@@ -245,12 +323,12 @@ pub async fn up_on(
             peer: peer.clone(),
             token,
         };
-        let pid = spawn_node_on(
+        let pid = spawn_node_placed(
             exe,
             testnet_dir,
             index,
             base_port,
-            ip,
+            &placement(index),
             Some(&join),
             extra_args,
         )?;

@@ -163,8 +163,11 @@ async fn leader_kill_restart_and_snapshot_catch_up() {
     assert_eq!(testnet::down(&dir).await.unwrap(), 3);
 }
 
-/// A write acknowledged just before kill -9 is there after restart. `X0T_DURABILITY_ROUNDS`
-/// sets how many kill/restart rounds (the `fault` nextest profile runs many).
+/// A write acknowledged just before kill -9 is there after restart. Each round kills at a
+/// different moment within 500 ms of the acknowledgement (sled's own background flush runs
+/// every 500 ms: only the flush before the ack can make every one of them survive).
+/// `X0T_DURABILITY_ROUNDS` sets how many kill/restart rounds (the `fault` nextest profile
+/// runs 200).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn durability_acknowledged_write_survives_kill_9() {
     let rounds: usize = std::env::var("X0T_DURABILITY_ROUNDS")
@@ -187,6 +190,7 @@ async fn durability_acknowledged_write_survives_kill_9() {
         })
         .await
         .unwrap();
+    let mut rng = 0x2545_f491_4f6c_dd1d_u64;
     for round in 0..rounds {
         let acked = client()
             .update_settings(
@@ -198,7 +202,17 @@ async fn durability_acknowledged_write_survives_kill_9() {
             )
             .await
             .unwrap();
-        // No grace period: the ack is the only promise.
+        // No grace period beyond a random 0–499 ms: the ack is the only promise. A quarter
+        // of the rounds kill at once, the moment most likely to catch an unflushed write.
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let delay = if rng.is_multiple_of(4) {
+            0
+        } else {
+            (rng >> 8) % 500
+        };
+        tokio::time::sleep(Duration::from_millis(delay)).await;
         testnet::kill_and_wait(info(&dir, 1).pid).await;
         let pid = testnet::spawn_node(exe, &dir, 1, base, None, &[]).unwrap();
         testnet::wait_ready(&dir, 1, pid, Duration::from_secs(30))
@@ -213,7 +227,7 @@ async fn durability_acknowledged_write_survives_kill_9() {
         assert_eq!(
             (view.version, view.description.as_str()),
             (acked.version, acked.description.as_str()),
-            "round {round}: acknowledged write lost"
+            "round {round} (killed {delay} ms after the ack): acknowledged write lost"
         );
     }
 }

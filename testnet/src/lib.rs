@@ -2,6 +2,9 @@
 //! network-namespace labs ([`netns`]) and whole meshes in them ([`mesh_lab`]).
 
 pub mod browser;
+pub mod chaos;
 pub mod console_lab;
+pub mod history;
 pub mod mesh_lab;
 pub mod netns;
+pub mod reliability;

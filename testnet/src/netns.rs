@@ -17,6 +17,9 @@ use anyhow::{Context, bail};
 /// Every namespace this harness creates starts with this.
 const PREFIX: &str = "x0t-";
 
+/// The nftables table of partitions and losses ([`Lab::cut`], [`Lab::heal`]).
+const CUT_TABLE: &str = "x0tcut";
+
 static LABS: AtomicU32 = AtomicU32::new(0);
 
 fn run(args: &[&str]) -> anyhow::Result<()> {
@@ -275,6 +278,71 @@ impl Lab {
             ],
         )?;
         Ok(Degraded::LossOnly)
+    }
+
+    /// Silently drops every packet between nodes `i` and `j`, both ways, as a partition
+    /// does: neither side gets an error, only silence (nftables, undone by [`Lab::heal`]).
+    pub fn cut(&self, i: usize, j: usize) -> anyhow::Result<()> {
+        self.cut_one_way(i, j)?;
+        self.cut_one_way(j, i)
+    }
+
+    /// Drops what node `from` sends to node `to`; the other direction still flows.
+    pub fn cut_one_way(&self, from: usize, to: usize) -> anyhow::Result<()> {
+        let to = self.node_ip(to).to_string();
+        self.nft_rule(from, CUT_TABLE, "output", &["ip", "daddr", &to, "drop"])
+    }
+
+    /// Loses `percent` % of what node `from` sends to node `to`, at random (nftables).
+    pub fn lose(&self, from: usize, to: usize, percent: u32) -> anyhow::Result<()> {
+        let to = self.node_ip(to).to_string();
+        let below = percent.min(100).to_string();
+        self.nft_rule(
+            from,
+            CUT_TABLE,
+            "output",
+            &[
+                "ip", "daddr", &to, "numgen", "random", "mod", "100", "<", &below, "drop",
+            ],
+        )
+    }
+
+    /// Removes every [`Lab::cut`], [`Lab::cut_one_way`] and [`Lab::lose`] rule (not
+    /// [`Lab::no_inbound`] or [`Lab::degrade`]).
+    pub fn heal(&self) -> anyhow::Result<()> {
+        for ns in &self.nodes {
+            let listed = Command::new("ip")
+                .args([
+                    "netns", "exec", ns, "nft", "list", "table", "inet", CUT_TABLE,
+                ])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .with_context(|| format!("nft in {ns}"))?;
+            if listed.success() {
+                run(&[
+                    "ip", "netns", "exec", ns, "nft", "delete", "table", "inet", CUT_TABLE,
+                ])?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Undoes [`Lab::degrade`] on node `i`.
+    pub fn undegrade(&self, i: usize) {
+        let ns = &self.nodes[i];
+        let quiet = |args: &[&str]| {
+            let _ = Command::new("ip")
+                .args(["netns", "exec", ns])
+                .args(args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        };
+        quiet(&["tc", "qdisc", "del", "dev", "eth0", "root"]);
+        quiet(&["nft", "delete", "table", "inet", "x0tloss"]);
     }
 
     /// Adds `rule` to a filter chain on `hook` (`input`, `output`) of table `table` in node

@@ -57,6 +57,12 @@ pub enum ControlRequest {
     /// Between approved nodes of a mesh, and from an approved node to an anchor: the
     /// certificate exchange that must come first, mesh state, and session handshakes.
     Mesh(MeshRequest),
+    /// "Remove this anchor from the Raft membership": from a member (a follower forwarding
+    /// to the leader). Last, so the older variants keep their tags on the wire.
+    RemoveAnchor {
+        /// Raft id of the anchor to remove.
+        id: u64,
+    },
 }
 
 /// Longest certificate envelope a peer may present (bytes).
@@ -311,4 +317,6 @@ pub enum ControlResponse {
     Mesh(Result<MeshResponse, String>),
     /// The request was refused before reaching Raft (unauthorized peer, overload).
     Refused(String),
+    /// Answer to [`ControlRequest::RemoveAnchor`].
+    RemoveAnchor(Result<(), String>),
 }
