@@ -201,8 +201,11 @@ pub struct Verdict {
 }
 
 impl History {
-    /// Checks every key's sub-history for linearizability.
-    pub fn check(&self) -> Verdict {
+    /// Checks every key's sub-history for linearizability, giving each key's search at most
+    /// `budget`. The search (stateright's) is quick on a linearizable history but must try
+    /// every order before it can say no, so a key it cannot decide in time is reported as a
+    /// violation too ("undecided"): either way the run has failed.
+    pub fn check(&self, budget: Duration) -> Verdict {
         let started = Instant::now();
         let mut per_key: BTreeMap<Key, Vec<&Record>> = BTreeMap::new();
         for record in &self.records {
@@ -212,40 +215,32 @@ impl History {
         for (key, records) in &per_key {
             // Events in real-time order; at equal instants an invocation goes first (the
             // more permissive reading: the two operations overlap).
-            let mut events: Vec<(Instant, u8, &Record)> = Vec::new();
+            let mut events: Vec<(Instant, u8, Record)> = Vec::new();
             for record in records {
                 match &record.outcome {
                     Outcome::Dropped => {}
                     Outcome::Unknown(_) if !record.is_write() => {}
-                    Outcome::Unknown(_) => events.push((record.invoked, 0, record)),
+                    Outcome::Unknown(_) => events.push((record.invoked, 0, (*record).clone())),
                     Outcome::Ok(_) => {
-                        events.push((record.invoked, 0, record));
-                        events.push((record.completed, 1, record));
+                        events.push((record.invoked, 0, (*record).clone()));
+                        events.push((record.completed, 1, (*record).clone()));
                     }
                 }
             }
             events.sort_by_key(|(at, kind, _)| (*at, *kind));
-            let mut tester = LinearizabilityTester::new(initial_model(*key));
-            let mut broken = None;
-            for (_, kind, record) in events {
-                let result = if kind == 0 {
-                    tester.on_invoke(record.thread, record.op.clone())
-                } else if let Outcome::Ok(ret) = &record.outcome {
-                    tester.on_return(record.thread, ret.clone())
-                } else {
-                    Ok(&mut tester)
-                };
-                if let Err(e) = result {
-                    broken = Some(format!("history rejected by the tester: {e}"));
-                    break;
-                }
-            }
-            match broken {
-                Some(why) => violations.push((*key, why)),
-                None if !tester.is_consistent() => {
-                    violations.push((*key, format!("not linearizable: {tester:?}")));
-                }
-                None => {}
+            let key = *key;
+            let (done, answer) = std::sync::mpsc::channel();
+            // A thread per key, so a search past its budget can be left behind.
+            std::thread::spawn(move || {
+                let _ = done.send(check_key(key, events));
+            });
+            match answer.recv_timeout(budget) {
+                Ok(Ok(())) => {}
+                Ok(Err(why)) => violations.push((key, why)),
+                Err(_) => violations.push((
+                    key,
+                    format!("undecided: no linearization found within {budget:?}"),
+                )),
             }
         }
         let count = |f: fn(&Outcome) -> bool| self.records.iter().filter(|r| f(&r.outcome)).count();
@@ -257,6 +252,28 @@ impl History {
             violations,
             checked_in: started.elapsed(),
         }
+    }
+}
+
+/// Feeds one key's events to stateright's linearizability tester.
+fn check_key(key: Key, events: Vec<(Instant, u8, Record)>) -> Result<(), String> {
+    let mut tester = LinearizabilityTester::new(initial_model(key));
+    for (_, kind, record) in events {
+        let result = if kind == 0 {
+            tester.on_invoke(record.thread, record.op.clone())
+        } else if let Outcome::Ok(ret) = &record.outcome {
+            tester.on_return(record.thread, ret.clone())
+        } else {
+            Ok(&mut tester)
+        };
+        if let Err(e) = result {
+            return Err(format!("history rejected by the tester: {e}"));
+        }
+    }
+    if tester.is_consistent() {
+        Ok(())
+    } else {
+        Err(format!("not linearizable: {tester:?}"))
     }
 }
 
@@ -296,6 +313,9 @@ pub struct WorkloadConfig {
     pub think: Duration,
     /// Most operations per client (the run also ends when told to stop).
     pub max_ops_per_client: usize,
+    /// Read with `?stale=true` (from the anchor's local state, no read barrier): not
+    /// linearizable by design, so a run with it shows the checker catching stale reads.
+    pub stale_reads: bool,
 }
 
 /// The prepared workload: admin key, node registrations, the shared history.
@@ -386,7 +406,8 @@ impl Workload {
                 config: self.config.clone(),
                 history: self.history.clone(),
                 targets: targets.clone(),
-                rng: 0x9e37_79b9_7f4a_7c15 ^ ((client as u64 + 1) * 0x2545_f491_4f6c_dd1d),
+                rng: 0x9e37_79b9_7f4a_7c15
+                    ^ (client as u64 + 1).wrapping_mul(0x2545_f491_4f6c_dd1d),
             };
             tasks.push(tokio::spawn(client.run(stop.clone())));
         }
@@ -407,7 +428,10 @@ impl Workload {
             http,
             admin_key: self.admin_key.clone(),
             registrations: self.registrations.clone(),
-            config: self.config.clone(),
+            config: WorkloadConfig {
+                stale_reads: false,
+                ..self.config.clone()
+            },
             history: self.history.clone(),
             targets: Arc::new(RwLock::new(vec![(anchor, url.to_owned())])),
             rng: 1,
@@ -541,7 +565,11 @@ impl Client {
         let (method, path, body) = match (key, op) {
             (Key::Settings(n), Op::Read) => (
                 reqwest::Method::GET,
-                format!("/api/v1/meshes/{}", mesh_name(n)),
+                format!(
+                    "/api/v1/meshes/{}?stale={}",
+                    mesh_name(n),
+                    self.config.stale_reads
+                ),
                 None,
             ),
             (Key::Settings(n), Op::Write(text)) => (
@@ -571,9 +599,10 @@ impl Client {
             (Key::Node(n), Op::Status) => (
                 reqwest::Method::GET,
                 format!(
-                    "/api/v1/meshes/{}/nodes/{}/status",
+                    "/api/v1/meshes/{}/nodes/{}/status?stale={}",
                     mesh_name(0),
-                    self.registrations[n].0
+                    self.registrations[n].0,
+                    self.config.stale_reads
                 ),
                 None,
             ),
@@ -678,7 +707,7 @@ mod tests {
             (60, 70),
             Outcome::Ok(Ret::Settings(2, "a".into())),
         ));
-        let verdict = history.check();
+        let verdict = history.check(Duration::from_secs(10));
         assert!(verdict.violations.is_empty(), "{verdict:?}");
         assert_eq!((verdict.ok, verdict.unknown), (3, 1));
 
@@ -690,7 +719,7 @@ mod tests {
             (80, 90),
             Outcome::Ok(Ret::Settings(1, String::new())),
         ));
-        let verdict = history.check();
+        let verdict = history.check(Duration::from_secs(10));
         assert_eq!(verdict.violations.len(), 1, "{verdict:?}");
     }
 
@@ -725,7 +754,7 @@ mod tests {
             (40, 50),
             Outcome::Ok(Ret::State(Some(NodeLife::Approved))),
         ));
-        assert!(history.check().violations.is_empty());
+        assert!(history.check(Duration::from_secs(10)).violations.is_empty());
         // Approved twice: the second must have found it approved.
         history.records.push(record(
             3,
@@ -734,6 +763,6 @@ mod tests {
             (60, 70),
             Outcome::Ok(Ret::Approved),
         ));
-        assert_eq!(history.check().violations.len(), 1);
+        assert_eq!(history.check(Duration::from_secs(10)).violations.len(), 1);
     }
 }

@@ -8,3 +8,4 @@ pub mod history;
 pub mod mesh_lab;
 pub mod netns;
 pub mod reliability;
+pub mod scale;

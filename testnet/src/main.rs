@@ -138,6 +138,54 @@ enum BenchCmd {
         #[arg(long)]
         x0t: Option<PathBuf>,
     },
+    /// The control plane under faults (anchors in network namespaces; root): partitions,
+    /// bridge, one-way cut, loss, kill -9, pauses, restart from disk, membership changes,
+    /// while clients read/write/CAS mesh settings and register/approve nodes; checks every
+    /// key's history for linearizability and prints how long each fault took to heal.
+    Reliability {
+        /// Anchors (3 or 5).
+        #[arg(long, default_value_t = 3)]
+        anchors: usize,
+        /// Times the whole list of faults is injected.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Seconds each fault is held.
+        #[arg(long, default_value_t = 5)]
+        hold: u64,
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 8)]
+        clients: usize,
+        /// Read without the read barrier: the checker should then report violations
+        /// (shows that it can).
+        #[arg(long)]
+        stale_reads: bool,
+        /// The x0t binary [default: next to this one].
+        #[arg(long)]
+        x0t: Option<PathBuf>,
+    },
+    /// Scale: `nodes` registered nodes and `agents` live light agents (in this process)
+    /// against `anchors` anchors: registration rate, approval-to-connected time, anchor CPU
+    /// and memory, memory per agent.
+    Scale {
+        /// Anchors.
+        #[arg(long, default_value_t = 3)]
+        anchors: usize,
+        /// Registered nodes.
+        #[arg(long, default_value_t = 10_000)]
+        nodes: usize,
+        /// Live light agents (approved and connected; the first of the nodes).
+        #[arg(long, default_value_t = 1_000)]
+        agents: usize,
+        /// Seconds of steady state measured once every agent is connected.
+        #[arg(long, default_value_t = 30)]
+        steady: u64,
+        /// Seconds between a connected agent's link-state reports (members: 1).
+        #[arg(long, default_value_t = 1.0)]
+        report_every: f64,
+        /// The x0t binary [default: next to this one].
+        #[arg(long)]
+        x0t: Option<PathBuf>,
+    },
     /// Write load against a running x0t testnet only (for profiling; no comparison).
     Load {
         /// The testnet directory (`x0t testnet up --dir`).
@@ -572,6 +620,40 @@ async fn main() -> anyhow::Result<()> {
             dataplane_bench::run(&x0t, seconds.max(1)).await
         }
         Cmd::Bench {
+            which:
+                BenchCmd::Reliability {
+                    anchors,
+                    rounds,
+                    hold,
+                    clients,
+                    stale_reads,
+                    x0t,
+                },
+        } => {
+            let x0t = match x0t {
+                Some(path) => path,
+                None => std::env::current_exe()?.with_file_name("x0t"),
+            };
+            reliability_bench(&x0t, anchors, rounds, hold, clients, stale_reads).await
+        }
+        Cmd::Bench {
+            which:
+                BenchCmd::Scale {
+                    anchors,
+                    nodes,
+                    agents,
+                    steady,
+                    report_every,
+                    x0t,
+                },
+        } => {
+            let x0t = match x0t {
+                Some(path) => path,
+                None => std::env::current_exe()?.with_file_name("x0t"),
+            };
+            scale_bench(&x0t, anchors, nodes, agents, steady, report_every).await
+        }
+        Cmd::Bench {
             which: BenchCmd::Console { nodes, runs, x0t },
         } => {
             let x0t = match x0t {
@@ -688,4 +770,145 @@ async fn x0t_system(urls: &[String], key: String, clients: usize) -> anyhow::Res
         key,
         http,
     }))
+}
+
+/// `bench reliability`: the fault run, printed.
+async fn reliability_bench(
+    x0t: &std::path::Path,
+    anchors: usize,
+    rounds: usize,
+    hold: u64,
+    clients: usize,
+    stale_reads: bool,
+) -> anyhow::Result<()> {
+    use x0t_testnet::history::WorkloadConfig;
+    use x0t_testnet::reliability::{Fault, ReliabilityConfig, run};
+    anyhow::ensure!(anchors == 3 || anchors == 5, "--anchors is 3 or 5");
+    let rounds = rounds.max(1);
+    let faults: Vec<Fault> = (0..rounds).flat_map(|_| Fault::ALL).collect();
+    let config = ReliabilityConfig {
+        anchors,
+        spare: rounds.min(7 - anchors),
+        hold: Duration::from_secs(hold.max(1)),
+        settle: Duration::from_secs(1),
+        faults,
+        check_budget: Duration::from_secs(if stale_reads { 5 } else { 60 }),
+        workload: WorkloadConfig {
+            clients: clients.max(1),
+            meshes: 16,
+            nodes: 32,
+            op_timeout: Duration::from_secs(2),
+            think: Duration::from_millis(10),
+            max_ops_per_client: 1_000_000,
+            stale_reads,
+        },
+    };
+    println!(
+        "x0t reliability: {anchors} anchors in network namespaces, {} faults ({rounds} rounds), hold {hold} s, {clients} clients{}",
+        config.faults.len(),
+        if stale_reads { ", STALE READS" } else { "" }
+    );
+    let report = run(x0t, &config).await?;
+    print!("{}", report.render());
+    let heals: Vec<Duration> = report
+        .faults
+        .iter()
+        .filter(|f| f.fault.is_partition())
+        .filter_map(|f| f.healed_after)
+        .collect();
+    if let Some(worst) = heals.iter().max() {
+        let mut sorted = heals.clone();
+        sorted.sort();
+        println!(
+            "partition heal: median {:.0} ms, worst {:.0} ms over {} partitions (goal < 3000 ms: {:.2}x of it)",
+            sorted[sorted.len() / 2].as_secs_f64() * 1e3,
+            worst.as_secs_f64() * 1e3,
+            sorted.len(),
+            worst.as_secs_f64() / 3.0
+        );
+    }
+    println!("run took {:.0} s", report.elapsed.as_secs_f64());
+    if stale_reads {
+        println!(
+            "stale reads: the checker refused {} keys (expected: some; not linearizable or undecided)",
+            report.verdict.violations.len()
+        );
+        return Ok(());
+    }
+    anyhow::ensure!(
+        report.verdict.violations.is_empty() && report.minority_writes.is_empty(),
+        "safety violated: {:?} {:?}",
+        report.verdict.violations,
+        report.minority_writes
+    );
+    Ok(())
+}
+
+/// `bench scale`: the scale run, printed.
+async fn scale_bench(
+    x0t: &std::path::Path,
+    anchors: usize,
+    nodes: usize,
+    agents: usize,
+    steady: u64,
+    report_every: f64,
+) -> anyhow::Result<()> {
+    use x0t_testnet::scale::{ScaleConfig, percentile, run};
+    let config = ScaleConfig {
+        anchors: anchors.clamp(1, 7),
+        nodes: nodes.max(1),
+        agents: agents.min(nodes),
+        concurrency: 64,
+        poll: Duration::from_millis(1_000),
+        report_every: Duration::from_secs_f64(report_every.max(0.1)),
+        steady: Duration::from_secs(steady.max(1)),
+    };
+    println!(
+        "x0t scale: {} anchors, {} registered nodes, {} live light agents (status poll 1 s, link state every {:.1} s)",
+        config.anchors,
+        config.nodes,
+        config.agents,
+        config.report_every.as_secs_f64()
+    );
+    let mut report = run(x0t, &config).await?;
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    println!(
+        "registration: {} nodes in {:.1} s = {:.0} registrations/s",
+        config.nodes,
+        report.registration.as_secs_f64(),
+        report.registration_rate(config.nodes)
+    );
+    println!(
+        "approval: {} agents approved in {:.1} s; approval → connected p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms ({} of {} connected)",
+        config.agents,
+        report.approval.as_secs_f64(),
+        percentile(&mut report.approval_to_connected, 50.0).as_secs_f64() * 1e3,
+        percentile(&mut report.approval_to_connected, 99.0).as_secs_f64() * 1e3,
+        percentile(&mut report.approval_to_connected, 100.0).as_secs_f64() * 1e3,
+        report.connected,
+        config.agents
+    );
+    for (i, ((rss, cpu), disk)) in report
+        .anchor_rss
+        .iter()
+        .zip(&report.anchor_cpu)
+        .zip(&report.anchor_disk)
+        .enumerate()
+    {
+        println!(
+            "anchor {}: RSS {:.0} MiB ({:.2}x of the 1 GiB goal), steady CPU {:.0} % of a core, sled {:.1} MiB",
+            i + 1,
+            mib(*rss),
+            *rss as f64 / (1u64 << 30) as f64,
+            cpu * 100.0,
+            mib(*disk)
+        );
+    }
+    println!(
+        "light agent: {:.0} KiB each; steady state {} link-state reports taken, {} agent requests failed",
+        report.per_agent_bytes as f64 / 1024.0,
+        report.steady_reports,
+        report.failures
+    );
+    Ok(())
 }

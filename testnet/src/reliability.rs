@@ -98,6 +98,8 @@ pub struct FaultReport {
 pub struct ReliabilityConfig {
     /// Anchors (3 or 5).
     pub anchors: usize,
+    /// Spare namespaces for anchors added by [`Fault::Membership`] (one per injection).
+    pub spare: usize,
     /// How long each fault is held.
     pub hold: Duration,
     /// Steady load before each fault.
@@ -106,6 +108,8 @@ pub struct ReliabilityConfig {
     pub faults: Vec<Fault>,
     /// The workload.
     pub workload: WorkloadConfig,
+    /// Longest the checker may search one key's history.
+    pub check_budget: Duration,
 }
 
 /// Everything a run found.
@@ -190,7 +194,7 @@ pub async fn run(
     config: &ReliabilityConfig,
 ) -> anyhow::Result<ReliabilityReport> {
     let started = Instant::now();
-    let mut cluster = AnchorCluster::start(exe, config.anchors, 1).await?;
+    let mut cluster = AnchorCluster::start(exe, config.anchors, config.spare).await?;
     cluster.wait_leader(Duration::from_secs(30)).await?;
     let admin_url = cluster.url(1)?;
     let admin = x0t_node::client::ApiClient::new(&admin_url, Some(cluster.admin_key().to_owned()))?;
@@ -223,7 +227,7 @@ pub async fn run(
     workload.final_reads(leader, &cluster.url(leader)?).await?;
 
     let history = workload.history.lock().unwrap_or_else(|p| p.into_inner());
-    let verdict = history.check();
+    let verdict = history.check(config.check_budget);
     let mut minority_writes = Vec::new();
     for fault in &reports {
         for record in &history.records {
@@ -311,6 +315,10 @@ async fn inject(
         Fault::KillLeader => cluster.kill(leader).await?,
         Fault::PauseLeader => cluster.pause(leader, true)?,
         Fault::RestartAll => {}
+        Fault::Membership if cluster.free_slot().is_none() => {
+            note = "no spare namespace left for a new anchor".to_owned();
+            skipped = true;
+        }
         Fault::Membership => {}
     }
     // From here on the fault is in place: an anchor in the minority can acknowledge nothing
@@ -329,6 +337,7 @@ async fn inject(
         Fault::KillLeader => cluster.restart(leader).await?,
         Fault::PauseLeader => cluster.pause(leader, false)?,
         Fault::RestartAll => cluster.restart_all().await?,
+        Fault::Membership if skipped => {}
         Fault::Membership => {
             let spare = cluster.free_slot().context("no spare namespace")?;
             cluster.add_anchor(spare, leader).await?;

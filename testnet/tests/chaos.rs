@@ -22,16 +22,19 @@ async fn control_plane_stays_linearizable_and_heals_under_every_fault() {
     let exe = x0t_testnet::mesh_lab::x0t_for_tests().unwrap();
     let config = ReliabilityConfig {
         anchors: 3,
+        spare: 1,
         hold: Duration::from_secs(2),
         settle: Duration::from_millis(500),
         faults: Fault::ALL.to_vec(),
+        check_budget: Duration::from_secs(30),
         workload: WorkloadConfig {
             clients: 6,
-            meshes: 3,
+            meshes: 6,
             nodes: 12,
             op_timeout: Duration::from_secs(2),
             think: Duration::from_millis(20),
             max_ops_per_client: 2_000,
+            stale_reads: false,
         },
     };
     let report = run(&exe, &config).await.unwrap();
