@@ -9,3 +9,4 @@ pub mod mesh_lab;
 pub mod netns;
 pub mod reliability;
 pub mod scale;
+pub mod soak;

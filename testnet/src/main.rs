@@ -186,6 +186,26 @@ enum BenchCmd {
         #[arg(long)]
         x0t: Option<PathBuf>,
     },
+    /// Soak: churn (light agents joining, leaving and coming back, revoked; one anchor
+    /// killed and restarted every few minutes) against 3 anchors for `minutes`, sampling
+    /// anchor memory and sled size each minute; prints growth per minute.
+    Soak {
+        /// Minutes to run.
+        #[arg(long, default_value_t = 30)]
+        minutes: u64,
+        /// Live agents kept (about).
+        #[arg(long, default_value_t = 100)]
+        agents: usize,
+        /// Seconds between churn events.
+        #[arg(long, default_value_t = 2.0)]
+        churn_every: f64,
+        /// Seconds between anchor restarts.
+        #[arg(long, default_value_t = 300)]
+        restart_every: u64,
+        /// The x0t binary [default: next to this one].
+        #[arg(long)]
+        x0t: Option<PathBuf>,
+    },
     /// Write load against a running x0t testnet only (for profiling; no comparison).
     Load {
         /// The testnet directory (`x0t testnet up --dir`).
@@ -654,6 +674,22 @@ async fn main() -> anyhow::Result<()> {
             scale_bench(&x0t, anchors, nodes, agents, steady, report_every).await
         }
         Cmd::Bench {
+            which:
+                BenchCmd::Soak {
+                    minutes,
+                    agents,
+                    churn_every,
+                    restart_every,
+                    x0t,
+                },
+        } => {
+            let x0t = match x0t {
+                Some(path) => path,
+                None => std::env::current_exe()?.with_file_name("x0t"),
+            };
+            soak_bench(&x0t, minutes, agents, churn_every, restart_every).await
+        }
+        Cmd::Bench {
             which: BenchCmd::Console { nodes, runs, x0t },
         } => {
             let x0t = match x0t {
@@ -910,5 +946,53 @@ async fn scale_bench(
         report.steady_reports,
         report.failures
     );
+    Ok(())
+}
+
+/// `bench soak`: the churn run, printed.
+async fn soak_bench(
+    x0t: &std::path::Path,
+    minutes: u64,
+    agents: usize,
+    churn_every: f64,
+    restart_every: u64,
+) -> anyhow::Result<()> {
+    use x0t_testnet::soak::{SoakConfig, run};
+    let minutes = minutes.max(1);
+    let config = SoakConfig {
+        duration: Duration::from_secs(minutes * 60),
+        agents: agents.max(2),
+        churn_every: Duration::from_secs_f64(churn_every.max(0.1)),
+        restart_every: Duration::from_secs(restart_every.max(10)),
+        // The first third (at most 5 minutes) is warm-up: caches fill, the first snapshot.
+        warm_up: Duration::from_secs((minutes * 20).min(300)),
+    };
+    println!(
+        "x0t soak: 3 anchors, {} minutes, about {} live agents, a churn event every {:.1} s, an anchor restart every {} s",
+        minutes, config.agents, churn_every, restart_every
+    );
+    let report = run(x0t, &config).await?;
+    let [joins, rejoins, leaves, revokes, restarts] = report.events;
+    println!(
+        "churn: {joins} joins, {rejoins} returns, {leaves} departures, {revokes} revocations, {restarts} anchor restarts; {} agent requests failed",
+        report.failures
+    );
+    let mb = |b: u64| b as f64 / 1e6;
+    if let (Some(first), Some(last)) = (report.samples.first(), report.samples.last()) {
+        for a in 0..3 {
+            println!(
+                "anchor {}: RSS {:.1} → {:.1} MB ({:+.3} MB/min after warm-up), sled {:.1} → {:.1} MB ({:+.3} MB/min); goal < 1 MB/min: {:.2}x / {:.2}x",
+                a + 1,
+                mb(first.rss[a]),
+                mb(last.rss[a]),
+                report.rss_growth[a],
+                mb(first.disk[a]),
+                mb(last.disk[a]),
+                report.disk_growth[a],
+                report.rss_growth[a].max(0.0),
+                report.disk_growth[a].max(0.0)
+            );
+        }
+    }
     Ok(())
 }

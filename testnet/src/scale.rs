@@ -269,11 +269,12 @@ impl LightAgent {
 
     /// Waits for approval (polling its status every `ctx.poll`), says hello to every
     /// anchor, then reports a signed link state every `ctx.report_every` until `stop`.
+    /// Answers its identity, so the same device can come back later.
     pub async fn run(
         self,
         ctx: AgentContext,
         mut stop: watch::Receiver<bool>,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<Enrollment> {
         let AgentContext {
             http,
             anchors,
@@ -286,7 +287,7 @@ impl LightAgent {
         let mut n = 0usize;
         let certificate = loop {
             if *stop.borrow() {
-                return Ok(());
+                return Ok(self.enrollment);
             }
             let url = format!(
                 "{}/api/v1/meshes/{MESH}/nodes/{id}/status",
@@ -312,31 +313,17 @@ impl LightAgent {
             state_index: 0,
             instance: now_ms(),
         };
+        // Which anchors took this agent's hello. An anchor that restarted forgot it and
+        // refuses reports until it hears a hello again (a real member re-greets when its
+        // connection comes back).
+        let mut greeted = vec![false; anchors.len()];
         let mut first = true;
-        for anchor in &anchors {
-            let answer = self
-                .p2p
-                .request(
-                    anchor.peer,
-                    anchor.addrs.clone(),
-                    ControlRequest::Mesh(MeshRequest::Hello(hello.clone())),
-                )
-                .await;
-            match answer {
-                // Anchors answer a hello with the mesh's signed state.
-                Ok(ControlResponse::Mesh(Ok(_))) => {
-                    if first {
-                        first = false;
-                        stats.connected.fetch_add(1, Ordering::Relaxed);
-                        let _ = connected_tx.send((id.clone(), Instant::now()));
-                    }
-                }
-                other => {
-                    stats.failures.fetch_add(1, Ordering::Relaxed);
-                    let mut why = format!("{other:?}");
-                    why.truncate(200);
-                    tracing_free_log(&format!("agent {id}: hello refused: {why}"));
-                }
+        for (i, anchor) in anchors.iter().enumerate() {
+            greeted[i] = self.hello(anchor, &hello, &id, &stats).await;
+            if greeted[i] && first {
+                first = false;
+                stats.connected.fetch_add(1, Ordering::Relaxed);
+                let _ = connected_tx.send((id.clone(), Instant::now()));
             }
         }
         let mesh = MeshId::new(MESH)?;
@@ -346,10 +333,10 @@ impl LightAgent {
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
-                _ = stop.changed() => return Ok(()),
+                _ = stop.changed() => return Ok(self.enrollment),
             }
             if *stop.borrow() {
-                return Ok(());
+                return Ok(self.enrollment);
             }
             sequence += 1;
             let state = SignedLinkState::sign(
@@ -363,7 +350,13 @@ impl LightAgent {
                 &self.enrollment.key,
             )?
             .encode();
-            for anchor in &anchors {
+            for (i, anchor) in anchors.iter().enumerate() {
+                if !greeted[i] {
+                    greeted[i] = self.hello(anchor, &hello, &id, &stats).await;
+                    if !greeted[i] {
+                        continue;
+                    }
+                }
                 let answer = self
                     .p2p
                     .request(
@@ -381,8 +374,40 @@ impl LightAgent {
                     }
                     _ => {
                         stats.failures.fetch_add(1, Ordering::Relaxed);
+                        greeted[i] = false;
                     }
                 }
+            }
+        }
+    }
+}
+
+impl LightAgent {
+    /// Presents the certificate to `anchor`; whether it was taken.
+    async fn hello(
+        &self,
+        anchor: &AnchorAddr,
+        hello: &PeerHello,
+        id: &str,
+        stats: &AgentStats,
+    ) -> bool {
+        let answer = self
+            .p2p
+            .request(
+                anchor.peer,
+                anchor.addrs.clone(),
+                ControlRequest::Mesh(MeshRequest::Hello(hello.clone())),
+            )
+            .await;
+        match answer {
+            // Anchors answer a hello with the mesh's signed state.
+            Ok(ControlResponse::Mesh(Ok(_))) => true,
+            other => {
+                stats.failures.fetch_add(1, Ordering::Relaxed);
+                let mut why = format!("{other:?}");
+                why.truncate(200);
+                tracing_free_log(&format!("agent {id}: hello refused: {why}"));
+                false
             }
         }
     }
