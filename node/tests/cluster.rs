@@ -259,8 +259,49 @@ async fn three_anchors_replicate_forward_and_authorize() {
         "refused joins add nobody: {status:?}"
     );
 
-    let a_dir = a.dir.clone();
+    // Removing an anchor: admin only; through a follower (forwarded to the leader); an
+    // unknown id is a typed 409; the cluster goes on with the rest.
+    let d_id = d.info().raft_id;
+    let denied = c.client(None).remove_anchor(d_id).await.unwrap_err();
+    assert!(
+        matches!(denied, NodeError::Api { status: 401, .. }),
+        "{denied}"
+    );
+    let status = c
+        .client(Some(admin_key.clone()))
+        .remove_anchor(d_id)
+        .await
+        .unwrap();
+    assert_eq!(status.voters.len(), 3, "{status:?}");
+    assert!(!status.voters.contains_key(&d_id));
+    assert!(
+        !status.learners.contains_key(&d_id),
+        "not kept as a learner"
+    );
+    let unknown = b
+        .client(Some(admin_key.clone()))
+        .remove_anchor(d_id)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(unknown, NodeError::Api { status: 409, ref message } if message.contains("not a voter")),
+        "{unknown}"
+    );
     d.stop().await;
+    let after = b
+        .client(Some(admin_key.clone()))
+        .update_settings(
+            "factory",
+            &UpdateSettings {
+                description: "after removal".into(),
+                expected_version: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(after.description, "after removal");
+
+    let a_dir = a.dir.clone();
     c.stop().await;
     b.stop().await;
     a.stop().await;
