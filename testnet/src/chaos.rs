@@ -219,20 +219,26 @@ impl AnchorCluster {
         }
         let mut pids = Vec::new();
         for &index in &self.members {
-            pids.push(testnet::spawn_node_placed(
-                &self.exe,
-                &self.dir,
-                index,
-                self.base,
-                &placement(&self.lab, index),
-                None,
-                &[],
-            )?);
+            pids.push(self.spawn(index, None)?);
         }
         for (&index, pid) in self.members.iter().zip(pids) {
             testnet::wait_ready(&self.dir, index, pid, Duration::from_secs(60)).await?;
         }
         Ok(())
+    }
+
+    /// Starts anchor `index`'s process in its namespace (joining with `join`, or from its
+    /// data directory); answers its pid.
+    fn spawn(&self, index: usize, join: Option<&JoinConfig>) -> anyhow::Result<u32> {
+        Ok(testnet::spawn_node_placed(
+            &self.exe,
+            &self.dir,
+            index,
+            self.base,
+            &placement(&self.lab, index),
+            join,
+            &[],
+        )?)
     }
 
     /// Removes every cut and loss.
@@ -254,15 +260,7 @@ impl AnchorCluster {
 
     /// Starts anchor `index` again from its data directory (after [`AnchorCluster::kill`]).
     pub async fn restart(&self, index: usize) -> anyhow::Result<()> {
-        let pid = testnet::spawn_node_placed(
-            &self.exe,
-            &self.dir,
-            index,
-            self.base,
-            &placement(&self.lab, index),
-            None,
-            &[],
-        )?;
+        let pid = self.spawn(index, None)?;
         testnet::wait_ready(&self.dir, index, pid, Duration::from_secs(60)).await?;
         Ok(())
     }
@@ -286,15 +284,7 @@ impl AnchorCluster {
             .find(|a| a.contains("quic"))
             .context("no QUIC address")?;
         let peer: libp2p::Multiaddr = format!("{quic}/p2p/{}", info.peer_id).parse()?;
-        let pid = testnet::spawn_node_placed(
-            &self.exe,
-            &self.dir,
-            index,
-            self.base,
-            &placement(&self.lab, index),
-            Some(&JoinConfig::Token { peer, token }),
-            &[],
-        )?;
+        let pid = self.spawn(index, Some(&JoinConfig::Token { peer, token }))?;
         let joined = testnet::wait_ready(&self.dir, index, pid, Duration::from_secs(60)).await?;
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {

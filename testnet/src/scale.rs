@@ -471,6 +471,66 @@ pub fn step<T>(result: anyhow::Result<T>, what: &str) -> anyhow::Result<T> {
     result.with_context(|| what.to_owned())
 }
 
+/// Anchors on loopback with [`MESH`] created: what the scale and soak runs start from.
+pub struct LoopbackAnchors {
+    _kill: x0t_node::testnet::KillOnDrop,
+    _root: tempfile::TempDir,
+    /// The testnet directory (`node1/`, `node2/`…).
+    pub dir: std::path::PathBuf,
+    /// Base port of the testnet.
+    pub base: u16,
+    /// How to reach each anchor.
+    pub anchors: Vec<AnchorAddr>,
+    /// The bootstrap admin key.
+    pub admin_key: String,
+    /// An HTTP client (30 s timeout).
+    pub http: reqwest::Client,
+}
+
+impl LoopbackAnchors {
+    /// Starts `count` anchors in a temporary directory and creates [`MESH`].
+    pub async fn start(exe: &Path, count: usize, description: &str) -> anyhow::Result<Self> {
+        use x0t_node::testnet;
+        let root = tempfile::tempdir()?;
+        let dir = root.path().join("anchors");
+        let kill = testnet::KillOnDrop(dir.clone());
+        let base = testnet::free_base_port(count, std::process::id())?;
+        let infos = testnet::up(exe, &dir, count, base, &[]).await?;
+        let admin_key = std::fs::read_to_string(
+            testnet::node_dir(&dir, 1).join(x0t_node::run::ADMIN_KEY_FILE),
+        )?
+        .trim()
+        .to_owned();
+        let anchors: Vec<AnchorAddr> = infos
+            .iter()
+            .map(AnchorAddr::from_info)
+            .collect::<anyhow::Result<_>>()?;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()?;
+        let created = http
+            .post(format!("{}/api/v1/meshes", anchors[0].api_url))
+            .bearer_auth(&admin_key)
+            .json(&json!({ "name": MESH, "description": description }))
+            .send()
+            .await?;
+        anyhow::ensure!(
+            created.status().is_success(),
+            "creating the mesh: {}",
+            created.status()
+        );
+        Ok(Self {
+            _kill: kill,
+            _root: root,
+            dir,
+            base,
+            anchors,
+            admin_key,
+            http,
+        })
+    }
+}
+
 /// Sizes of a scale run.
 #[derive(Clone, Debug)]
 pub struct ScaleConfig {
@@ -527,32 +587,12 @@ impl ScaleReport {
 pub async fn run(exe: &Path, config: &ScaleConfig) -> anyhow::Result<ScaleReport> {
     use x0t_node::testnet;
     anyhow::ensure!(config.agents <= config.nodes, "more agents than nodes");
-    let root = tempfile::tempdir()?;
-    let dir = root.path().join("anchors");
-    let _kill = testnet::KillOnDrop(dir.clone());
-    let base = testnet::free_base_port(config.anchors, std::process::id())?;
-    let infos = testnet::up(exe, &dir, config.anchors, base, &[]).await?;
-    let admin_key =
-        std::fs::read_to_string(testnet::node_dir(&dir, 1).join(x0t_node::run::ADMIN_KEY_FILE))?
-            .trim()
-            .to_owned();
-    let anchors: Vec<AnchorAddr> = infos
-        .iter()
-        .map(AnchorAddr::from_info)
-        .collect::<anyhow::Result<_>>()?;
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()?;
-    let created = http
-        .post(format!("{}/api/v1/meshes", anchors[0].api_url))
-        .bearer_auth(&admin_key)
-        .json(&json!({ "name": MESH, "description": "scale run" }))
-        .send()
-        .await?;
-    anyhow::ensure!(
-        created.status().is_success(),
-        "creating the mesh: {}",
-        created.status()
+    let cluster = LoopbackAnchors::start(exe, config.anchors, "scale run").await?;
+    let (dir, anchors, admin_key, http) = (
+        cluster.dir.clone(),
+        cluster.anchors.clone(),
+        cluster.admin_key.clone(),
+        cluster.http.clone(),
     );
 
     eprintln!("scale: signing {} registrations", config.nodes);

@@ -16,8 +16,8 @@ use x0t_node::NodeInfo;
 use x0t_node::testnet;
 
 use crate::scale::{
-    AgentContext, AgentStats, AnchorAddr, Enrollment, LightAgent, MESH, approve_all, dir_bytes,
-    register_all, rss_bytes,
+    AgentContext, AgentStats, AnchorAddr, Enrollment, LightAgent, LoopbackAnchors, MESH,
+    approve_all, dir_bytes, register_all, rss_bytes,
 };
 
 /// Sizes of a soak run.
@@ -84,32 +84,13 @@ struct Live {
 
 /// Runs the soak; prints a line a minute as it goes.
 pub async fn run(exe: &Path, config: &SoakConfig) -> anyhow::Result<SoakReport> {
-    let root = tempfile::tempdir()?;
-    let dir = root.path().join("anchors");
-    let _kill = testnet::KillOnDrop(dir.clone());
-    let base = testnet::free_base_port(3, std::process::id())?;
-    let infos = testnet::up(exe, &dir, 3, base, &[]).await?;
-    let admin_key =
-        std::fs::read_to_string(testnet::node_dir(&dir, 1).join(x0t_node::run::ADMIN_KEY_FILE))?
-            .trim()
-            .to_owned();
-    let anchors: Vec<AnchorAddr> = infos
-        .iter()
-        .map(AnchorAddr::from_info)
-        .collect::<anyhow::Result<_>>()?;
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()?;
-    let created = http
-        .post(format!("{}/api/v1/meshes", anchors[0].api_url))
-        .bearer_auth(&admin_key)
-        .json(&json!({ "name": MESH, "description": "soak" }))
-        .send()
-        .await?;
-    anyhow::ensure!(
-        created.status().is_success(),
-        "creating the mesh: {}",
-        created.status()
+    let cluster = LoopbackAnchors::start(exe, 3, "soak").await?;
+    let (dir, base, anchors, admin_key, http) = (
+        cluster.dir.clone(),
+        cluster.base,
+        cluster.anchors.clone(),
+        cluster.admin_key.clone(),
+        cluster.http.clone(),
     );
 
     let stats = Arc::new(AgentStats::default());
@@ -189,10 +170,7 @@ pub async fn run(exe: &Path, config: &SoakConfig) -> anyhow::Result<SoakReport> 
             // A new device joins: registered, approved, connected.
             0..=2 => {
                 serial += 1;
-                let enrollment = Enrollment::new(serial)?;
-                register_all(&http, &anchors, std::slice::from_ref(&enrollment), 1).await?;
-                approve_all(&http, &anchors, &admin_key, &[enrollment.node_id()], 1).await?;
-                live.push_back(start_agent(enrollment, &ctx).await?);
+                live.push_back(join_new(serial, &http, &anchors, &admin_key, &ctx).await?);
                 events[0] += 1;
             }
             // A device that left comes back (same identity and certificate).
@@ -232,10 +210,7 @@ pub async fn run(exe: &Path, config: &SoakConfig) -> anyhow::Result<SoakReport> 
         // Keep the population near its target.
         while live.len() < config.agents / 2 {
             serial += 1;
-            let enrollment = Enrollment::new(serial)?;
-            register_all(&http, &anchors, std::slice::from_ref(&enrollment), 1).await?;
-            approve_all(&http, &anchors, &admin_key, &[enrollment.node_id()], 1).await?;
-            live.push_back(start_agent(enrollment, &ctx).await?);
+            live.push_back(join_new(serial, &http, &anchors, &admin_key, &ctx).await?);
             events[0] += 1;
         }
     }
@@ -273,6 +248,20 @@ pub async fn run(exe: &Path, config: &SoakConfig) -> anyhow::Result<SoakReport> 
         disk_growth,
         failures: stats.failures.load(std::sync::atomic::Ordering::Relaxed),
     })
+}
+
+/// A new device: registered, approved, its agent started.
+async fn join_new(
+    serial: usize,
+    http: &reqwest::Client,
+    anchors: &[AnchorAddr],
+    admin_key: &str,
+    ctx: &AgentContext,
+) -> anyhow::Result<Live> {
+    let enrollment = Enrollment::new(serial)?;
+    register_all(http, anchors, std::slice::from_ref(&enrollment), 1).await?;
+    approve_all(http, anchors, admin_key, &[enrollment.node_id()], 1).await?;
+    start_agent(enrollment, ctx).await
 }
 
 async fn start_agent(enrollment: Enrollment, ctx: &AgentContext) -> anyhow::Result<Live> {
