@@ -56,6 +56,25 @@ struct MeshLinks {
 const KEPT_FAILOVERS: usize = 1_024;
 /// Members whose first report is remembered per mesh (beyond, the oldest are forgotten).
 const KEPT_FIRST_REPORTS: usize = 100_000;
+/// Lost links remembered per mesh. A member that leaves for good leaves its neighbours'
+/// links to it lost forever; without a bound, churn would grow this map without end.
+const KEPT_LOST_LINKS: usize = 16_384;
+/// A link lost longer than this is forgotten first when the map is full.
+const LOST_LINK_HORIZON_MS: u64 = 60 * 60 * 1_000;
+
+/// Records that `origin` lost its link to `gone` at `now`, within [`KEPT_LOST_LINKS`].
+fn remember_lost(lost: &mut HashMap<(NodeId, NodeId), u64>, key: (NodeId, NodeId), now: u64) {
+    if lost.len() >= KEPT_LOST_LINKS && !lost.contains_key(&key) {
+        lost.retain(|_, at| now.saturating_sub(*at) < LOST_LINK_HORIZON_MS);
+        while lost.len() >= KEPT_LOST_LINKS {
+            let Some(oldest) = lost.iter().min_by_key(|(_, at)| **at).map(|(k, _)| *k) else {
+                break;
+            };
+            lost.remove(&oldest);
+        }
+    }
+    lost.insert(key, now);
+}
 
 fn keep_last(ring: &mut std::collections::VecDeque<u64>, value: u64) {
     ring.push_back(value);
@@ -403,7 +422,7 @@ impl AnchorMesh {
         }
         let mut newest = None;
         for gone in before.iter().filter(|n| !after.contains(n)) {
-            links.lost.insert((origin, *gone), now.as_millis());
+            remember_lost(&mut links.lost, (origin, *gone), now.as_millis());
             links.failures += 1;
             newest = Some(links.events.push(
                 now.as_millis(),
@@ -649,4 +668,28 @@ pub(crate) fn respond(
     request: MeshRequest,
 ) -> ControlResponse {
     ControlResponse::Mesh(mesh.handle(control, peer, remote, request))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lost_links_stay_bounded_under_churn() {
+        let mut lost = HashMap::new();
+        let id = |n: u64| {
+            let mut bytes = [0u8; 32];
+            bytes[..8].copy_from_slice(&n.to_be_bytes());
+            NodeId::from_bytes(bytes)
+        };
+        // Links lost one a millisecond: more than the map keeps.
+        for n in 0..(KEPT_LOST_LINKS as u64 + 500) {
+            remember_lost(&mut lost, (id(n), id(n + 1)), n);
+        }
+        assert_eq!(lost.len(), KEPT_LOST_LINKS);
+        // The oldest went first; the newest is kept.
+        assert!(!lost.contains_key(&(id(0), id(1))));
+        let last = KEPT_LOST_LINKS as u64 + 499;
+        assert!(lost.contains_key(&(id(last), id(last + 1))));
+    }
 }
