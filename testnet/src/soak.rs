@@ -1,4 +1,6 @@
-//! Soak: a long run of churn against three anchors, watching for growth. Light agents (see
+//! Soak: a long run of churn against three anchors, watching for growth. About `agents` light
+//! agents stay live (arrivals while at or below that, departures while at or above: the
+//! fleet does not grow, so what grows is the system). Light agents (see
 //! [`crate::scale`]) join (register, approved, connect), leave and come back (same
 //! identity, a restarted device), leave for good, and are revoked; one anchor at a time is
 //! killed (-9) and restarted from disk every few minutes. Once a minute the run samples each
@@ -166,21 +168,26 @@ pub async fn run(exe: &Path, config: &SoakConfig) -> anyhow::Result<SoakReport> 
         rng ^= rng << 13;
         rng ^= rng >> 7;
         rng ^= rng << 17;
+        // The population stays near its target: devices arrive while it is at or below
+        // it and go while it is at or above it, so growth measured is the system's, not
+        // a growing fleet's.
+        let below = live.len() <= config.agents;
+        let above = live.len() >= config.agents;
         match rng % 10 {
             // A new device joins: registered, approved, connected.
-            0..=2 => {
+            0..=2 if below => {
                 serial += 1;
                 live.push_back(join_new(serial, &http, &anchors, &admin_key, &ctx).await?);
                 events[0] += 1;
             }
             // A device that left comes back (same identity and certificate).
-            3..=4 if !away.is_empty() => {
+            3..=4 if below && !away.is_empty() => {
                 let enrollment = away.swap_remove((rng >> 8) as usize % away.len());
                 live.push_back(start_agent(enrollment, &ctx).await?);
                 events[1] += 1;
             }
             // A device goes away (it may come back).
-            3..=6 if live.len() > config.agents / 2 => {
+            5..=7 if above => {
                 let gone = live.pop_front().expect("not empty");
                 let _ = gone.stop.send(true);
                 if let Ok(Ok(enrollment)) = gone.task.await {
@@ -189,7 +196,7 @@ pub async fn run(exe: &Path, config: &SoakConfig) -> anyhow::Result<SoakReport> 
                 events[2] += 1;
             }
             // An admin revokes a device.
-            7 if !live.is_empty() => {
+            8 if !live.is_empty() => {
                 let victim = live.pop_front().expect("not empty");
                 let url = format!(
                     "{}/api/v1/meshes/{MESH}/nodes/{}/revoke",
