@@ -193,7 +193,9 @@ async fn tokens_work_once_across_a_leader_change_and_rotation_invalidates_them()
 
 /// Fills a route's path parameters.
 fn concrete(path: &str, node: &str) -> String {
-    path.replace("{mesh}", MESH).replace("{id}", node)
+    path.replace("{mesh}", MESH)
+        .replace("{id}", node)
+        .replace("{raft_id}", "999")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -287,7 +289,7 @@ async fn every_route_is_served_and_every_mutating_route_needs_an_admin_key() {
             );
         }
     }
-    assert_eq!(mutating, 12, "admin routes enumerated");
+    assert_eq!(mutating, 13, "admin routes enumerated");
     // None of that changed anything.
     assert_eq!(admin.audit_verify(MESH).await.unwrap().entries, before);
     let listed = admin.list_nodes(MESH, &[]).await.unwrap();
