@@ -594,10 +594,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Cmd::FuzzSeeds { out, x0t } => {
-            let x0t = match x0t {
-                Some(path) => path,
-                None => std::env::current_exe()?.with_file_name("x0t"),
-            };
+            let x0t = x0t_binary(x0t)?;
             let written = fuzz_seeds::write(&out, &x0t).await?;
             println!("{written} seeds written under {}", out.display());
             Ok(())
@@ -613,10 +610,7 @@ async fn main() -> anyhow::Result<()> {
                     etcd,
                 },
         } => {
-            let x0t = match x0t {
-                Some(path) => path,
-                None => std::env::current_exe()?.with_file_name("x0t"),
-            };
+            let x0t = x0t_binary(x0t)?;
             control_plane(
                 ops_single,
                 ops_concurrent,
@@ -633,10 +627,7 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Bench {
             which: BenchCmd::Dataplane { seconds, x0t },
         } => {
-            let x0t = match x0t {
-                Some(path) => path,
-                None => std::env::current_exe()?.with_file_name("x0t"),
-            };
+            let x0t = x0t_binary(x0t)?;
             dataplane_bench::run(&x0t, seconds.max(1)).await
         }
         Cmd::Bench {
@@ -650,10 +641,7 @@ async fn main() -> anyhow::Result<()> {
                     x0t,
                 },
         } => {
-            let x0t = match x0t {
-                Some(path) => path,
-                None => std::env::current_exe()?.with_file_name("x0t"),
-            };
+            let x0t = x0t_binary(x0t)?;
             reliability_bench(&x0t, anchors, rounds, hold, clients, stale_reads).await
         }
         Cmd::Bench {
@@ -667,10 +655,7 @@ async fn main() -> anyhow::Result<()> {
                     x0t,
                 },
         } => {
-            let x0t = match x0t {
-                Some(path) => path,
-                None => std::env::current_exe()?.with_file_name("x0t"),
-            };
+            let x0t = x0t_binary(x0t)?;
             scale_bench(&x0t, anchors, nodes, agents, steady, report_every).await
         }
         Cmd::Bench {
@@ -683,28 +668,19 @@ async fn main() -> anyhow::Result<()> {
                     x0t,
                 },
         } => {
-            let x0t = match x0t {
-                Some(path) => path,
-                None => std::env::current_exe()?.with_file_name("x0t"),
-            };
+            let x0t = x0t_binary(x0t)?;
             soak_bench(&x0t, minutes, agents, churn_every, restart_every).await
         }
         Cmd::Bench {
             which: BenchCmd::Console { nodes, runs, x0t },
         } => {
-            let x0t = match x0t {
-                Some(path) => path,
-                None => std::env::current_exe()?.with_file_name("x0t"),
-            };
+            let x0t = x0t_binary(x0t)?;
             console_bench::run(&x0t, nodes.max(3), runs.max(1)).await
         }
         Cmd::Bench {
             which: BenchCmd::Failover { runs, x0t },
         } => {
-            let x0t = match x0t {
-                Some(path) => path,
-                None => std::env::current_exe()?.with_file_name("x0t"),
-            };
+            let x0t = x0t_binary(x0t)?;
             failover_bench::run(&x0t, runs.max(1)).await
         }
         Cmd::Bench {
@@ -717,10 +693,7 @@ async fn main() -> anyhow::Result<()> {
                     x0t,
                 },
         } => {
-            let x0t = match x0t {
-                Some(path) => path,
-                None => std::env::current_exe()?.with_file_name("x0t"),
-            };
+            let x0t = x0t_binary(x0t)?;
             onboarding::onboarding(
                 x0t,
                 onboarding::Sizes {
@@ -995,4 +968,12 @@ async fn soak_bench(
         }
     }
     Ok(())
+}
+
+/// The x0t binary a benchmark runs: the one given, else the one next to this binary.
+fn x0t_binary(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    match given {
+        Some(path) => Ok(path),
+        None => Ok(std::env::current_exe()?.with_file_name("x0t")),
+    }
 }
