@@ -21,10 +21,18 @@ pub enum StoreError {
     /// A value could not be encoded.
     #[error("cannot encode: {0}")]
     Encode(String),
-    /// The database was written in a layout this build does not read.
+    /// The database was written in a layout this build does not read: too old to migrate,
+    /// or written by a newer release.
     #[error(
-        "storage format {found} in {dir}, this build reads format {STORAGE_FORMAT_VERSION}: \
-         move the data dir aside and start afresh (or rejoin the cluster)"
+        "storage format {found} in {dir}{}: this build reads formats \
+         {OLDEST_MIGRATED_FORMAT} to {STORAGE_FORMAT_VERSION} (older ones are migrated on open); \
+         {}",
+        if *found > STORAGE_FORMAT_VERSION { ", written by a newer release" } else { "" },
+        if *found > STORAGE_FORMAT_VERSION {
+            "run that release (or newer) on it, or move the data dir aside"
+        } else {
+            "move the data dir aside and start afresh (or rejoin the cluster)"
+        }
     )]
     IncompatibleFormat {
         /// The format found (1: unmarked, written by early development builds).
@@ -37,8 +45,12 @@ pub enum StoreError {
 /// Version of the on-disk layout (trees, keys and encodings of log entries, state records
 /// and snapshots) this build reads and writes; kept under [`FORMAT_KEY`] in sled's default
 /// tree. Format 2 introduced batched proposals; format 3 node lifecycle records, audit chains
-/// and anchor identity keys; format 1 databases carry no marker.
-pub const STORAGE_FORMAT_VERSION: u32 = 3;
+/// and anchor identity keys; format 4 stores ledger records as (domain, key) → value, the
+/// ledger's domains owning their encodings; format 1 databases carry no marker.
+pub const STORAGE_FORMAT_VERSION: u32 = 4;
+/// The oldest format this build migrates on open (the stores rewrite each tree they own in
+/// the current format, see `StateMachineStore::open`).
+pub const OLDEST_MIGRATED_FORMAT: u32 = 3;
 /// How long [`SledStorage::open`] waits for a database lock held by a closing handle.
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// Where the format version is kept.
@@ -160,6 +172,16 @@ fn check_format(db: &sled::Db, dir: &Path) -> Result<(), StoreError> {
                     detail: format!("{} bytes", bytes.len()),
                 })?;
             if found == STORAGE_FORMAT_VERSION {
+                Ok(())
+            } else if (OLDEST_MIGRATED_FORMAT..STORAGE_FORMAT_VERSION).contains(&found) {
+                // Each store migrates the trees it owns when it opens them, each in one atomic
+                // batch with a marker of its own, so a crash mid-way leaves every tree either
+                // old or new, and the next open finishes the job. The database's marker says
+                // only which formats may be inside.
+                tracing::info!(found, to = STORAGE_FORMAT_VERSION, dir = %dir.display(), "migrating storage format");
+                db.insert(FORMAT_KEY, &STORAGE_FORMAT_VERSION.to_be_bytes())
+                    .map_err(engine)?;
+                db.flush().map_err(engine)?;
                 Ok(())
             } else {
                 Err(incompatible(found))

@@ -4,11 +4,11 @@
 //! [`StoreError::Corrupt`] naming what was being read, never a panic.
 
 use openraft::Entry;
-use x0t_ledger::{Ledger, Record};
+use x0t_ledger::{Ledger, StoredRecord};
 
 use crate::codec::decode;
 use crate::kv::StoreError;
-use crate::state_machine::{AppliedState, decode_snapshot};
+use crate::state_machine::{AppliedState, decode_snapshot, ledger_of, stored_record};
 use crate::{LogId, TypeConfig};
 
 /// Decodes one stored Raft log entry (a value of the log tree).
@@ -16,9 +16,21 @@ pub fn decode_log_entry(bytes: &[u8]) -> Result<Entry<TypeConfig>, StoreError> {
     decode("log entry", bytes)
 }
 
-/// Decodes one stored ledger record (a value of the state tree under `r/`).
-pub fn decode_ledger_record(bytes: &[u8]) -> Result<Record, StoreError> {
-    decode("ledger record", bytes)
+/// Decodes one stored ledger record (a key of the state tree under `r/` and its value) into
+/// the one-record ledger it makes.
+pub fn decode_ledger_record(key: &[u8], value: &[u8]) -> Result<Ledger, StoreError> {
+    let record: StoredRecord = stored_record(key, value.to_vec())?;
+    ledger_of(vec![record])
+}
+
+/// Decodes one ledger record value of storage format 3 (what the migration reads).
+pub fn decode_format3_record(value: &[u8]) -> Result<(), StoreError> {
+    x0t_ledger::migrations::format3::decode_record(value)
+        .map(|_| ())
+        .map_err(|e| StoreError::Corrupt {
+            what: "format 3 ledger record",
+            detail: e.to_string(),
+        })
 }
 
 /// Decodes the state tree's "last applied" value: the last applied log id and membership.
@@ -33,7 +45,7 @@ pub fn decode_applied(bytes: &[u8]) -> Result<Option<LogId>, StoreError> {
 pub fn decode_snapshot_state(bytes: &[u8]) -> Result<AppliedState, StoreError> {
     let payload = decode_snapshot(bytes)?;
     Ok(AppliedState {
-        ledger: Ledger::from_records(payload.records),
+        ledger: ledger_of(payload.records)?,
         last_applied: payload.last_applied,
         membership: payload.membership,
     })

@@ -1,13 +1,17 @@
 //! The state machine: [`Ledger`] in memory, its records in one tree, snapshots in another.
 //!
-//! State tree keys: `m/applied` → (last applied log id, membership); `r/` + bincode(record key)
-//! → bincode(record). Snapshot tree keys: `meta` → snapshot meta, `data` → snapshot bytes,
-//! written in one batch and flushed.
+//! State tree keys: `m/applied` → (last applied log id, membership); `m/format` → the tree's
+//! storage format (u32, big-endian); `r/` + domain name + `/` + key bytes → value bytes, as
+//! the ledger hands them over ([`x0t_ledger::StoredRecord`]): this store never learns a record
+//! type, so adding a ledger domain changes nothing here. Snapshot tree keys: `meta` → snapshot
+//! meta, `data` → snapshot bytes, written in one batch and flushed.
 //!
-//! Snapshot bytes, format v1:
-//! `"X0TN" | u8 version=1 | blake3(payload) (32) | u64 payload_len | payload`, payload =
-//! bincode of (last applied, membership, every record). The checksum is verified before
-//! anything is decoded, so a damaged or truncated snapshot is refused rather than installed.
+//! Snapshot bytes, format v2:
+//! `"X0TN" | u8 version=2 | blake3(payload) (32) | u64 payload_len | payload`, payload =
+//! bincode of (last applied, membership, every stored record). The checksum is verified
+//! before anything is decoded, so a damaged or truncated snapshot is refused rather than
+//! installed. Version 1 (storage format 3) held the records as one enum of all domains; it is
+//! read through `x0t_ledger::migrations::format3` and rewritten as v2 on open.
 
 use std::io::Cursor;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,16 +24,18 @@ use openraft::{
     SnapshotMeta, StorageError, StorageIOError, StoredMembership,
 };
 use serde::{Deserialize, Serialize};
-use x0t_ledger::{ApplyMeta, Ledger, Record};
+use x0t_ledger::migrations::format3;
+use x0t_ledger::{ApplyMeta, Ledger, StoredRecord};
 
 use crate::codec::{decode, decode_large, encode, encode_large};
-use crate::kv::{Batch, KeyValueTree, StoreError};
+use crate::kv::{Batch, KeyValueTree, STORAGE_FORMAT_VERSION, StoreError};
 use crate::{AnchorNode, LogId, Response, TypeConfig};
 
-/// Version of the snapshot byte format this build writes and reads.
-pub const SNAPSHOT_FORMAT_VERSION: u8 = 1;
+/// Version of the snapshot byte format this build writes (it also reads version 1).
+pub const SNAPSHOT_FORMAT_VERSION: u8 = 2;
 const SNAPSHOT_MAGIC: &[u8; 4] = b"X0TN";
 const APPLIED_KEY: &[u8] = b"m/applied";
+const FORMAT_KEY: &[u8] = b"m/format";
 const RECORD_PREFIX: &[u8] = b"r/";
 const RECORDS_END: &[u8] = b"r0"; // '0' follows '/' in ASCII
 const SNAPSHOT_META_KEY: &[u8] = b"meta";
@@ -52,7 +58,27 @@ pub struct AppliedState {
 pub(crate) struct SnapshotPayload {
     pub(crate) last_applied: Option<LogId>,
     pub(crate) membership: Membership,
-    pub(crate) records: Vec<Record>,
+    pub(crate) records: Vec<StoredRecord>,
+}
+
+/// A version 1 snapshot's payload (storage format 3).
+#[derive(Deserialize)]
+struct SnapshotPayloadV1 {
+    last_applied: Option<LogId>,
+    membership: Membership,
+    records: Vec<format3::Record>,
+}
+
+fn load_error(error: x0t_ledger::LoadError) -> StoreError {
+    StoreError::Corrupt {
+        what: "ledger record",
+        detail: error.to_string(),
+    }
+}
+
+/// The ledger of stored records (or why they do not make one).
+pub(crate) fn ledger_of(records: Vec<StoredRecord>) -> Result<Ledger, StoreError> {
+    Ledger::from_records(records).map_err(load_error)
 }
 
 fn sm_error(verb: ErrorVerb, error: StoreError) -> StorageError<u64> {
@@ -63,10 +89,81 @@ fn snapshot_error(verb: ErrorVerb, error: StoreError) -> StorageError<u64> {
     StorageIOError::new(ErrorSubject::Snapshot(None), verb, AnyError::new(&error)).into()
 }
 
-fn record_key(key: &x0t_ledger::RecordKey) -> Result<Vec<u8>, StoreError> {
-    let mut out = RECORD_PREFIX.to_vec();
-    out.extend(encode(key)?);
-    Ok(out)
+/// The state-tree key of a record: `r/` + domain + `/` + its key.
+fn record_key(domain: &str, key: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(RECORD_PREFIX.len() + domain.len() + 1 + key.len());
+    out.extend_from_slice(RECORD_PREFIX);
+    out.extend_from_slice(domain.as_bytes());
+    out.push(b'/');
+    out.extend_from_slice(key);
+    out
+}
+
+/// A state-tree entry under `r/` as the stored record it holds.
+pub(crate) fn stored_record(key: &[u8], value: Vec<u8>) -> Result<StoredRecord, StoreError> {
+    let corrupt = |detail: &str| StoreError::Corrupt {
+        what: "ledger record key",
+        detail: detail.to_owned(),
+    };
+    let rest = key
+        .strip_prefix(RECORD_PREFIX)
+        .ok_or_else(|| corrupt("not under r/"))?;
+    let slash = rest
+        .iter()
+        .take(64)
+        .position(|&b| b == b'/')
+        .ok_or_else(|| corrupt("no domain name of at most 64 bytes"))?;
+    let domain = std::str::from_utf8(&rest[..slash])
+        .ok()
+        .filter(|d| {
+            !d.is_empty()
+                && d.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        })
+        .ok_or_else(|| corrupt("the domain name is not lowercase ASCII"))?;
+    Ok(StoredRecord {
+        domain: domain.to_owned(),
+        key: rest[slash + 1..].to_vec(),
+        value,
+    })
+}
+
+/// Brings the state tree to the current format: a tree without a format marker that holds
+/// records is format 3 (one enum of all domains under `r/` + bincode of its key); its records
+/// are rewritten as (domain, key) → value, old keys removed and the marker set in one atomic
+/// batch, so a crash leaves it old or new, never half. An empty tree is just marked.
+fn upgrade_state_tree(tree: &dyn KeyValueTree) -> Result<(), StoreError> {
+    if let Some(bytes) = tree.get(FORMAT_KEY)? {
+        let found = <[u8; 4]>::try_from(bytes.as_slice())
+            .map(u32::from_be_bytes)
+            .map_err(|_| StoreError::Corrupt {
+                what: "state format marker",
+                detail: format!("{} bytes", bytes.len()),
+            })?;
+        if found == STORAGE_FORMAT_VERSION {
+            return Ok(());
+        }
+        return Err(StoreError::IncompatibleFormat {
+            found,
+            dir: "the state tree".to_owned(),
+        });
+    }
+    let old = tree.range(RECORD_PREFIX, RECORDS_END)?;
+    let mut batch = Batch::new();
+    if !old.is_empty() {
+        tracing::info!(
+            records = old.len(),
+            "migrating ledger records from storage format 3"
+        );
+    }
+    for (key, value) in old {
+        let record = format3::decode_record(&value).map_err(load_error)?;
+        let stored = format3::upgrade(record);
+        batch.remove(key);
+        batch.insert(record_key(&stored.domain, &stored.key), stored.value);
+    }
+    batch.insert(FORMAT_KEY, STORAGE_FORMAT_VERSION.to_be_bytes().to_vec());
+    tree.apply(batch)
 }
 
 fn encode_snapshot(payload: &SnapshotPayload) -> Result<Vec<u8>, StoreError> {
@@ -94,10 +191,15 @@ pub(crate) fn decode_snapshot(bytes: &[u8]) -> Result<SnapshotPayload, StoreErro
     if &bytes[..4] != SNAPSHOT_MAGIC {
         return Err(corrupt("bad magic".to_owned()));
     }
-    if bytes[4] != SNAPSHOT_FORMAT_VERSION {
+    let version = bytes[4];
+    if version != SNAPSHOT_FORMAT_VERSION && version != 1 {
         return Err(corrupt(format!(
-            "format version {}, this build reads {SNAPSHOT_FORMAT_VERSION}",
-            bytes[4]
+            "format version {version}{}, this build reads 1 and {SNAPSHOT_FORMAT_VERSION}",
+            if version > SNAPSHOT_FORMAT_VERSION {
+                " (from a newer release)"
+            } else {
+                ""
+            }
         )));
     }
     let mut len = [0u8; 8];
@@ -112,6 +214,14 @@ pub(crate) fn decode_snapshot(bytes: &[u8]) -> Result<SnapshotPayload, StoreErro
     }
     if blake3::hash(body).as_bytes() != &bytes[5..37] {
         return Err(corrupt("checksum mismatch".to_owned()));
+    }
+    if version == 1 {
+        let old: SnapshotPayloadV1 = decode_large("snapshot", body)?;
+        return Ok(SnapshotPayload {
+            last_applied: old.last_applied,
+            membership: old.membership,
+            records: old.records.into_iter().map(format3::upgrade).collect(),
+        });
     }
     decode_large("snapshot", body)
 }
@@ -147,6 +257,7 @@ impl StateMachineStore {
         tree: Arc<dyn KeyValueTree>,
         snapshots: Arc<dyn KeyValueTree>,
     ) -> Result<Self, StoreError> {
+        upgrade_state_tree(tree.as_ref())?;
         let (last_applied, membership): (Option<LogId>, Membership) = match tree.get(APPLIED_KEY)? {
             Some(bytes) => decode("applied state", &bytes)?,
             None => (None, Membership::default()),
@@ -154,11 +265,11 @@ impl StateMachineStore {
         let records = tree
             .range(RECORD_PREFIX, RECORDS_END)?
             .into_iter()
-            .map(|(_, bytes)| decode::<Record>("ledger record", &bytes))
+            .map(|(key, value)| stored_record(&key, value))
             .collect::<Result<Vec<_>, _>>()?;
         let store = Self {
             state: Arc::new(RwLock::new(AppliedState {
-                ledger: Ledger::from_records(records),
+                ledger: ledger_of(records)?,
                 last_applied,
                 membership,
             })),
@@ -169,6 +280,14 @@ impl StateMachineStore {
         };
         if let Some(data) = store.snapshots.get(SNAPSHOT_DATA_KEY)? {
             let payload = decode_snapshot(&data)?;
+            if data.get(4) != Some(&SNAPSHOT_FORMAT_VERSION) {
+                // An older snapshot: rewritten in the current format (same meta), so that
+                // followers are sent what this build writes.
+                if let Some(meta) = store.snapshots.get(SNAPSHOT_META_KEY)? {
+                    let meta: SnapshotMeta<u64, AnchorNode> = decode("snapshot meta", &meta)?;
+                    store.store_snapshot(&meta, &encode_snapshot(&payload)?)?;
+                }
+            }
             if payload.last_applied > last_applied {
                 tracing::info!(?payload.last_applied, ?last_applied, "state behind the stored snapshot; restoring it");
                 store.replace_state(payload)?;
@@ -201,10 +320,10 @@ impl StateMachineStore {
 
     fn persist_locked(&self, state: &mut AppliedState) -> Result<(), StoreError> {
         let mut batch = Batch::new();
-        for (key, record) in state.ledger.take_changes() {
-            let key = record_key(&key)?;
-            match record {
-                Some(record) => batch.insert(key, encode(&record)?),
+        for change in state.ledger.take_changes() {
+            let key = record_key(change.domain, &change.key);
+            match change.value {
+                Some(value) => batch.insert(key, value),
                 None => batch.remove(key),
             }
         }
@@ -223,8 +342,9 @@ impl StateMachineStore {
         for key in self.tree.keys(RECORD_PREFIX, RECORDS_END)? {
             batch.remove(key);
         }
-        for record in &payload.records {
-            batch.insert(record_key(&record.key())?, encode(record)?);
+        let ledger = ledger_of(payload.records)?;
+        for record in ledger.records() {
+            batch.insert(record_key(&record.domain, &record.key), record.value);
         }
         batch.insert(
             APPLIED_KEY,
@@ -234,7 +354,7 @@ impl StateMachineStore {
         // Under the lock, so no checkpoint of the replaced state can land after this batch.
         self.tree.apply(batch)?;
         *state = AppliedState {
-            ledger: Ledger::from_records(payload.records),
+            ledger,
             last_applied: payload.last_applied,
             membership: payload.membership,
         };

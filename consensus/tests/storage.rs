@@ -274,10 +274,15 @@ fn databases_of_another_format_are_refused_untouched() {
             .unwrap();
         db.flush().unwrap();
     }
-    assert!(matches!(
-        SledStorage::open(newer.path()).err().unwrap(),
-        StoreError::IncompatibleFormat { found: 99, .. }
-    ));
+    let err = SledStorage::open(newer.path()).err().unwrap();
+    assert!(
+        matches!(err, StoreError::IncompatibleFormat { found: 99, .. }),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("written by a newer release"),
+        "a future format says so: {err}"
+    );
     // A fresh database is marked and opens again.
     let fresh = tempfile::tempdir().unwrap();
     drop(SledStorage::open(fresh.path()).unwrap());

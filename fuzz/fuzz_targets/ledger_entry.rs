@@ -1,5 +1,5 @@
 //! What an anchor reads back from disk or receives as a snapshot: stored Raft log entries,
-//! ledger records, the applied-state marker, whole snapshots (checksummed: the target seals
+//! ledger records (current and storage format 3, which is migrated), the applied-state marker, whole snapshots (checksummed: the target seals
 //! fuzzed payloads with a valid header so the payload decoder is reached), and audit-chain
 //! entries. A damaged record is an error, never a panic.
 #![no_main]
@@ -27,7 +27,12 @@ fuzz_target!(|data: &[u8]| {
             let _ = records::decode_log_entry(rest);
         }
         1 => {
-            let _ = records::decode_ledger_record(rest);
+            // A state-tree key (its length first) and its value.
+            if let Some((&len, rest)) = rest.split_first() {
+                let (key, value) = rest.split_at(usize::from(len).min(rest.len()));
+                let _ = records::decode_ledger_record(key, value);
+                let _ = records::decode_format3_record(value);
+            }
         }
         2 => {
             let _ = records::decode_applied(rest);

@@ -941,7 +941,7 @@ mod tests {
             NodeState::PendingApproval
         );
         ledger.take_changes();
-        assert!(Ledger::from_records(ledger.records()) == ledger);
+        assert!(Ledger::from_records(ledger.records()).unwrap() == ledger);
     }
 
     fn set_acl(document: &str, expected_version: Option<u64>) -> Command {
@@ -1033,11 +1033,11 @@ mod tests {
         );
         assert!(
             ledger
-                .take_changes()
+                .take_record_changes()
                 .iter()
                 .any(|(key, _)| *key == RecordKey::Acl(mesh(), 2))
         );
-        assert!(Ledger::from_records(ledger.records()) == ledger);
+        assert!(Ledger::from_records(ledger.records()).unwrap() == ledger);
 
         // Every version stays readable until MAX_ACL_VERSIONS newer ones exist.
         assert_eq!(
@@ -1052,9 +1052,9 @@ mod tests {
         assert_eq!(kept.len(), crate::MAX_ACL_VERSIONS);
         assert_eq!((kept[0], *kept.last().unwrap()), (34, 3));
         assert!(ledger.acl_version(&mesh(), 2).is_none());
-        let changes = ledger.take_changes();
+        let changes = ledger.take_record_changes();
         assert!(changes.contains(&(RecordKey::Acl(mesh(), 1), None)));
-        assert!(Ledger::from_records(ledger.records()) == ledger);
+        assert!(Ledger::from_records(ledger.records()).unwrap() == ledger);
     }
 
     #[test]
@@ -1209,7 +1209,7 @@ mod tests {
             .ap(&register(&key(), proof(5), None, 12), meta(12))
             .unwrap();
         ledger.take_changes();
-        assert!(Ledger::from_records(ledger.records()) == ledger);
+        assert!(Ledger::from_records(ledger.records()).unwrap() == ledger);
     }
 
     #[test]
@@ -1380,7 +1380,7 @@ mod tests {
         assert_eq!(ledger.audit_head(Some(&mesh())).len, 3);
         // Records round-trip, heads included.
         ledger.take_changes();
-        let rebuilt = Ledger::from_records(ledger.records());
+        let rebuilt = Ledger::from_records(ledger.records()).unwrap();
         assert_eq!(
             rebuilt.audit_head(Some(&mesh())),
             ledger.audit_head(Some(&mesh()))

@@ -286,10 +286,17 @@ impl Seeds {
         for name in db.tree_names() {
             let tree = db.open_tree(&name)?;
             for item in tree.iter() {
-                let (_, value) = item?;
+                let (key, value) = item?;
+                // A ledger record's seed is its key (length first) and its value.
+                let record = u8::try_from(key.len()).ok().map(|len| {
+                    let mut seed = vec![len];
+                    seed.extend_from_slice(&key);
+                    seed.extend_from_slice(&value);
+                    seed
+                });
                 let kind = if records::decode_log_entry(&value).is_ok() {
                     0
-                } else if records::decode_ledger_record(&value).is_ok() {
+                } else if records::decode_ledger_record(&key, &value).is_ok() {
                     1
                 } else if records::decode_applied(&value).is_ok() {
                     2
@@ -301,11 +308,15 @@ impl Seeds {
                 // A handful of each is plenty: the fuzzer mutates from there.
                 if kinds[kind] < 6 {
                     let label = ["log-entry", "record", "applied", "snapshot"][kind];
+                    let bytes = match (kind, &record) {
+                        (1, Some(seed)) => seed.as_slice(),
+                        _ => &value[..],
+                    };
                     self.put(
                         "ledger_entry",
                         &format!("{label}-{}", kinds[kind]),
                         kind as u8,
-                        &value,
+                        bytes,
                     )?;
                     kinds[kind] += 1;
                 }

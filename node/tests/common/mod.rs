@@ -38,9 +38,16 @@ pub fn config(dir: &Path, join: Option<JoinConfig>) -> NodeConfig {
 
 /// Starts a node and waits until it serves.
 pub async fn start(dir: &Path, join: Option<JoinConfig>) -> TestNode {
+    start_with(config(dir, join)).await
+}
+
+/// Starts a node with `config` and waits until it serves.
+pub async fn start_with(config: NodeConfig) -> TestNode {
+    let dir = config.data_dir.clone();
+    let dir = dir.as_path();
     let _ = std::fs::remove_file(dir.join("node.json"));
     let (stop, shutdown) = watch::channel(false);
-    let task = tokio::spawn(x0t_node::run(config(dir, join), shutdown));
+    let task = tokio::spawn(x0t_node::run(config, shutdown));
     let deadline = Instant::now() + Duration::from_secs(30);
     while NodeInfo::load(dir).is_err() {
         assert!(!task.is_finished(), "node exited early: {:?}", task.await);
