@@ -100,6 +100,40 @@ pub fn unavailable() -> Option<String> {
     None
 }
 
+/// Set to `1` when network-namespace tests must run: a test that cannot set up a lab then
+/// fails instead of passing without having run. `scripts/test` sets it when it runs as root.
+pub const REQUIRE_ENV: &str = "X0T_REQUIRE_NETNS";
+
+/// Where skipped tests are listed (`scripts/test` prints the list at the end), under the
+/// target directory.
+pub const SKIPPED_FILE: &str = "skipped-tests.txt";
+
+/// Whether the test `name` must be skipped because this machine cannot host a lab. A skip is
+/// said on stderr and listed in `target/skipped-tests.txt`, so it never passes silently; with
+/// [`REQUIRE_ENV`]`=1` it is a failure instead (the panic names what is missing).
+pub fn skip_unless_available(name: &str) -> bool {
+    let Some(why) = unavailable() else {
+        return false;
+    };
+    assert!(
+        std::env::var(REQUIRE_ENV).as_deref() != Ok("1"),
+        "{name}: {REQUIRE_ENV}=1 but this machine cannot host a network-namespace lab: {why}"
+    );
+    eprintln!("SKIPPED {name}: {why}");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    if let Ok(mut file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(target.join(SKIPPED_FILE))
+    {
+        use std::io::Write as _;
+        let _ = writeln!(file, "{name}: {why}");
+    }
+    true
+}
+
 /// How [`Lab::degrade`] degraded a link.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Degraded {

@@ -15,8 +15,9 @@ use x0t_testnet::reliability::{Fault, ReliabilityConfig, run};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn control_plane_stays_linearizable_and_heals_under_every_fault() {
-    if let Some(why) = x0t_testnet::netns::unavailable() {
-        eprintln!("SKIPPED: {why}");
+    if x0t_testnet::netns::skip_unless_available(
+        "chaos::control_plane_stays_linearizable_and_heals_under_every_fault",
+    ) {
         return;
     }
     let exe = x0t_testnet::mesh_lab::x0t_for_tests().unwrap();

@@ -46,17 +46,14 @@ async fn start(tags: &[&str], spare: usize) -> MeshLab {
         .unwrap()
 }
 
-fn skip() -> bool {
-    if let Some(why) = x0t_testnet::netns::unavailable() {
-        eprintln!("SKIPPED: {why}");
-        return true;
-    }
-    false
+/// Whether this test must be skipped (said visibly; a failure under `X0T_REQUIRE_NETNS=1`).
+fn skip(name: &str) -> bool {
+    x0t_testnet::netns::skip_unless_available(&format!("netns_dataplane::{name}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn approved_nodes_reach_each_other_and_the_policy_holds() {
-    if skip() {
+    if skip("approved_nodes_reach_each_other_and_the_policy_holds") {
         return;
     }
     let net = start(&["robot", "server", "server"], 0).await;
@@ -119,7 +116,7 @@ async fn approved_nodes_reach_each_other_and_the_policy_holds() {
 /// members' addresses, reaches nothing and is disconnected.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_signed_by_a_stranger_reaches_nothing() {
-    if skip() {
+    if skip("a_node_signed_by_a_stranger_reaches_nothing") {
         return;
     }
     let net = start(&["server", "server"], 1).await;
@@ -261,7 +258,7 @@ async fn transfer(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_revoked_mid_transfer_is_cut_off_everywhere_within_2s() {
-    if skip() {
+    if skip("a_node_revoked_mid_transfer_is_cut_off_everywhere_within_2s") {
         return;
     }
     let net = start(&["robot", "server", "server"], 0).await;
@@ -316,7 +313,7 @@ async fn a_node_revoked_mid_transfer_is_cut_off_everywhere_within_2s() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_every_anchor_dead_flows_continue_and_new_sessions_come_up() {
-    if skip() {
+    if skip("with_every_anchor_dead_flows_continue_and_new_sessions_come_up") {
         return;
     }
     let mut net = start(&["server", "server", "server"], 0).await;
@@ -382,7 +379,7 @@ async fn counter(net: &MeshLab, i: usize, name: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_link_is_found_within_about_a_second_and_comes_back() {
-    if skip() {
+    if skip("a_dead_link_is_found_within_about_a_second_and_comes_back") {
         return;
     }
     let net = start(&["server", "server"], 0).await;
