@@ -6,7 +6,15 @@
 use serde::{Deserialize, Serialize};
 use x0t_types::{AnchorRecord, NodeId, PublicKeyBytes};
 
-use crate::stored::{self, LoadError, MAX_RECORD_LEN, StoredRecord};
+use crate::acl::{self, Acls};
+use crate::anchors::{self, Anchors};
+use crate::api_keys::{self, ApiKeys};
+use crate::core::audit::{self, AuditChains};
+use crate::core::requests::{self, Requests};
+use crate::domain::stored;
+use crate::meshes::{self, Meshes};
+use crate::nodes::{self, Nodes};
+use crate::stored::{LoadError, MAX_RECORD_LEN, StoredRecord};
 use crate::{
     AclRecord, AnchorJoinToken, ApiKey, AuditRecord, JoinTokenRecord, Mesh, NodeRecord,
     RequestGroup,
@@ -38,23 +46,6 @@ pub enum Record {
     Acl(AclRecord),
 }
 
-impl From<Record> for crate::Record {
-    fn from(record: Record) -> Self {
-        match record {
-            Record::Mesh(mesh) => Self::Mesh(mesh),
-            Record::Anchor(anchor) => Self::Anchor(anchor),
-            Record::ApiKey(key) => Self::ApiKey(key),
-            Record::Requests(group) => Self::Requests(group),
-            Record::AnchorJoinToken(token) => Self::AnchorJoinToken(token),
-            Record::Node(node) => Self::Node(node),
-            Record::JoinToken(token) => Self::JoinToken(token),
-            Record::Audit(entry) => Self::Audit(entry),
-            Record::AnchorKey(id, key) => Self::AnchorKey(id, key),
-            Record::Acl(acl) => Self::Acl(acl),
-        }
-    }
-}
-
 /// Decodes one format-3 record value (bounded, exact).
 pub fn decode_record(bytes: &[u8]) -> Result<Record, LoadError> {
     let corrupt = |detail: String| LoadError::Corrupt {
@@ -76,27 +67,40 @@ pub fn decode_record(bytes: &[u8]) -> Result<Record, LoadError> {
     Ok(record)
 }
 
-/// The current stored form of a format-3 record.
+/// The current stored form of a format-3 record: the same record, filed under its domain.
 pub fn upgrade(record: Record) -> StoredRecord {
-    stored::stored(record.into())
+    match record {
+        Record::Mesh(mesh) => stored::<Meshes>(&meshes::Value::Mesh(mesh)),
+        Record::Anchor(anchor) => stored::<Anchors>(&anchors::Value::Anchor(anchor)),
+        Record::AnchorKey(id, key) => stored::<Anchors>(&anchors::Value::IdentityKey(id, key)),
+        Record::AnchorJoinToken(token) => stored::<Anchors>(&anchors::Value::JoinToken(token)),
+        Record::ApiKey(key) => stored::<ApiKeys>(&api_keys::Value::ApiKey(key)),
+        Record::Node(node) => stored::<Nodes>(&nodes::Value::Node(node)),
+        Record::JoinToken(token) => stored::<Nodes>(&nodes::Value::JoinToken(token)),
+        Record::Acl(acl) => stored::<Acls>(&acl::Value::Version(acl)),
+        Record::Audit(entry) => stored::<AuditChains>(&audit::Value::Entry(entry)),
+        Record::Requests(group) => stored::<Requests>(&requests::Value::Group(group)),
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
     use crate::Ledger;
-    use crate::tests::{ApplyExt, booted, meta};
-    use x0t_types::{Command, MeshId, MeshSettings, Plan};
+    use crate::testkit::{ApplyExt, booted, mesh, meta};
+    use x0t_types::{Command, MeshSettings, Plan};
 
-    /// Format-3 bytes of a mesh record, as that release wrote them (bincode of variant 0,
-    /// then the mesh): pinned, so a change to the frozen enum shows.
+    /// Format-3 bytes as that release wrote them (bincode of the variant's index, then the
+    /// record) decode and upgrade to the same ledger; the variant order is pinned.
     #[test]
     fn format3_bytes_decode_and_upgrade_to_the_same_ledger() {
         let mut ledger = booted();
         ledger
             .ap(
                 &Command::CreateMesh {
-                    mesh: MeshId::new("m").unwrap(),
+                    mesh: mesh("m"),
                     settings: MeshSettings::default(),
                     plan: Plan::Pro,
                 },
@@ -104,38 +108,41 @@ mod tests {
             )
             .unwrap();
         ledger.take_changes();
-        let old: Vec<Vec<u8>> = ledger
-            .decoded_records()
-            .map(|r| {
-                let legacy = match r {
-                    crate::Record::Mesh(m) => Record::Mesh(m),
-                    crate::Record::Anchor(a) => Record::Anchor(a),
-                    crate::Record::ApiKey(k) => Record::ApiKey(k),
-                    crate::Record::Requests(g) => Record::Requests(g),
-                    crate::Record::AnchorJoinToken(t) => Record::AnchorJoinToken(t),
-                    crate::Record::Node(n) => Record::Node(n),
-                    crate::Record::JoinToken(t) => Record::JoinToken(t),
-                    crate::Record::Audit(e) => Record::Audit(e),
-                    crate::Record::AnchorKey(i, k) => Record::AnchorKey(i, k),
-                    crate::Record::Acl(a) => Record::Acl(a),
-                };
-                bincode::serde::encode_to_vec(&legacy, bincode::config::standard()).unwrap()
-            })
+        let mut old: Vec<Record> = ledger.meshes().cloned().map(Record::Mesh).collect();
+        old.extend(ledger.anchors().cloned().map(Record::Anchor));
+        old.extend(
+            ledger
+                .anchor_keys()
+                .map(|(id, key)| Record::AnchorKey(*id, key.clone())),
+        );
+        for chain in [None, Some(mesh("m"))] {
+            old.extend(
+                ledger
+                    .audit_entries(chain.as_ref(), 0, usize::MAX)
+                    .cloned()
+                    .map(Record::Audit),
+            );
+        }
+        let bytes: Vec<Vec<u8>> = old
+            .iter()
+            .map(|r| bincode::serde::encode_to_vec(r, bincode::config::standard()).unwrap())
             .collect();
-        let mesh = old
+        assert_eq!(
+            &bytes[0][..3],
+            &[0, 1, b'm'],
+            "variant 0 (mesh), then the name"
+        );
+        assert_eq!(bytes[1][0], 1, "variant 1: anchor");
+        assert_eq!(bytes.last().unwrap()[0], 7, "variant 7: audit entry");
+        let upgraded = bytes
             .iter()
-            .find(|bytes| bytes[0] == 0)
-            .expect("a mesh record");
-        assert_eq!(&mesh[..3], &[0, 1, b'm'], "variant 0, then the name");
-        let upgraded = old
-            .iter()
-            .map(|bytes| decode_record(bytes).map(upgrade))
+            .map(|b| decode_record(b).map(upgrade))
             .collect::<Result<Vec<_>, _>>()
             .unwrap();
         assert!(Ledger::from_records(upgraded).unwrap() == ledger);
-        assert!(decode_record(&[42]).is_err());
-        let mut trailing = mesh.clone();
+        assert!(decode_record(&[42]).is_err(), "no such variant");
+        let mut trailing = bytes[0].clone();
         trailing.push(0);
-        assert!(decode_record(&trailing).is_err());
+        assert!(decode_record(&trailing).is_err(), "trailing bytes");
     }
 }
