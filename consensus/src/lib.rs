@@ -33,16 +33,9 @@ pub use state_machine::{
     PERSIST_AFTER_RECORDS, PERSIST_INTERVAL, SNAPSHOT_FORMAT_VERSION, StateMachineStore,
 };
 
-/// Where a Raft member can be reached; stored in openraft's membership config.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AnchorNode {
-    /// Its libp2p peer id, as text.
-    pub peer_id: String,
-    /// Multiaddrs it listens on.
-    pub addrs: Vec<String>,
-    /// Base URL of its HTTP API.
-    pub api_url: String,
-}
+/// Where a Raft member can be reached; stored in openraft's membership config (defined with
+/// the API types, which show it).
+pub use x0t_types::AnchorNode;
 
 /// What applying one log entry produced.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -16,10 +16,10 @@ use x0t_types::api::{NodeStatus, RegisterNode};
 use x0t_types::{DeviceClass, MeshId, NodeId, NodeState, Tag, base32};
 
 use crate::NodeError;
-use crate::client::ApiClient;
 use crate::control::now;
 use crate::identity::{generate_identity, identity_key_path, load_identity};
 use crate::service::unhex;
+use x0t_client::ApiClient;
 
 /// The agent's state file.
 pub const AGENT_FILE: &str = "agent.json";
@@ -298,7 +298,7 @@ impl AnchorLink {
     async fn register(&self, mesh: &str, body: RegisterNode) -> Result<NodeStatus, NodeError> {
         use crate::p2p::protocol::{EnrollRequest, EnrollResponse};
         match self {
-            Self::Http(client) => client.register(mesh, &body).await,
+            Self::Http(client) => Ok(client.register(mesh, &body).await?),
             Self::P2p { .. } => match self
                 .call(EnrollRequest::Register {
                     mesh: mesh.to_owned(),
@@ -315,7 +315,7 @@ impl AnchorLink {
     async fn status(&self, mesh: &str, id: &str) -> Result<NodeStatus, NodeError> {
         use crate::p2p::protocol::{EnrollRequest, EnrollResponse};
         match self {
-            Self::Http(client) => client.node_status(mesh, id).await,
+            Self::Http(client) => Ok(client.node_status(mesh, id).await?),
             Self::P2p { .. } => match self
                 .call(EnrollRequest::Status {
                     mesh: mesh.to_owned(),
@@ -332,7 +332,7 @@ impl AnchorLink {
     async fn anchors(&self) -> Result<Vec<x0t_types::api::AnchorView>, NodeError> {
         use crate::p2p::protocol::{EnrollRequest, EnrollResponse};
         match self {
-            Self::Http(client) => client.anchors().await,
+            Self::Http(client) => Ok(client.anchors().await?),
             Self::P2p { .. } => match self.call(EnrollRequest::Anchors).await? {
                 EnrollResponse::Anchors(anchors) => Ok(anchors),
                 other => Err(NodeError::Client(format!("unexpected answer {other:?}"))),
@@ -465,7 +465,7 @@ pub async fn join(
                         last_error = None;
                         break;
                     }
-                    Err(e) => last_error = Some(e),
+                    Err(e) => last_error = Some(e.into()),
                 }
             }
         }

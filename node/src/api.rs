@@ -13,18 +13,17 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
-use x0t_consensus::AnchorNode;
+use serde::Deserialize;
 pub use x0t_types::api::{
-    AclDecision, AclValidation, AclVersionView, AclView, AnchorView, ApiKeyView, ApproveNode,
-    AuditEntryView, AuditExport, AuditVerification, CertificateStatus, CreateApiKey, CreateMesh,
-    CreateToken, ErrorBody, ErrorDetail, ExplainAcl, MeshView, NodeStatus, NodeView, Reason,
-    RegisterNode, RotateTokens, SessionView, SetAcl, TokenView, UpdateSettings, ValidateAcl,
-    VerifyCertificate,
+    AclDecision, AclValidation, AclVersionView, AclView, AddAnchor, AnchorView, ApiKeyView,
+    ApproveNode, AuditEntryView, AuditExport, AuditVerification, CertificateStatus, ClusterStatus,
+    CreateApiKey, CreateJoinToken, CreateMesh, CreateToken, ErrorBody, ErrorDetail, ExplainAcl,
+    JoinTokenView, MeshView, NodeStatus, NodeView, Reason, RegisterNode, RotateTokens, SessionView,
+    SetAcl, TokenView, UpdateSettings, ValidateAcl, VerifyCertificate,
 };
 use x0t_types::{DeviceClass, NodeState, Tag};
 
-use crate::control::{ClusterStatus, ControlError};
+use crate::control::ControlError;
 use crate::service::{Caller, ErrorKind, ExportFormat, NodeFilter, Service, ServiceError};
 use crate::token::{SecretToken, TokenKind};
 
@@ -504,40 +503,10 @@ struct ReadOptions {
     stale: bool,
 }
 
-/// Request body of `POST /api/v1/cluster/anchors`.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct AddAnchor {
-    /// Raft id of the new anchor.
-    pub raft_id: u64,
-    /// How to reach it.
-    pub node: AnchorNode,
-}
-
 /// Shortest validity of an anchor-join token.
 pub const MIN_JOIN_TOKEN_TTL_SECS: u64 = 3_600;
 /// Longest validity of an anchor-join token.
 pub const MAX_JOIN_TOKEN_TTL_SECS: u64 = 30 * 24 * 3_600;
-
-/// Request body of `POST /api/v1/cluster/join-tokens`.
-#[derive(Debug, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateJoinToken {
-    /// Validity in seconds, 1 h to 30 d [default: 1 h].
-    #[serde(default)]
-    pub ttl_secs: Option<u64>,
-}
-
-/// Answer of `POST /api/v1/cluster/join-tokens`: the token is shown this once; the cluster
-/// keeps only its hash.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct JoinTokenView {
-    /// The token text (`x0tanc_…`), for `x0t up --join … --token …` on the new anchor.
-    pub token: String,
-    /// Its public id.
-    pub token_id: String,
-    /// When it stops being valid, ms since the epoch.
-    pub expires_at_ms: u64,
-}
 
 async fn healthz() -> &'static str {
     "ok\n"

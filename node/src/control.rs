@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use libp2p::PeerId;
 use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
 use openraft::{ChangeMembers, ServerState, SnapshotPolicy};
-use serde::Serialize;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use x0t_consensus::{AnchorNode, LogId, LogStore, Raft, Response, SledStorage, StateMachineStore};
 use x0t_crypto::{AuditStatement, SignedAuditStatement, SigningKey};
@@ -104,30 +103,7 @@ pub enum ControlError {
     Membership(String),
 }
 
-/// A snapshot of cluster state for `GET /api/v1/cluster`.
-#[derive(Clone, Debug, Serialize, serde::Deserialize)]
-pub struct ClusterStatus {
-    /// This node's Raft id.
-    pub id: u64,
-    /// This node's role: leader, follower, candidate or learner.
-    pub state: String,
-    /// The current leader, if known.
-    pub leader: Option<u64>,
-    /// The current term.
-    pub term: u64,
-    /// Voting members with their addresses.
-    pub voters: BTreeMap<u64, AnchorNode>,
-    /// Non-voting members.
-    pub learners: BTreeMap<u64, AnchorNode>,
-    /// Index of the last log entry.
-    pub last_log_index: Option<u64>,
-    /// Index of the last applied entry.
-    pub last_applied_index: Option<u64>,
-    /// Index of the last entry covered by this node's snapshot.
-    pub snapshot_index: Option<u64>,
-    /// Index up to which this node's log has been purged (covered by a snapshot).
-    pub purged_index: Option<u64>,
-}
+pub use x0t_types::api::ClusterStatus;
 
 /// What queued writes wait for: the log id of the entry that carried them, and what applying
 /// each did.

@@ -18,12 +18,7 @@ use x0t_types::{DeviceClass, NodeState, Tag};
 use crate::api::MAX_POLICY_BODY;
 use crate::service::{Caller, ErrorKind, ExportFormat, NodeFilter, Service, ServiceError};
 
-/// Metadata key carrying the stable error code of a failed call.
-pub const ERROR_CODE_KEY: &str = "x0t-error-code";
-/// Metadata keys of an invalid document's position (1-based line and column).
-pub const ERROR_LINE_KEY: &str = "x0t-error-line";
-/// See [`ERROR_LINE_KEY`].
-pub const ERROR_COLUMN_KEY: &str = "x0t-error-column";
+pub use x0t_proto::{ERROR_CODE_KEY, ERROR_COLUMN_KEY, ERROR_LINE_KEY};
 
 /// The one place service errors become gRPC statuses.
 pub fn status_of(error: ServiceError) -> Status {

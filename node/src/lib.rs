@@ -8,11 +8,9 @@ pub mod agent;
 pub mod api;
 pub mod audit_file;
 pub mod bench;
-pub mod client;
 pub mod console;
 pub mod control;
 pub mod grpc;
-pub mod grpc_client;
 pub mod identity;
 pub mod mesh;
 pub mod openapi;
@@ -56,4 +54,15 @@ pub enum NodeError {
     /// A benchmark was asked to do something impossible.
     #[error("invalid benchmark settings: {0}")]
     Bench(String),
+}
+
+impl From<x0t_client::ClientError> for NodeError {
+    /// The client's errors are the node's `Client` and `Api` errors, field for field, so code
+    /// matching on an answer's status sees the same values whichever way the call was made.
+    fn from(error: x0t_client::ClientError) -> Self {
+        match error {
+            x0t_client::ClientError::Client(message) => Self::Client(message),
+            x0t_client::ClientError::Api { status, message } => Self::Api { status, message },
+        }
+    }
 }

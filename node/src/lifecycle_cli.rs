@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
+use x0t_client::AdminClient;
+use x0t_client::ApiClient;
 use x0t_node::agent::{self, JoinOptions, JoinProgress};
 use x0t_node::api::{CreateApiKey, NodeView, TokenView};
-use x0t_node::client::ApiClient;
-use x0t_node::grpc_client::AdminClient;
 use x0t_node::{audit_file, identity};
 use x0t_proto::pb;
 use x0t_types::{DeviceClass, KeyRole, MeshId, Tag};

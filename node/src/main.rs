@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
+use x0t_client::ApiClient;
 use x0t_crypto::{SigAlgorithm, fingerprint};
-use x0t_node::client::ApiClient;
 use x0t_node::run::{ADMIN_KEY_FILE, JoinConfig, NodeInfo};
 use x0t_node::{bench, identity, testnet};
 
@@ -251,7 +251,7 @@ impl ClientArgs {
     }
 
     /// A gRPC admin client for the same node and key.
-    async fn admin(&self) -> anyhow::Result<x0t_node::grpc_client::AdminClient> {
+    async fn admin(&self) -> anyhow::Result<x0t_client::AdminClient> {
         let http = self.client()?;
         let key = self.key.clone().or_else(|| {
             let dir = self
@@ -260,7 +260,7 @@ impl ClientArgs {
                 .unwrap_or_else(identity::default_data_dir);
             std::fs::read_to_string(dir.join(ADMIN_KEY_FILE)).ok()
         });
-        Ok(x0t_node::grpc_client::AdminClient::connect(http.base(), key).await?)
+        Ok(x0t_client::AdminClient::connect(http.base(), key).await?)
     }
 }
 

@@ -360,7 +360,7 @@ async fn join_with_admin_key(
     raft_id: u64,
     anchor: &AnchorNode,
 ) -> Result<(), NodeError> {
-    let client = crate::client::ApiClient::new(api_url, Some(admin_key.to_owned()))?;
+    let client = x0t_client::ApiClient::new(api_url, Some(admin_key.to_owned()))?;
     let cluster = client.cluster().await?;
     // Accept Raft traffic from the current members before we are in their membership.
     let peers = cluster

@@ -6,8 +6,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::NodeError;
-use crate::client::ApiClient;
 use crate::run::{ADMIN_KEY_FILE, JoinConfig, NODE_INFO_FILE, NodeInfo};
+use x0t_client::ApiClient;
 
 /// Where node `index` (1-based) of a testnet keeps its data.
 pub fn node_dir(testnet_dir: &Path, index: usize) -> PathBuf {

@@ -7,10 +7,10 @@ mod common;
 use std::time::Duration;
 
 use common::{cluster, eventually, register, status_of};
+use x0t_client::AdminClient;
 use x0t_crypto::SignedNodeCertificate;
 use x0t_node::api::{ApproveNode, ExplainAcl, SetAcl};
 use x0t_node::grpc::{ERROR_CODE_KEY, ERROR_COLUMN_KEY, ERROR_LINE_KEY};
-use x0t_node::grpc_client::AdminClient;
 use x0t_proto::pb;
 use x0t_types::{NodeState, PqProfile};
 

@@ -1,7 +1,7 @@
 //! Three anchors in one process on loopback: bootstrap, join, replicate, forward, authorize.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-use x0t_node::NodeError;
+use x0t_client::ClientError;
 use x0t_node::api::{CreateJoinToken, CreateMesh, UpdateSettings};
 use x0t_node::run::{ADMIN_KEY_FILE, JoinConfig};
 
@@ -72,7 +72,7 @@ async fn three_anchors_replicate_forward_and_authorize() {
         .await
         .unwrap_err();
     assert!(
-        matches!(stale, NodeError::Api { status: 409, .. }),
+        matches!(stale, ClientError::Api { status: 409, .. }),
         "{stale}"
     );
 
@@ -87,7 +87,7 @@ async fn three_anchors_replicate_forward_and_authorize() {
         .await
         .unwrap_err();
     assert!(
-        matches!(denied, NodeError::Api { status: 401, .. }),
+        matches!(denied, ClientError::Api { status: 401, .. }),
         "{denied}"
     );
     let forged = b
@@ -102,7 +102,7 @@ async fn three_anchors_replicate_forward_and_authorize() {
         .await
         .unwrap_err();
     assert!(
-        matches!(forged, NodeError::Api { status: 401, .. }),
+        matches!(forged, ClientError::Api { status: 401, .. }),
         "{forged}"
     );
 
@@ -144,7 +144,7 @@ async fn three_anchors_replicate_forward_and_authorize() {
                     "two winners"
                 );
             }
-            Err(NodeError::Api { status: 409, .. }) => {}
+            Err(ClientError::Api { status: 409, .. }) => {}
             Err(e) => panic!("concurrent create failed: {e}"),
         }
     }
@@ -175,7 +175,7 @@ async fn three_anchors_replicate_forward_and_authorize() {
                 "version {} twice",
                 mesh.version
             ),
-            Err(NodeError::Api { status: 409, .. }) => {}
+            Err(ClientError::Api { status: 409, .. }) => {}
             Err(e) => panic!("concurrent CAS failed: {e}"),
         }
     }
@@ -198,7 +198,7 @@ async fn three_anchors_replicate_forward_and_authorize() {
         .await
         .unwrap_err();
     assert!(
-        matches!(denied, NodeError::Api { status: 401, .. }),
+        matches!(denied, ClientError::Api { status: 401, .. }),
         "{denied}"
     );
     let too_short = b
@@ -207,7 +207,7 @@ async fn three_anchors_replicate_forward_and_authorize() {
         .await
         .unwrap_err();
     assert!(
-        matches!(too_short, NodeError::Api { status: 400, .. }),
+        matches!(too_short, ClientError::Api { status: 400, .. }),
         "{too_short}"
     );
 
@@ -264,7 +264,7 @@ async fn three_anchors_replicate_forward_and_authorize() {
     let d_id = d.info().raft_id;
     let denied = c.client(None).remove_anchor(d_id).await.unwrap_err();
     assert!(
-        matches!(denied, NodeError::Api { status: 401, .. }),
+        matches!(denied, ClientError::Api { status: 401, .. }),
         "{denied}"
     );
     let status = c
@@ -284,7 +284,7 @@ async fn three_anchors_replicate_forward_and_authorize() {
         .await
         .unwrap_err();
     assert!(
-        matches!(unknown, NodeError::Api { status: 409, ref message } if message.contains("not a voter")),
+        matches!(unknown, ClientError::Api { status: 409, ref message } if message.contains("not a voter")),
         "{unknown}"
     );
     d.stop().await;

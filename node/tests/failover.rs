@@ -5,8 +5,8 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use x0t_client::ApiClient;
 use x0t_node::api::{CreateMesh, UpdateSettings};
-use x0t_node::client::ApiClient;
 use x0t_node::run::{ADMIN_KEY_FILE, NodeInfo};
 use x0t_node::testnet;
 

@@ -210,7 +210,7 @@ async fn strangers_and_garbage_are_refused_without_harm() {
     }
 
     // The node still serves and is still its own leader.
-    let status = x0t_node::client::ApiClient::new(&info.api_url, None)
+    let status = x0t_client::ApiClient::new(&info.api_url, None)
         .unwrap()
         .cluster()
         .await

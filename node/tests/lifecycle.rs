@@ -8,10 +8,10 @@ mod common;
 use std::time::Duration;
 
 use common::{TestNode, cluster, eventually, register, registration, start, status_of};
+use x0t_client::ApiClient;
 use x0t_crypto::{SigAlgorithm, SignedNodeCertificate, SigningKey};
 use x0t_node::api::{ApproveNode, Auth, CreateApiKey, CreateToken, ROUTES, Reason};
 use x0t_node::audit_file;
-use x0t_node::client::ApiClient;
 use x0t_types::{KeyRole, NodeState};
 
 const MESH: &str = "default";
@@ -598,7 +598,7 @@ async fn audit_exports_round_trip_and_tampering_is_found_at_its_entry() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_grpc_face_and_the_admin_cli_act_like_the_http_face() {
-    use x0t_node::grpc_client::AdminClient;
+    use x0t_client::AdminClient;
     use x0t_proto::pb;
     let root = tempfile::tempdir().unwrap();
     let node = start(&root.path().join("a1"), None).await;

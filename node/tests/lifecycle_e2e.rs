@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::eventually;
+use x0t_client::ApiClient;
 use x0t_node::agent::{self, JoinOptions};
 use x0t_node::api::{ApproveNode, Reason};
-use x0t_node::client::ApiClient;
 use x0t_node::run::ADMIN_KEY_FILE;
 use x0t_node::{NodeInfo, testnet};
 use x0t_types::{DeviceClass, MeshId, NodeState, Tag};

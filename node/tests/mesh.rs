@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use common::eventually;
 use common::member::agent;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use x0t_client::ApiClient;
 use x0t_node::api::{Reason, SetAcl};
-use x0t_node::client::ApiClient;
 
 const MESH: &str = "default";
 

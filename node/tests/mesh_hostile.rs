@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use common::eventually;
 use common::member::{MESH, enroll, start};
+use x0t_client::ApiClient;
 use x0t_crypto::frame::{Frame, FrameKind};
 use x0t_crypto::{NodeCertificate, SignedNodeCertificate};
-use x0t_node::client::ApiClient;
 use x0t_node::mesh::MemberInfo;
 use x0t_node::mesh::session::{self, InitMessage, Parties};
 use x0t_node::p2p::protocol::{

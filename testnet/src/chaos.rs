@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use x0t_client::ApiClient;
 use x0t_node::NodeInfo;
-use x0t_node::client::ApiClient;
 use x0t_node::run::{ADMIN_KEY_FILE, JoinConfig};
 use x0t_node::testnet::{self, Placement};
 

@@ -7,8 +7,8 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use x0t_client::ApiClient;
 use x0t_node::api::CreateToken;
-use x0t_node::client::ApiClient;
 use x0t_node::run::ADMIN_KEY_FILE;
 use x0t_node::testnet;
 

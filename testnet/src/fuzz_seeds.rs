@@ -10,6 +10,7 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use x0t_client::ApiClient;
 use x0t_crypto::bearer::{SecretToken, TokenKind};
 use x0t_crypto::frame::{Frame, FrameHeader, FrameKind};
 use x0t_crypto::hybrid::{Initiator, respond};
@@ -19,7 +20,6 @@ use x0t_crypto::{
     SigningKey,
 };
 use x0t_node::api::{CreateMesh, CreateToken, RegisterNode};
-use x0t_node::client::ApiClient;
 use x0t_node::p2p::protocol::{
     ControlRequest, ControlResponse, ForwardedWriteError, MeshRequest, MeshResponse, PeerHello,
 };

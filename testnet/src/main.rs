@@ -542,7 +542,7 @@ async fn control_plane(
     }
 
     // Leader kill under a steady writer talking to a surviving member.
-    let status = x0t_node::client::ApiClient::new(&urls[0], None)?
+    let status = x0t_client::ApiClient::new(&urls[0], None)?
         .cluster()
         .await?;
     let leader = status.leader.context("x0t has no leader")?;
@@ -761,7 +761,7 @@ async fn x0t_system(urls: &[String], key: String, clients: usize) -> anyhow::Res
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(128)
         .build()?;
-    let admin = x0t_node::client::ApiClient::new(&urls[0], Some(key.clone()))?;
+    let admin = x0t_client::ApiClient::new(&urls[0], Some(key.clone()))?;
     for i in 0..clients.min(64) {
         let mesh = format!("bench-{i}");
         if admin.mesh(&mesh, false).await.is_err() {

@@ -13,10 +13,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use x0t_client::ApiClient;
 use x0t_crypto::{Registration, SigAlgorithm, SigningKey};
 use x0t_node::agent::{self, JoinOptions};
 use x0t_node::api::{CreateToken, RegisterNode};
-use x0t_node::client::ApiClient;
 use x0t_node::run::{ADMIN_KEY_FILE, NodeInfo};
 use x0t_node::testnet;
 use x0t_types::{DeviceClass, MeshId, Tag, Timestamp, base32};

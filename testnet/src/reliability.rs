@@ -197,7 +197,7 @@ pub async fn run(
     let mut cluster = AnchorCluster::start(exe, config.anchors, config.spare).await?;
     cluster.wait_leader(Duration::from_secs(30)).await?;
     let admin_url = cluster.url(1)?;
-    let admin = x0t_node::client::ApiClient::new(&admin_url, Some(cluster.admin_key().to_owned()))?;
+    let admin = x0t_client::ApiClient::new(&admin_url, Some(cluster.admin_key().to_owned()))?;
     admin
         .create_mesh(&x0t_node::api::CreateMesh {
             name: PROBE_MESH.to_owned(),

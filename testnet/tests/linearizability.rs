@@ -8,8 +8,8 @@
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use x0t_client::ApiClient;
 use x0t_node::NodeInfo;
-use x0t_node::client::ApiClient;
 use x0t_node::run::ADMIN_KEY_FILE;
 use x0t_node::testnet;
 use x0t_testnet::history::{Workload, WorkloadConfig};

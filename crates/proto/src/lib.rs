@@ -12,3 +12,10 @@ pub mod codec;
 mod convert;
 
 pub use convert::{node_state_from_pb, node_state_to_pb};
+
+/// gRPC metadata key carrying the stable error code of a failed call (server and clients).
+pub const ERROR_CODE_KEY: &str = "x0t-error-code";
+/// gRPC metadata keys of an invalid document's position (1-based line and column).
+pub const ERROR_LINE_KEY: &str = "x0t-error-line";
+/// See [`ERROR_LINE_KEY`].
+pub const ERROR_COLUMN_KEY: &str = "x0t-error-column";

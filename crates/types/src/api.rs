@@ -680,3 +680,58 @@ pub struct MeshSlo {
     /// Onboarding: approval (the ledger's time) → first link state from the node here.
     pub onboarding: Percentiles,
 }
+
+/// Request body of `POST /api/v1/cluster/anchors`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AddAnchor {
+    /// Raft id of the new anchor.
+    pub raft_id: u64,
+    /// How to reach it.
+    pub node: crate::AnchorNode,
+}
+
+/// Request body of `POST /api/v1/cluster/join-tokens`.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateJoinToken {
+    /// Validity in seconds, 1 h to 30 d [default: 1 h].
+    #[serde(default)]
+    pub ttl_secs: Option<u64>,
+}
+
+/// Answer of `POST /api/v1/cluster/join-tokens`: the token is shown this once; the cluster
+/// keeps only its hash.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct JoinTokenView {
+    /// The token text (`x0tanc_…`), for `x0t up --join … --token …` on the new anchor.
+    pub token: String,
+    /// Its public id.
+    pub token_id: String,
+    /// When it stops being valid, ms since the epoch.
+    pub expires_at_ms: u64,
+}
+
+/// A snapshot of cluster state for `GET /api/v1/cluster`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ClusterStatus {
+    /// This node's Raft id.
+    pub id: u64,
+    /// This node's role: leader, follower, candidate or learner.
+    pub state: String,
+    /// The current leader, if known.
+    pub leader: Option<u64>,
+    /// The current term.
+    pub term: u64,
+    /// Voting members with their addresses.
+    pub voters: std::collections::BTreeMap<u64, crate::AnchorNode>,
+    /// Non-voting members.
+    pub learners: std::collections::BTreeMap<u64, crate::AnchorNode>,
+    /// Index of the last log entry.
+    pub last_log_index: Option<u64>,
+    /// Index of the last applied entry.
+    pub last_applied_index: Option<u64>,
+    /// Index of the last entry covered by this node's snapshot.
+    pub snapshot_index: Option<u64>,
+    /// Index up to which this node's log has been purged (covered by a snapshot).
+    pub purged_index: Option<u64>,
+}

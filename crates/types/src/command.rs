@@ -39,6 +39,18 @@ pub struct AnchorRecord {
     pub api_url: String,
 }
 
+/// Where a control-plane anchor can be reached: what the Raft membership records for each
+/// member, and what `GET /api/v1/cluster` shows.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnchorNode {
+    /// Its libp2p peer id, as text.
+    pub peer_id: String,
+    /// Multiaddrs it listens on.
+    pub addrs: Vec<String>,
+    /// Base URL of its HTTP API.
+    pub api_url: String,
+}
+
 /// What a client asks the ledger to do.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {

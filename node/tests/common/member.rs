@@ -4,9 +4,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tokio::sync::watch;
+use x0t_client::ApiClient;
 use x0t_node::agent::{self, JoinOptions};
 use x0t_node::api::CreateToken;
-use x0t_node::client::ApiClient;
 use x0t_node::mesh::local_api::{LocalClient, MemberStatus};
 use x0t_node::mesh::{MemberConfig, run_member};
 use x0t_types::{DeviceClass, MeshId, Tag};

@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
+use x0t_client::{ApiClient, ClientError};
 use x0t_crypto::{Registration, SigAlgorithm, SigningKey};
 use x0t_node::api::{NodeStatus, RegisterNode};
-use x0t_node::client::ApiClient;
 use x0t_node::control::RaftSettings;
 use x0t_node::run::JoinConfig;
 use x0t_node::{NodeConfig, NodeError, NodeInfo};
@@ -157,7 +157,7 @@ pub async fn register(
     client: &ApiClient,
     mesh: &str,
     token: Option<String>,
-) -> (SigningKey, Result<NodeStatus, NodeError>) {
+) -> (SigningKey, Result<NodeStatus, ClientError>) {
     let key = node_key();
     let answer = client
         .register(mesh, &registration(&key, mesh, token))
@@ -182,9 +182,9 @@ pub async fn eventually<T>(
 }
 
 /// The status code of an API error.
-pub fn status_of(error: &NodeError) -> u16 {
+pub fn status_of(error: &ClientError) -> u16 {
     match error {
-        NodeError::Api { status, .. } => *status,
+        ClientError::Api { status, .. } => *status,
         other => panic!("not an API error: {other}"),
     }
 }

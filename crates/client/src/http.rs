@@ -1,16 +1,16 @@
-//! A small HTTP client for the node API, used by the CLI, the testnet and node joins.
+//! The HTTP/JSON client of the node API.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::NodeError;
-use crate::api::{
+use crate::ClientError;
+use x0t_types::api::ClusterStatus;
+use x0t_types::api::{
     AddAnchor, AnchorView, ApiKeyView, ApproveNode, AuditVerification, CertificateStatus,
     CreateApiKey, CreateJoinToken, CreateMesh, CreateToken, ErrorBody, JoinTokenView, MeshView,
     NodeStatus, NodeView, Reason, RegisterNode, RotateTokens, TokenView, UpdateSettings,
     VerifyCertificate,
 };
-use crate::control::ClusterStatus;
 
 /// Talks to one node's API.
 #[derive(Clone, Debug)]
@@ -22,7 +22,7 @@ pub struct ApiClient {
 
 impl ApiClient {
     /// A client for `base` (e.g. `http://127.0.0.1:7410`), optionally with an admin key.
-    pub fn new(base: &str, admin_key: Option<String>) -> Result<Self, NodeError> {
+    pub fn new(base: &str, admin_key: Option<String>) -> Result<Self, ClientError> {
         Self::with_timeout(base, admin_key, std::time::Duration::from_secs(30))
     }
 
@@ -31,12 +31,12 @@ impl ApiClient {
         base: &str,
         admin_key: Option<String>,
         timeout: std::time::Duration,
-    ) -> Result<Self, NodeError> {
+    ) -> Result<Self, ClientError> {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
             .build()
-            .map_err(|e| NodeError::Client(e.to_string()))?;
+            .map_err(|e| ClientError::Client(e.to_string()))?;
         Ok(Self {
             base: base.trim_end_matches('/').to_owned(),
             admin_key,
@@ -47,7 +47,7 @@ impl ApiClient {
     async fn send<T: DeserializeOwned>(
         &self,
         request: reqwest::RequestBuilder,
-    ) -> Result<T, NodeError> {
+    ) -> Result<T, ClientError> {
         let request = match &self.admin_key {
             Some(key) => request.bearer_auth(key.trim()),
             None => request,
@@ -55,20 +55,20 @@ impl ApiClient {
         let response = request
             .send()
             .await
-            .map_err(|e| NodeError::Client(format!("{}: {e}", self.base)))?;
+            .map_err(|e| ClientError::Client(format!("{}: {e}", self.base)))?;
         let status = response.status();
         let bytes = response
             .bytes()
             .await
-            .map_err(|e| NodeError::Client(e.to_string()))?;
+            .map_err(|e| ClientError::Client(e.to_string()))?;
         if status.is_success() {
             serde_json::from_slice(&bytes)
-                .map_err(|e| NodeError::Client(format!("bad answer: {e}")))
+                .map_err(|e| ClientError::Client(format!("bad answer: {e}")))
         } else {
             let message = serde_json::from_slice::<ErrorBody>(&bytes)
                 .map(|b| format!("{} ({})", b.error.message, b.error.code))
                 .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).into_owned());
-            Err(NodeError::Api {
+            Err(ClientError::Api {
                 status: status.as_u16(),
                 message,
             })
@@ -80,12 +80,12 @@ impl ApiClient {
     }
 
     /// `GET /api/v1/cluster`.
-    pub async fn cluster(&self) -> Result<ClusterStatus, NodeError> {
+    pub async fn cluster(&self) -> Result<ClusterStatus, ClientError> {
         self.send(self.http.get(self.url("/api/v1/cluster"))).await
     }
 
     /// `DELETE /api/v1/cluster/anchors/{raft_id}`.
-    pub async fn remove_anchor(&self, raft_id: u64) -> Result<ClusterStatus, NodeError> {
+    pub async fn remove_anchor(&self, raft_id: u64) -> Result<ClusterStatus, ClientError> {
         self.send(
             self.http
                 .delete(self.url(&format!("/api/v1/cluster/anchors/{raft_id}"))),
@@ -94,7 +94,7 @@ impl ApiClient {
     }
 
     /// `POST /api/v1/cluster/anchors`.
-    pub async fn add_anchor(&self, body: &AddAnchor) -> Result<ClusterStatus, NodeError> {
+    pub async fn add_anchor(&self, body: &AddAnchor) -> Result<ClusterStatus, ClientError> {
         self.post("/api/v1/cluster/anchors", body).await
     }
 
@@ -102,17 +102,17 @@ impl ApiClient {
     pub async fn create_join_token(
         &self,
         body: &CreateJoinToken,
-    ) -> Result<JoinTokenView, NodeError> {
+    ) -> Result<JoinTokenView, ClientError> {
         self.post("/api/v1/cluster/join-tokens", body).await
     }
 
     /// `POST /api/v1/meshes`.
-    pub async fn create_mesh(&self, body: &CreateMesh) -> Result<MeshView, NodeError> {
+    pub async fn create_mesh(&self, body: &CreateMesh) -> Result<MeshView, ClientError> {
         self.post("/api/v1/meshes", body).await
     }
 
     /// `GET /api/v1/meshes/{mesh}` (linearizable unless `stale`).
-    pub async fn mesh(&self, mesh: &str, stale: bool) -> Result<MeshView, NodeError> {
+    pub async fn mesh(&self, mesh: &str, stale: bool) -> Result<MeshView, ClientError> {
         self.send(
             self.http
                 .get(self.url(&format!("/api/v1/meshes/{mesh}")))
@@ -126,7 +126,7 @@ impl ApiClient {
         &self,
         mesh: &str,
         body: &UpdateSettings,
-    ) -> Result<MeshView, NodeError> {
+    ) -> Result<MeshView, ClientError> {
         self.send(
             self.http
                 .put(self.url(&format!("/api/v1/meshes/{mesh}/settings")))
@@ -136,7 +136,7 @@ impl ApiClient {
     }
 
     /// `GET /api/v1/meshes/{mesh}/acl`.
-    pub async fn acl(&self, mesh: &str) -> Result<crate::api::AclView, NodeError> {
+    pub async fn acl(&self, mesh: &str) -> Result<x0t_types::api::AclView, ClientError> {
         self.send(
             self.http
                 .get(self.url(&format!("/api/v1/meshes/{mesh}/acl"))),
@@ -148,8 +148,8 @@ impl ApiClient {
     pub async fn set_acl(
         &self,
         mesh: &str,
-        body: &crate::api::SetAcl,
-    ) -> Result<crate::api::AclView, NodeError> {
+        body: &x0t_types::api::SetAcl,
+    ) -> Result<x0t_types::api::AclView, ClientError> {
         self.send(
             self.http
                 .put(self.url(&format!("/api/v1/meshes/{mesh}/acl")))
@@ -162,8 +162,8 @@ impl ApiClient {
     pub async fn explain_acl(
         &self,
         mesh: &str,
-        body: &crate::api::ExplainAcl,
-    ) -> Result<crate::api::AclDecision, NodeError> {
+        body: &x0t_types::api::ExplainAcl,
+    ) -> Result<x0t_types::api::AclDecision, ClientError> {
         self.post(&format!("/api/v1/meshes/{mesh}/acl/explain"), body)
             .await
     }
@@ -174,24 +174,28 @@ impl ApiClient {
     }
 
     /// `GET /api/v1/cluster/anchors`.
-    pub async fn anchors(&self) -> Result<Vec<AnchorView>, NodeError> {
+    pub async fn anchors(&self) -> Result<Vec<AnchorView>, ClientError> {
         self.send(self.http.get(self.url("/api/v1/cluster/anchors")))
             .await
     }
 
     /// `POST /api/v1/api-keys`.
-    pub async fn create_api_key(&self, body: &CreateApiKey) -> Result<ApiKeyView, NodeError> {
+    pub async fn create_api_key(&self, body: &CreateApiKey) -> Result<ApiKeyView, ClientError> {
         self.post("/api/v1/api-keys", body).await
     }
 
     /// `POST /api/v1/meshes/{mesh}/nodes/register`.
-    pub async fn register(&self, mesh: &str, body: &RegisterNode) -> Result<NodeStatus, NodeError> {
+    pub async fn register(
+        &self,
+        mesh: &str,
+        body: &RegisterNode,
+    ) -> Result<NodeStatus, ClientError> {
         self.post(&format!("/api/v1/meshes/{mesh}/nodes/register"), body)
             .await
     }
 
     /// `GET /api/v1/meshes/{mesh}/nodes/{id}/status`.
-    pub async fn node_status(&self, mesh: &str, id: &str) -> Result<NodeStatus, NodeError> {
+    pub async fn node_status(&self, mesh: &str, id: &str) -> Result<NodeStatus, ClientError> {
         self.send(
             self.http
                 .get(self.url(&format!("/api/v1/meshes/{mesh}/nodes/{id}/status"))),
@@ -205,7 +209,7 @@ impl ApiClient {
         &self,
         mesh: &str,
         query: &[(&str, String)],
-    ) -> Result<Vec<NodeView>, NodeError> {
+    ) -> Result<Vec<NodeView>, ClientError> {
         self.send(
             self.http
                 .get(self.url(&format!("/api/v1/meshes/{mesh}/nodes")))
@@ -215,7 +219,7 @@ impl ApiClient {
     }
 
     /// `GET /api/v1/meshes/{mesh}/nodes/{id}`.
-    pub async fn node(&self, mesh: &str, id: &str) -> Result<NodeView, NodeError> {
+    pub async fn node(&self, mesh: &str, id: &str) -> Result<NodeView, ClientError> {
         self.send(
             self.http
                 .get(self.url(&format!("/api/v1/meshes/{mesh}/nodes/{id}"))),
@@ -229,7 +233,7 @@ impl ApiClient {
         mesh: &str,
         id: &str,
         body: &ApproveNode,
-    ) -> Result<NodeView, NodeError> {
+    ) -> Result<NodeView, ClientError> {
         self.post(&format!("/api/v1/meshes/{mesh}/nodes/{id}/approve"), body)
             .await
     }
@@ -241,7 +245,7 @@ impl ApiClient {
         id: &str,
         action: &str,
         body: &Reason,
-    ) -> Result<NodeView, NodeError> {
+    ) -> Result<NodeView, ClientError> {
         self.post(&format!("/api/v1/meshes/{mesh}/nodes/{id}/{action}"), body)
             .await
     }
@@ -252,7 +256,7 @@ impl ApiClient {
         mesh: &str,
         id: &str,
         body: &CreateToken,
-    ) -> Result<TokenView, NodeError> {
+    ) -> Result<TokenView, ClientError> {
         self.post(
             &format!("/api/v1/meshes/{mesh}/nodes/{id}/reissue-token"),
             body,
@@ -265,13 +269,13 @@ impl ApiClient {
         &self,
         mesh: &str,
         body: &CreateToken,
-    ) -> Result<TokenView, NodeError> {
+    ) -> Result<TokenView, ClientError> {
         self.post(&format!("/api/v1/meshes/{mesh}/tokens"), body)
             .await
     }
 
     /// `POST /api/v1/meshes/{mesh}/tokens/rotate`.
-    pub async fn rotate_tokens(&self, mesh: &str) -> Result<RotateTokens, NodeError> {
+    pub async fn rotate_tokens(&self, mesh: &str) -> Result<RotateTokens, ClientError> {
         self.send(
             self.http
                 .post(self.url(&format!("/api/v1/meshes/{mesh}/tokens/rotate"))),
@@ -284,7 +288,7 @@ impl ApiClient {
         &self,
         mesh: &str,
         certificate: &str,
-    ) -> Result<CertificateStatus, NodeError> {
+    ) -> Result<CertificateStatus, ClientError> {
         let body = VerifyCertificate {
             certificate: certificate.to_owned(),
         };
@@ -293,7 +297,7 @@ impl ApiClient {
     }
 
     /// `GET /api/v1/meshes/{mesh}/audit-logs/export?format=…`: the raw document.
-    pub async fn audit_export(&self, mesh: &str, format: &str) -> Result<String, NodeError> {
+    pub async fn audit_export(&self, mesh: &str, format: &str) -> Result<String, ClientError> {
         let request = self
             .http
             .get(self.url(&format!("/api/v1/meshes/{mesh}/audit-logs/export")))
@@ -305,16 +309,16 @@ impl ApiClient {
         let response = request
             .send()
             .await
-            .map_err(|e| NodeError::Client(format!("{}: {e}", self.base)))?;
+            .map_err(|e| ClientError::Client(format!("{}: {e}", self.base)))?;
         let status = response.status();
         let text = response
             .text()
             .await
-            .map_err(|e| NodeError::Client(e.to_string()))?;
+            .map_err(|e| ClientError::Client(e.to_string()))?;
         if status.is_success() {
             Ok(text)
         } else {
-            Err(NodeError::Api {
+            Err(ClientError::Api {
                 status: status.as_u16(),
                 message: serde_json::from_str::<ErrorBody>(&text)
                     .map(|b| format!("{} ({})", b.error.message, b.error.code))
@@ -324,7 +328,7 @@ impl ApiClient {
     }
 
     /// `GET /api/v1/meshes/{mesh}/audit-logs/verify`.
-    pub async fn audit_verify(&self, mesh: &str) -> Result<AuditVerification, NodeError> {
+    pub async fn audit_verify(&self, mesh: &str) -> Result<AuditVerification, ClientError> {
         self.send(
             self.http
                 .get(self.url(&format!("/api/v1/meshes/{mesh}/audit-logs/verify"))),
@@ -336,7 +340,7 @@ impl ApiClient {
         &self,
         path: &str,
         body: &B,
-    ) -> Result<T, NodeError> {
+    ) -> Result<T, ClientError> {
         self.send(self.http.post(self.url(path)).json(body)).await
     }
 }

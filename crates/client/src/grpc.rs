@@ -10,8 +10,8 @@ use x0t_types::api::{
     RotateTokens, SetAcl, TokenView,
 };
 
-use crate::NodeError;
-use crate::grpc::ERROR_CODE_KEY;
+use crate::ClientError;
+use x0t_proto::ERROR_CODE_KEY;
 
 /// Talks gRPC to one node's API port.
 #[derive(Clone, Debug)]
@@ -35,33 +35,33 @@ fn http_status(code: Code) -> u16 {
     }
 }
 
-fn error(status: Status) -> NodeError {
+fn error(status: Status) -> ClientError {
     let code = status
         .metadata()
         .get(ERROR_CODE_KEY)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("grpc")
         .to_owned();
-    NodeError::Api {
+    ClientError::Api {
         status: http_status(status.code()),
         message: format!("{} ({code})", status.message()),
     }
 }
 
-fn bad_answer(e: String) -> NodeError {
-    NodeError::Client(format!("bad answer: {e}"))
+fn bad_answer(e: String) -> ClientError {
+    ClientError::Client(format!("bad answer: {e}"))
 }
 
 impl AdminClient {
     /// Connects to `url` (the node's API URL, e.g. `http://127.0.0.1:7410`).
-    pub async fn connect(url: &str, key: Option<String>) -> Result<Self, NodeError> {
+    pub async fn connect(url: &str, key: Option<String>) -> Result<Self, ClientError> {
         let channel = Channel::from_shared(url.to_owned())
-            .map_err(|e| NodeError::Client(format!("{url}: {e}")))?
+            .map_err(|e| ClientError::Client(format!("{url}: {e}")))?
             .connect_timeout(std::time::Duration::from_secs(10))
             .timeout(std::time::Duration::from_secs(60))
             .connect()
             .await
-            .map_err(|e| NodeError::Client(format!("{url}: {e}")))?;
+            .map_err(|e| ClientError::Client(format!("{url}: {e}")))?;
         Ok(Self {
             inner: MeshAdminClient::new(channel).max_decoding_message_size(256 * 1024 * 1024),
             key: key.map(|k| k.trim().to_owned()),
@@ -74,12 +74,12 @@ impl AdminClient {
         &self.url
     }
 
-    fn request<T>(&self, message: T) -> Result<Request<T>, NodeError> {
+    fn request<T>(&self, message: T) -> Result<Request<T>, ClientError> {
         let mut request = Request::new(message);
         if let Some(key) = &self.key {
             let value = format!("Bearer {key}")
                 .parse()
-                .map_err(|_| NodeError::Client("the API key is not valid metadata".into()))?;
+                .map_err(|_| ClientError::Client("the API key is not valid metadata".into()))?;
             request.metadata_mut().insert("authorization", value);
         }
         Ok(request)
@@ -89,7 +89,7 @@ impl AdminClient {
     pub async fn list_nodes(
         &self,
         request: pb::ListNodesRequest,
-    ) -> Result<Vec<NodeView>, NodeError> {
+    ) -> Result<Vec<NodeView>, ClientError> {
         let answer = self
             .inner
             .clone()
@@ -105,7 +105,7 @@ impl AdminClient {
     }
 
     /// One node.
-    pub async fn node(&self, mesh: &str, id: &str) -> Result<NodeView, NodeError> {
+    pub async fn node(&self, mesh: &str, id: &str) -> Result<NodeView, ClientError> {
         let request = pb::NodeRef {
             mesh: mesh.to_owned(),
             id: id.to_owned(),
@@ -120,7 +120,7 @@ impl AdminClient {
     }
 
     /// A node's state and certificate.
-    pub async fn node_status(&self, mesh: &str, id: &str) -> Result<NodeStatus, NodeError> {
+    pub async fn node_status(&self, mesh: &str, id: &str) -> Result<NodeStatus, ClientError> {
         let request = pb::NodeRef {
             mesh: mesh.to_owned(),
             id: id.to_owned(),
@@ -140,7 +140,7 @@ impl AdminClient {
         mesh: &str,
         id: &str,
         tags: Option<Vec<String>>,
-    ) -> Result<NodeView, NodeError> {
+    ) -> Result<NodeView, ClientError> {
         let request = pb::ApproveNodeRequest {
             mesh: mesh.to_owned(),
             id: id.to_owned(),
@@ -162,7 +162,7 @@ impl AdminClient {
         id: &str,
         revoke: bool,
         reason: String,
-    ) -> Result<NodeView, NodeError> {
+    ) -> Result<NodeView, ClientError> {
         let request = self.request(pb::NodeReasonRequest {
             mesh: mesh.to_owned(),
             id: id.to_owned(),
@@ -184,7 +184,7 @@ impl AdminClient {
         mesh: &str,
         id: &str,
         ttl_secs: u64,
-    ) -> Result<TokenView, NodeError> {
+    ) -> Result<TokenView, ClientError> {
         let request = pb::ReissueTokenRequest {
             mesh: mesh.to_owned(),
             id: id.to_owned(),
@@ -203,7 +203,7 @@ impl AdminClient {
     pub async fn create_token(
         &self,
         request: pb::CreateTokenRequest,
-    ) -> Result<TokenView, NodeError> {
+    ) -> Result<TokenView, ClientError> {
         let token = self
             .inner
             .clone()
@@ -214,7 +214,7 @@ impl AdminClient {
     }
 
     /// Rotates a mesh's join tokens.
-    pub async fn rotate_tokens(&self, mesh: &str) -> Result<RotateTokens, NodeError> {
+    pub async fn rotate_tokens(&self, mesh: &str) -> Result<RotateTokens, ClientError> {
         let request = pb::MeshRef {
             mesh: mesh.to_owned(),
         };
@@ -228,7 +228,7 @@ impl AdminClient {
     }
 
     /// The audit export (`json` or `csv`), streamed and collected.
-    pub async fn export_audit(&self, mesh: &str, format: &str) -> Result<Vec<u8>, NodeError> {
+    pub async fn export_audit(&self, mesh: &str, format: &str) -> Result<Vec<u8>, ClientError> {
         let request = pb::ExportAuditRequest {
             mesh: mesh.to_owned(),
             format: format.to_owned(),
@@ -248,7 +248,7 @@ impl AdminClient {
     }
 
     /// Asks the node to verify its audit chain.
-    pub async fn verify_audit(&self, mesh: &str) -> Result<AuditVerification, NodeError> {
+    pub async fn verify_audit(&self, mesh: &str) -> Result<AuditVerification, ClientError> {
         let request = pb::MeshRef {
             mesh: mesh.to_owned(),
         };
@@ -262,7 +262,7 @@ impl AdminClient {
     }
 
     /// The mesh's ACL policy: the current one, or a kept older `version`.
-    pub async fn acl(&self, mesh: &str, version: Option<u64>) -> Result<AclView, NodeError> {
+    pub async fn acl(&self, mesh: &str, version: Option<u64>) -> Result<AclView, ClientError> {
         let request = pb::GetAclRequest {
             mesh: mesh.to_owned(),
             version,
@@ -277,7 +277,7 @@ impl AdminClient {
     }
 
     /// The kept versions of the mesh's ACL policy, newest first.
-    pub async fn acl_history(&self, mesh: &str) -> Result<Vec<AclVersionView>, NodeError> {
+    pub async fn acl_history(&self, mesh: &str) -> Result<Vec<AclVersionView>, ClientError> {
         let request = pb::MeshRef {
             mesh: mesh.to_owned(),
         };
@@ -296,7 +296,7 @@ impl AdminClient {
     }
 
     /// Replaces the mesh's ACL policy.
-    pub async fn set_acl(&self, mesh: &str, body: SetAcl) -> Result<AclView, NodeError> {
+    pub async fn set_acl(&self, mesh: &str, body: SetAcl) -> Result<AclView, ClientError> {
         let request = pb::SetAclRequest {
             mesh: mesh.to_owned(),
             document: body.document,
@@ -316,7 +316,7 @@ impl AdminClient {
         &self,
         mesh: &str,
         document: String,
-    ) -> Result<(u32, u32), NodeError> {
+    ) -> Result<(u32, u32), ClientError> {
         let request = pb::ValidateAclRequest {
             mesh: mesh.to_owned(),
             document,
@@ -336,7 +336,7 @@ impl AdminClient {
         &self,
         mesh: &str,
         body: ExplainAcl,
-    ) -> Result<AclDecision, NodeError> {
+    ) -> Result<AclDecision, ClientError> {
         let request = pb::ExplainAclRequest {
             mesh: mesh.to_owned(),
             src: body.src,
