@@ -16,9 +16,9 @@ use x0t_types::api::{NodeStatus, RegisterNode};
 use x0t_types::{DeviceClass, MeshId, NodeId, NodeState, Tag, base32};
 
 use crate::NodeError;
-use crate::control::now;
+use crate::clock::now;
+use crate::hex::unhex;
 use crate::identity::{generate_identity, identity_key_path, load_identity};
-use crate::service::unhex;
 use x0t_client::ApiClient;
 
 /// The agent's state file.
@@ -351,7 +351,7 @@ pub async fn join(
     std::fs::create_dir_all(&options.data_dir)
         .map_err(|e| NodeError::Config(format!("creating the data dir: {e}")))?;
     let identity = identity(&options.data_dir)?;
-    let keypair = crate::run::libp2p_keypair(&options.data_dir)?;
+    let keypair = crate::identity::libp2p_keypair(&options.data_dir)?;
     let node_id = identity.node_id();
     let mut tags = options.tags.clone();
     tags.sort();

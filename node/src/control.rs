@@ -12,7 +12,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use x0t_consensus::{AnchorNode, LogId, LogStore, Raft, Response, SledStorage, StateMachineStore};
 use x0t_crypto::{AuditStatement, SignedAuditStatement, SigningKey};
 use x0t_ledger::{Ledger, Outcome, Reject};
-use x0t_types::{Actor, AnchorRecord, Command, Proposal, ProposedCommand, Timestamp};
+use x0t_types::{Actor, AnchorRecord, Command, Proposal, ProposedCommand};
 
 use crate::p2p::protocol::{ControlRequest, ControlResponse, ForwardedWriteError};
 use crate::p2p::{InboundRequest, P2p, P2pError};
@@ -151,17 +151,36 @@ pub struct ControlPlane {
     enrollment: Arc<std::sync::OnceLock<mpsc::Sender<Enrollment>>>,
     /// Peers allowed to send Raft RPCs before they appear in our membership (while joining).
     expected_peers: Arc<RwLock<HashSet<PeerId>>>,
-    /// Mesh members connected to this anchor, and the mesh states it signed for them.
-    mesh: Arc<crate::mesh::anchor::AnchorMesh>,
+    /// Where mesh members' requests go (the anchors' side of the mesh), once it serves.
+    mesh: Arc<std::sync::OnceLock<Arc<dyn MeshRequests>>>,
     /// The batcher's queue. `None` only in the batcher's own handle, so that the queue closes
     /// (and the batcher ends) when the last outside handle is dropped.
     writes: Option<mpsc::Sender<QueuedWrites>>,
 }
 
+/// The anchors' side of the mesh as the control plane sees it: it routes mesh members'
+/// requests there (members authenticate with their certificate, not Raft membership), and
+/// stops it at shutdown. Implemented by `anchor_mesh::AnchorMesh`, which reads the ledger
+/// through the control plane — so the control plane does not depend on it.
+pub trait MeshRequests: Send + Sync + 'static {
+    /// The answer to one request of a mesh member.
+    fn answer(
+        &self,
+        control: &ControlPlane,
+        peer: PeerId,
+        remote: Option<&libp2p::Multiaddr>,
+        request: crate::p2p::protocol::MeshRequest,
+    ) -> Result<crate::p2p::protocol::MeshResponse, String>;
+    /// A member's connection closed.
+    fn forget(&self, peer: &PeerId);
+    /// The node is shutting down.
+    fn stop(&self);
+}
+
 impl ControlPlane {
-    /// The mesh members connected to this anchor: their link states and link events.
-    pub(crate) fn mesh_members(&self) -> &crate::mesh::anchor::AnchorMesh {
-        &self.mesh
+    /// Sends mesh members' requests to `handler` from now on (once; later calls are ignored).
+    pub fn serve_mesh_requests(&self, handler: Arc<dyn MeshRequests>) {
+        let _ = self.mesh.set(handler);
     }
 
     /// Opens the stores in `storage` and starts Raft.
@@ -247,24 +266,6 @@ impl ControlPlane {
     /// The libp2p handle.
     pub fn p2p(&self) -> &P2p {
         &self.p2p
-    }
-
-    /// Starts serving mesh members: forgets those whose connection closes, pushes every new
-    /// mesh state to those connected.
-    pub fn serve_mesh(
-        &self,
-        mut connections: mpsc::Receiver<crate::p2p::ConnectionEvent>,
-        shutdown: tokio::sync::watch::Receiver<bool>,
-    ) {
-        self.mesh.clone().spawn_pusher(self.clone(), shutdown);
-        let mesh = self.mesh.clone();
-        tokio::spawn(async move {
-            while let Some(event) = connections.recv().await {
-                if let crate::p2p::ConnectionEvent::Disconnected { peer } = event {
-                    mesh.forget(&peer);
-                }
-            }
-        });
     }
 
     /// The Raft handle (tests, admin operations).
@@ -791,7 +792,12 @@ impl ControlPlane {
         let request = match request {
             // Mesh members authenticate with their certificate, not Raft membership.
             ControlRequest::Mesh(request) => {
-                return crate::mesh::anchor::respond(&self.mesh, self, peer, remote, request);
+                return match self.mesh.get() {
+                    Some(members) => {
+                        ControlResponse::Mesh(members.answer(self, peer, remote, request))
+                    }
+                    None => ControlResponse::Mesh(Err("not serving mesh members yet".to_owned())),
+                };
             }
             // Enrollment: the one request a stranger may make.
             ControlRequest::JoinAnchor { token, anchor } => {
@@ -956,7 +962,9 @@ impl ControlPlane {
 
     /// Stops Raft and checkpoints the applied state (so the next start replays nothing).
     pub async fn shutdown(&self) {
-        self.mesh.stop();
+        if let Some(members) = self.mesh.get() {
+            members.stop();
+        }
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!(%e, "raft shutdown");
         }
@@ -1009,14 +1017,7 @@ fn check_batch(commands: &[ProposedCommand]) -> Result<usize, String> {
     Ok(bytes)
 }
 
-/// The leader's clock, stamped into proposals.
-pub(crate) fn now() -> Timestamp {
-    let millis = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    Timestamp(millis)
-}
+pub(crate) use crate::clock::now;
 
 #[cfg(test)]
 mod tests {

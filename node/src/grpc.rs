@@ -15,7 +15,7 @@ use x0t_types::api::{
 };
 use x0t_types::{DeviceClass, NodeState, Tag};
 
-use crate::api::MAX_POLICY_BODY;
+use crate::limits::MAX_POLICY_BODY;
 use crate::service::{Caller, ErrorKind, ExportFormat, NodeFilter, Service, ServiceError};
 
 pub use x0t_proto::{ERROR_CODE_KEY, ERROR_COLUMN_KEY, ERROR_LINE_KEY};
@@ -90,7 +90,7 @@ impl pb::mesh_events_server::MeshEvents for GrpcFace {
             .follow_mesh_events(&body.mesh, body.after)
             .map_err(status_of)?;
         Ok(Response::new(Box::pin(
-            events.map(|e| Ok(crate::mesh::local_api::event_message(e))),
+            events.map(|e| Ok(crate::events::event_message(e))),
         )))
     }
 }
@@ -219,10 +219,10 @@ impl MeshAdmin for GrpcFace {
             q: Some(body.q).filter(|q| !q.is_empty()),
             offset: usize::try_from(body.offset).unwrap_or(usize::MAX),
             limit: match body.limit {
-                0 => crate::api::MAX_LIST_LIMIT,
+                0 => crate::limits::MAX_LIST_LIMIT,
                 n => usize::try_from(n)
                     .unwrap_or(usize::MAX)
-                    .min(crate::api::MAX_LIST_LIMIT),
+                    .min(crate::limits::MAX_LIST_LIMIT),
             },
         };
         let nodes = self

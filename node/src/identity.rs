@@ -7,10 +7,16 @@
 
 use std::path::{Path, PathBuf};
 
-use x0t_crypto::keyfile::{read_signing_key, write_signing_key};
+use libp2p::identity::Keypair;
+use x0t_crypto::keyfile::{
+    read_secret_file, read_signing_key, write_secret_file, write_signing_key,
+};
 use x0t_crypto::{SigAlgorithm, SigningKey};
 
 use crate::NodeError;
+
+/// File (in the data dir) holding the libp2p ed25519 key, protobuf-encoded, 0600.
+pub const LIBP2P_KEY_FILE: &str = "libp2p.key";
 
 /// File name of the identity key inside the data directory.
 pub const IDENTITY_KEY_FILE: &str = "identity.key";
@@ -73,4 +79,31 @@ pub fn generate_identity(
 /// together).
 pub fn load_identity(dir: &Path) -> Result<SigningKey, NodeError> {
     Ok(read_signing_key(&identity_key_path(dir))?)
+}
+
+/// Reads a running process's JSON info file; `hint` follows a read error (what to start).
+pub(crate) fn read_runtime_info<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    hint: &str,
+) -> Result<T, NodeError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| NodeError::Config(format!("reading {}: {e}{hint}", path.display())))?;
+    serde_json::from_str(&text)
+        .map_err(|e| NodeError::Config(format!("parsing {}: {e}", path.display())))
+}
+
+/// The node's libp2p key from the data dir, created on first use (0600).
+pub fn libp2p_keypair(data_dir: &Path) -> Result<Keypair, NodeError> {
+    let path = data_dir.join(LIBP2P_KEY_FILE);
+    if !path.exists() {
+        let keypair = Keypair::generate_ed25519();
+        let bytes = keypair
+            .to_protobuf_encoding()
+            .map_err(|e| NodeError::Config(format!("encoding libp2p key: {e}")))?;
+        write_secret_file(&path, &bytes, false)?;
+        return Ok(keypair);
+    }
+    let bytes = read_secret_file(&path, 4096)?;
+    Keypair::from_protobuf_encoding(&bytes)
+        .map_err(|e| NodeError::Config(format!("{} is not a libp2p key: {e}", path.display())))
 }

@@ -5,15 +5,20 @@
 //! testnet start nodes through the same function, in-process or as `x0t up` processes.
 
 pub mod agent;
+pub mod anchor_mesh;
 pub mod api;
 pub mod audit_file;
 pub mod bench;
+mod clock;
 pub mod console;
 pub mod control;
+pub mod enrollment;
+pub mod events;
 pub mod grpc;
+pub mod hex;
 pub mod identity;
+mod limits;
 pub mod mesh;
-pub mod openapi;
 pub mod p2p;
 mod raft_network;
 pub mod run;
@@ -21,6 +26,7 @@ pub mod service;
 pub mod testnet;
 pub use x0t_crypto::bearer as token;
 
+pub use api::openapi;
 pub use run::{NodeConfig, NodeInfo, run};
 
 /// Everything that can go wrong in `x0t-node`'s library code. HTTP/gRPC status mapping will

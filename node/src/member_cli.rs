@@ -150,7 +150,7 @@ pub(crate) struct EventsArgs {
 
 pub(crate) async fn events(args: EventsArgs) -> anyhow::Result<()> {
     let client = args.dir.client()?;
-    let print = |event: &x0t_node::mesh::events::MeshEvent| -> anyhow::Result<()> {
+    let print = |event: &x0t_node::events::MeshEvent| -> anyhow::Result<()> {
         if args.json {
             println!("{}", serde_json::to_string(event)?);
         } else {
@@ -199,7 +199,7 @@ pub(crate) struct ReportArgs {
     json: bool,
 }
 
-fn figures(p: &x0t_node::mesh::events::Percentiles) -> String {
+fn figures(p: &x0t_node::events::Percentiles) -> String {
     let ms = |v: Option<u64>| v.map_or("-".to_owned(), |v| format!("{v} ms"));
     format!(
         "p50 {:>8}  p99 {:>8}  max {:>8}  ({} measured)",

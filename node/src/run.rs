@@ -4,11 +4,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use libp2p::{Multiaddr, identity::Keypair};
+use libp2p::Multiaddr;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use x0t_consensus::{AnchorNode, SledStorage};
-use x0t_crypto::keyfile::{read_secret_file, write_secret_file};
+use x0t_crypto::keyfile::write_secret_file;
 use x0t_crypto::{SigAlgorithm, SigningKey};
 use x0t_types::{AnchorRecord, Command, MeshId, MeshSettings};
 
@@ -19,8 +19,7 @@ use crate::p2p::protocol::{ControlRequest, ControlResponse};
 use crate::p2p::{self, P2p, P2pConfig};
 use crate::token::{SecretToken, TokenKind};
 
-/// File (in the data dir) holding the libp2p ed25519 key, protobuf-encoded, 0600.
-pub const LIBP2P_KEY_FILE: &str = "libp2p.key";
+pub use crate::identity::LIBP2P_KEY_FILE;
 /// File (in the data dir) holding the bootstrap admin key, 0600.
 pub const ADMIN_KEY_FILE: &str = "admin.key";
 /// File (in the data dir) describing the running node, for CLIs and the testnet.
@@ -87,32 +86,8 @@ impl NodeInfo {
     }
 }
 
-/// Reads a running process's JSON info file; `hint` follows a read error (what to start).
-pub(crate) fn read_runtime_info<T: serde::de::DeserializeOwned>(
-    path: &Path,
-    hint: &str,
-) -> Result<T, NodeError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| NodeError::Config(format!("reading {}: {e}{hint}", path.display())))?;
-    serde_json::from_str(&text)
-        .map_err(|e| NodeError::Config(format!("parsing {}: {e}", path.display())))
-}
-
-/// The node's libp2p key from the data dir, created on first use (0600).
-pub fn libp2p_keypair(data_dir: &Path) -> Result<Keypair, NodeError> {
-    let path = data_dir.join(LIBP2P_KEY_FILE);
-    if !path.exists() {
-        let keypair = Keypair::generate_ed25519();
-        let bytes = keypair
-            .to_protobuf_encoding()
-            .map_err(|e| NodeError::Config(format!("encoding libp2p key: {e}")))?;
-        write_secret_file(&path, &bytes, false)?;
-        return Ok(keypair);
-    }
-    let bytes = read_secret_file(&path, 4096)?;
-    Keypair::from_protobuf_encoding(&bytes)
-        .map_err(|e| NodeError::Config(format!("{} is not a libp2p key: {e}", path.display())))
-}
+pub use crate::identity::libp2p_keypair;
+pub(crate) use crate::identity::read_runtime_info;
 
 /// A Raft id from the node id: its first 8 bytes. Collisions would need 2^32 anchors.
 pub fn raft_id_of(node_id: &x0t_types::NodeId) -> u64 {
@@ -176,8 +151,10 @@ pub async fn run(config: NodeConfig, mut shutdown: watch::Receiver<bool>) -> Res
         &config.raft,
     )
     .await?;
+    // The anchors' side of the mesh takes members' requests before any request is served.
+    let members = std::sync::Arc::new(crate::anchor_mesh::AnchorMesh::default());
+    members.serve(&control, connections, shutdown.clone());
     control.serve(inbound);
-    control.serve_mesh(connections, shutdown.clone());
 
     let info = NodeInfo {
         raft_id,
@@ -188,8 +165,8 @@ pub async fn run(config: NodeConfig, mut shutdown: watch::Receiver<bool>) -> Res
         pid: std::process::id(),
     };
 
-    let service = crate::service::Service::new(control.clone());
-    service.serve_enrollment();
+    let service = crate::service::Service::new(control.clone(), members);
+    crate::enrollment::serve(&service);
     let server = axum::serve(api_listener, crate::api::router(service));
     let mut server_shutdown = shutdown.clone();
     let server = tokio::spawn(async move {

@@ -32,7 +32,7 @@ use crate::token::{SecretToken, TokenKind};
 /// ledger's revocation list covers the time in between.
 pub const CERTIFICATE_TTL_MS: u64 = 90 * Timestamp::DAY;
 /// How far into the past a certificate's validity starts, for verifiers with slow clocks.
-pub(crate) const CERTIFICATE_BACKDATE_MS: u64 = 60_000;
+pub(crate) use crate::clock::CERTIFICATE_BACKDATE_MS;
 /// Default lifetime of a join token.
 pub const DEFAULT_TOKEN_TTL_SECS: u64 = 24 * 3_600;
 /// Shortest and longest join-token lifetime, in seconds.
@@ -226,6 +226,8 @@ pub const MAX_REGISTRATIONS_IN_FLIGHT: usize = 64;
 #[derive(Clone)]
 pub struct Service {
     control: ControlPlane,
+    /// The mesh members connected to this anchor: their link states and link events.
+    members: Arc<crate::anchor_mesh::AnchorMesh>,
     metrics: Arc<Metrics>,
     registrations: Arc<tokio::sync::Semaphore>,
     policies: acl::PolicyCache,
@@ -252,25 +254,8 @@ fn parse_tags(tags: &[String]) -> Result<Vec<Tag>, ServiceError> {
     Ok(parsed)
 }
 
-/// Lowercase hex.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Parses lowercase or uppercase hex.
-pub fn unhex(text: &str) -> Result<Vec<u8>, String> {
-    if !text.len().is_multiple_of(2) {
-        return Err("hex text of odd length".to_owned());
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| {
-            text.get(i..i + 2)
-                .and_then(|pair| u8::from_str_radix(pair, 16).ok())
-                .ok_or_else(|| format!("not hex at character {i}"))
-        })
-        .collect()
-}
+pub use crate::hex::{hex, unhex};
+pub use crate::limits::{MAX_LIST_LIMIT, MAX_POLICY_BODY};
 
 /// A peer id's text form (base58), or hex if the bytes are not a peer id.
 fn peer_id_text(bytes: &[u8]) -> String {
@@ -394,9 +379,10 @@ pub fn audit_entry_from_view(
 
 impl Service {
     /// The service over `control`.
-    pub fn new(control: ControlPlane) -> Self {
+    pub fn new(control: ControlPlane, members: Arc<crate::anchor_mesh::AnchorMesh>) -> Self {
         Self {
             control,
+            members,
             metrics: Arc::default(),
             registrations: Arc::new(tokio::sync::Semaphore::new(MAX_REGISTRATIONS_IN_FLIGHT)),
             policies: acl::PolicyCache::default(),
@@ -1227,15 +1213,12 @@ impl Service {
 
     /// The mesh's topology as its members report it to this anchor: the approved nodes and
     /// every link their signed link states mention, with health.
-    pub fn mesh_topology(
-        &self,
-        mesh: &str,
-    ) -> Result<crate::mesh::local_api::Topology, ServiceError> {
+    pub fn mesh_topology(&self, mesh: &str) -> Result<x0t_types::api::Topology, ServiceError> {
         let mesh = mesh_id(mesh)?;
         let nodes = self.approved_nodes(&mesh, |n| {
             (n.node_id, n.overlay_ip.map(|ip| ip.to_string()))
         })?;
-        Ok(self.control.mesh_members().topology(&mesh, nodes))
+        Ok(self.members.topology(&mesh, nodes))
     }
 
     /// `f` of each approved node of `mesh` (an unknown mesh is an error).
@@ -1261,7 +1244,7 @@ impl Service {
         let mesh = mesh_id(mesh)?;
         // Approval is an approved node's last state change.
         let approved = self.approved_nodes(&mesh, |n| (n.node_id, n.updated_at.as_millis()))?;
-        Ok(self.control.mesh_members().slo(&mesh, &approved))
+        Ok(self.members.slo(&mesh, &approved))
     }
 
     /// The link events this anchor saw in `mesh` after event `after`, then each new one as
@@ -1271,17 +1254,15 @@ impl Service {
         &self,
         mesh: &str,
         after: u64,
-    ) -> Result<impl futures::Stream<Item = crate::mesh::events::MeshEvent> + use<>, ServiceError>
-    {
+    ) -> Result<impl futures::Stream<Item = crate::events::MeshEvent> + use<>, ServiceError> {
         let mesh = mesh_id(mesh)?;
         self.control
             .read(|l| l.mesh(&mesh).map(|_| ()))
             .ok_or_else(|| Reject::NoSuchMesh { mesh: mesh.clone() })?;
-        let members = self.control.mesh_members();
+        let members = self.members.clone();
         let (changed, shutdown) = (members.subscribe_events(), members.stopped());
-        let control = self.control.clone();
-        Ok(crate::mesh::local_api::follow_events(
-            move |after| control.mesh_members().events_after(&mesh, after, 256),
+        Ok(crate::events::follow_events(
+            move |after| members.events_after(&mesh, after, 256),
             after,
             changed,
             shutdown,
@@ -1493,61 +1474,11 @@ impl Service {
 }
 
 impl Service {
-    /// Answers the enrollment calls that reach this node over libp2p (`x0t join --anchor
-    /// <multiaddr>`) with the same operations as the public HTTP routes. The control plane
-    /// bounds how many are in flight.
-    pub fn serve_enrollment(&self) {
-        let Some(mut calls) = self.control.take_enrollments() else {
-            return;
-        };
-        let service = self.clone();
-        tokio::spawn(async move {
-            while let Some(call) = calls.recv().await {
-                let service = service.clone();
-                tokio::spawn(async move {
-                    let answer = service.enroll(call.peer, call.request).await;
-                    let _ = call.reply.send(answer);
-                });
-            }
-        });
-    }
-
-    async fn enroll(
+    /// The enrollment calls strangers send over libp2p, for the enrollment face to answer
+    /// (the `enrollment` module); `None` once taken.
+    pub(crate) fn take_enrollments(
         &self,
-        peer: libp2p::PeerId,
-        request: crate::p2p::protocol::EnrollRequest,
-    ) -> Result<crate::p2p::protocol::EnrollResponse, crate::p2p::protocol::EnrollError> {
-        use crate::p2p::protocol::{EnrollRequest, EnrollResponse};
-        let result = match request {
-            EnrollRequest::Register { mesh, body } => {
-                // Over libp2p the sender is authenticated: its registration must be its own.
-                let named = base32::decode(body.registration.trim())
-                    .ok()
-                    .and_then(|bytes| SignedRegistration::decode(&bytes).ok())
-                    .map(|r| r.payload().peer_id.clone());
-                if named
-                    .as_deref()
-                    .is_some_and(|named| named != peer.to_bytes())
-                {
-                    Err(ServiceError::new(
-                        ErrorKind::BadRequest,
-                        "bad_registration",
-                        "the registration names another peer than the one sending it",
-                    ))
-                } else {
-                    self.register(&mesh, body).await.map(EnrollResponse::Status)
-                }
-            }
-            EnrollRequest::Status { mesh, id } => self
-                .node_status(&mesh, &id, false)
-                .await
-                .map(EnrollResponse::Status),
-            EnrollRequest::Anchors => self.anchors(false).await.map(EnrollResponse::Anchors),
-        };
-        result.map_err(|e| crate::p2p::protocol::EnrollError {
-            status: crate::api::status_of(e.kind).as_u16(),
-            code: e.code.to_owned(),
-            message: e.message,
-        })
+    ) -> Option<tokio::sync::mpsc::Receiver<crate::control::Enrollment>> {
+        self.control.take_enrollments()
     }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::eventually;
 use common::member::{MESH, agent};
-use x0t_node::mesh::events::EventKind;
+use x0t_node::events::EventKind;
 use x0t_node::mesh::local_api::TOKEN_HEADER;
 use x0t_node::mesh::{LOCAL_API_TOKEN_FILE, MemberInfo};
 

@@ -53,12 +53,24 @@ async fn histories_are_linearizable_across_leader_kills() {
     // The fault injector: kill -9 the leader, let the others carry on, restart it. Twice.
     for _ in 0..2 {
         tokio::time::sleep(Duration::from_millis(800)).await;
-        let status = ApiClient::new(&targets[0].1, None)
-            .unwrap()
-            .cluster()
-            .await
-            .unwrap();
-        let leader = status.leader.unwrap();
+        // A node restarted in the round before may not know the leader yet: ask until one
+        // does (bounded).
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let leader = loop {
+            let mut known = None;
+            for (_, url) in &targets {
+                if let Ok(status) = ApiClient::new(url, None).unwrap().cluster().await {
+                    known = known.or(status.leader);
+                }
+            }
+            match known {
+                Some(leader) => break leader,
+                None if std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                None => panic!("no anchor knew a leader for 10 s"),
+            }
+        };
         let index = (1..=3).find(|&i| info(i).raft_id == leader).unwrap();
         testnet::kill_and_wait(info(index).pid).await;
         tokio::time::sleep(Duration::from_millis(1_500)).await;

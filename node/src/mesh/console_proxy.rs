@@ -14,7 +14,7 @@ use axum::http::{HeaderName, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 /// Largest request body forwarded (a policy document of the largest size, JSON-escaped).
-pub const MAX_FORWARDED_BODY: usize = crate::api::MAX_POLICY_BODY;
+pub const MAX_FORWARDED_BODY: usize = crate::limits::MAX_POLICY_BODY;
 
 /// Request headers forwarded to the anchor; the rest (cookies, the agent's token) stay here.
 const FORWARDED_REQUEST: [HeaderName; 4] = [

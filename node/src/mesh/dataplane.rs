@@ -520,7 +520,7 @@ impl Member {
                     self.links_changed.store(true, Ordering::Release);
                     let since = peer.down_since_us.swap(0, Ordering::AcqRel);
                     self.event_timed(
-                        super::events::EventKind::LinkRecovered,
+                        crate::events::EventKind::LinkRecovered,
                         Some(&peer.cert.node_id),
                         "probes answered again".to_owned(),
                         (since != 0).then(|| self.micros().saturating_sub(since) / 1_000),

@@ -21,7 +21,7 @@ use x0t_policy::{Endpoint, Protocol};
 
 use super::session::{self, InitMessage, Session};
 use super::{Member, read, write};
-use crate::control::now;
+use crate::clock::now;
 
 /// Largest handshake message on a stream.
 const MAX_MESSAGE: usize = 32 * 1024;

@@ -110,7 +110,7 @@ pub struct SloStatus {
     pub node_id: String,
     /// Figures from its event log (failover, detection, time to repair).
     #[serde(flatten)]
-    pub report: super::events::SloReport,
+    pub report: crate::events::SloReport,
     /// Onboarding: how long this run took to its first session.
     #[serde(flatten)]
     pub onboarding: super::Onboarding,
@@ -393,9 +393,9 @@ async fn events(
     State(api): State<Api>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
-) -> Result<Json<Vec<super::events::MeshEvent>>, ApiError> {
+) -> Result<Json<Vec<crate::events::MeshEvent>>, ApiError> {
     api.check(&headers)?;
-    let (mut after, mut limit) = (0u64, super::events::MAX_EVENTS);
+    let (mut after, mut limit) = (0u64, crate::events::MAX_EVENTS);
     for pair in query.as_deref().unwrap_or_default().split('&') {
         if pair.is_empty() {
             continue;
@@ -414,7 +414,7 @@ async fn events(
             "limit" => {
                 limit = usize::try_from(number("limit")?)
                     .unwrap_or(usize::MAX)
-                    .min(super::events::MAX_EVENTS);
+                    .min(crate::events::MAX_EVENTS);
             }
             other => {
                 return Err(error(
@@ -479,7 +479,7 @@ async fn event_stream(
         }
     }
     let stream = futures::StreamExt::filter_map(live_events(&api, after), |event| {
-        std::future::ready(sse_event(&event).map(Ok))
+        std::future::ready(crate::events::sse_event(&event).map(Ok))
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
@@ -489,71 +489,15 @@ async fn event_stream(
 fn live_events(
     api: &Api,
     after: u64,
-) -> impl futures::Stream<Item = super::events::MeshEvent> + use<> {
+) -> impl futures::Stream<Item = crate::events::MeshEvent> + use<> {
     let member = api.member.clone();
     let changed = member.subscribe_events();
-    follow_events(
+    crate::events::follow_events(
         move |after| member.events_after(after, 256),
         after,
         changed,
         api.shutdown.clone(),
     )
-}
-
-/// A live event stream: what `fetch` answers after `after`, then, each time `changed`
-/// moves, what came since; ends when `shutdown` turns true or the reader goes away.
-pub(crate) fn follow_events(
-    fetch: impl Fn(u64) -> Vec<super::events::MeshEvent> + Send + 'static,
-    mut after: u64,
-    mut changed: watch::Receiver<u64>,
-    mut shutdown: watch::Receiver<bool>,
-) -> impl futures::Stream<Item = super::events::MeshEvent> {
-    async_stream(move |send| async move {
-        loop {
-            let batch = fetch(after);
-            if batch.is_empty() {
-                tokio::select! {
-                    changed = changed.changed() => if changed.is_err() { return },
-                    _ = shutdown.wait_for(|stop| *stop) => return,
-                    () = send.closed() => return,
-                }
-                continue;
-            }
-            for event in batch {
-                after = event.id;
-                if send.send(event).await.is_err() {
-                    return;
-                }
-            }
-        }
-    })
-}
-
-/// An event as its gRPC message.
-pub(crate) fn event_message(event: super::events::MeshEvent) -> x0t_proto::pb::MeshEvent {
-    let kind = serde_json::to_value(event.kind)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default();
-    x0t_proto::pb::MeshEvent {
-        id: event.id,
-        at_ms: event.at_ms,
-        uptime_us: event.uptime_us,
-        kind,
-        node: event.node.unwrap_or_default(),
-        detail: event.detail,
-        duration_ms: event.duration_ms,
-    }
-}
-
-/// An event as a server-sent event: its id, its kind as the event name, its JSON as data.
-pub(crate) fn sse_event(event: &super::events::MeshEvent) -> Option<Event> {
-    let kind = serde_json::to_value(event.kind).ok()?;
-    Event::default()
-        .id(event.id.to_string())
-        .event(kind.as_str()?)
-        .json_data(event)
-        .ok()
 }
 
 /// The gRPC face of the event stream (`x0t.v1.MeshEvents`), on the same port.
@@ -591,23 +535,10 @@ impl x0t_proto::pb::mesh_events_server::MeshEvents for EventsFace {
             )));
         }
         let stream = futures::StreamExt::map(live_events(&self.api, body.after), |event| {
-            Ok(event_message(event))
+            Ok(crate::events::event_message(event))
         });
         Ok(tonic::Response::new(Box::pin(stream)))
     }
-}
-
-/// A stream fed by a task: `body` gets a bounded sender; the stream ends when it returns
-/// (or the client goes away and the sender fails).
-fn async_stream<T, F, Fut>(body: F) -> impl futures::Stream<Item = T>
-where
-    T: Send + 'static,
-    F: FnOnce(tokio::sync::mpsc::Sender<T>) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
-    tokio::spawn(body(tx));
-    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
 /// `GET /api/v1/meshes/{mesh}/slo`.
@@ -773,7 +704,7 @@ impl LocalClient {
     }
 
     /// `GET /v1/events?after=ID`.
-    pub async fn events(&self, after: u64) -> Result<Vec<super::events::MeshEvent>, NodeError> {
+    pub async fn events(&self, after: u64) -> Result<Vec<crate::events::MeshEvent>, NodeError> {
         self.call(
             self.http
                 .get(format!("{}/v1/events?after={after}", self.base)),
@@ -787,7 +718,7 @@ impl LocalClient {
     pub async fn follow_events(
         &self,
         after: u64,
-        mut each: impl FnMut(super::events::MeshEvent) -> bool,
+        mut each: impl FnMut(crate::events::MeshEvent) -> bool,
     ) -> Result<(), NodeError> {
         // No overall timeout: the stream lasts as long as the member.
         let http = reqwest::Client::builder()

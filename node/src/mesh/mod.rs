@@ -13,11 +13,9 @@
 //!   it to their peers and poll an anchor as well; everything is cached on disk ([`cache`])
 //!   so paths keep working without a control-plane quorum.
 
-pub mod anchor;
 pub mod cache;
 pub mod console_proxy;
 pub mod dataplane;
-pub mod events;
 pub mod forward;
 pub mod local_api;
 pub use x0t_wire::packet;
@@ -43,7 +41,7 @@ use x0t_policy::{Endpoint, Protocol, ResolvedEndpoint};
 use x0t_types::{MeshId, NodeId};
 
 use crate::NodeError;
-use crate::control::now;
+use crate::clock::now;
 use crate::p2p::protocol::{
     ControlRequest, ControlResponse, HandshakeMessage, MAX_HELLO_ADDRS, MAX_HELLO_CERTIFICATE,
     MAX_PRESENCE, MAX_RELAYED_BYTES, MeshRequest, MeshResponse, PeerHello, PeerPresence,
@@ -147,7 +145,7 @@ pub struct MemberInfo {
 impl MemberInfo {
     /// Reads `member.json` from a data directory.
     pub fn load(data_dir: &std::path::Path) -> Result<Self, NodeError> {
-        crate::run::read_runtime_info(
+        crate::identity::read_runtime_info(
             &data_dir.join(MEMBER_INFO_FILE),
             " (is `x0t agent run` running on this data dir?)",
         )
@@ -374,7 +372,7 @@ pub struct Member {
     /// Link states and routes.
     routing: Mutex<routing::RoutingState>,
     /// What the MAPE-K loop saw and did.
-    events: Mutex<events::EventLog>,
+    events: Mutex<crate::events::EventLog>,
     /// The newest event's id, for live readers.
     events_changed: watch::Sender<u64>,
     /// A link went down or came back since the last link state: advertise now, not at the
@@ -444,13 +442,13 @@ pub async fn run_member(
         return Err(not_ready("no anchors.json"));
     }
     let identity = Arc::new(crate::identity::load_identity(dir)?);
-    let keypair = crate::run::libp2p_keypair(dir)?;
+    let keypair = crate::identity::libp2p_keypair(dir)?;
     let mesh = MeshId::new(&state.mesh).map_err(|e| NodeError::Config(e.to_string()))?;
     let anchor_keys: Vec<VerifyingKey> = anchor_views
         .iter()
         .filter_map(|a| {
             let alg = SigAlgorithm::from_code(a.algorithm)?;
-            VerifyingKey::from_bytes(alg, &crate::service::unhex(&a.public_key).ok()?).ok()
+            VerifyingKey::from_bytes(alg, &crate::hex::unhex(&a.public_key).ok()?).ok()
         })
         .collect();
     let mut trust = Trust::new(mesh.clone(), anchor_keys);
@@ -871,7 +869,7 @@ impl Member {
             });
         }
         self.event(
-            events::EventKind::PeerVerified,
+            crate::events::EventKind::PeerVerified,
             Some(&node),
             format!("overlay {overlay}, data endpoint {endpoint}"),
         );
@@ -998,7 +996,11 @@ impl Member {
         lock(&self.flows).forget_address(peer.cert.overlay_ip);
         *write(&peer.send) = None;
         self.forget_links(node);
-        self.event(events::EventKind::PeerDropped, Some(node), why.to_owned());
+        self.event(
+            crate::events::EventKind::PeerDropped,
+            Some(node),
+            why.to_owned(),
+        );
         tracing::info!(node = %node.short(), why, "peer dropped; sessions torn down");
         self.p2p.disconnect(peer.peer_id).await;
     }
@@ -1571,7 +1573,7 @@ impl Member {
                         .fetch_max(failed_at.max(1), Ordering::AcqRel);
                     self.links_changed.store(true, Ordering::Release);
                     self.event_timed(
-                        events::EventKind::LinkDown,
+                        crate::events::EventKind::LinkDown,
                         Some(&peer.cert.node_id),
                         "probes unanswered".to_owned(),
                         Some(now.saturating_sub(failed_at) / 1_000),
@@ -1632,14 +1634,19 @@ impl Member {
     }
 
     /// Records an event of the MAPE-K loop.
-    pub(crate) fn event(&self, kind: events::EventKind, node: Option<&NodeId>, detail: String) {
+    pub(crate) fn event(
+        &self,
+        kind: crate::events::EventKind,
+        node: Option<&NodeId>,
+        detail: String,
+    ) {
         self.event_timed(kind, node, detail, None);
     }
 
     /// Records an event of the MAPE-K loop with how long it took.
     pub(crate) fn event_timed(
         &self,
-        kind: events::EventKind,
+        kind: crate::events::EventKind,
         node: Option<&NodeId>,
         detail: String,
         duration_ms: Option<u64>,
@@ -1685,7 +1692,7 @@ impl Member {
     /// The SLO figures from this member's event log, with its onboarding (to its first
     /// session, from its approval and from this run's start).
     /// Only events of the last `window` count, if given.
-    pub fn slo(&self, window: Option<Duration>) -> (events::SloReport, Onboarding) {
+    pub fn slo(&self, window: Option<Duration>) -> (crate::events::SloReport, Onboarding) {
         let mut events = lock(&self.events).after(0, usize::MAX);
         if let Some(window) = window {
             let since = now()
@@ -1698,10 +1705,10 @@ impl Member {
             .cert
             .not_before
             .as_millis()
-            .saturating_add(crate::service::CERTIFICATE_BACKDATE_MS);
+            .saturating_add(crate::clock::CERTIFICATE_BACKDATE_MS);
         let started = self.started_at_ms;
         (
-            events::slo(&events),
+            crate::events::slo(&events),
             Onboarding {
                 approved_to_first_session_ms: (first != 0).then(|| first.saturating_sub(approved)),
                 started_to_first_session_ms: (first != 0).then(|| first.saturating_sub(started)),
@@ -1710,7 +1717,7 @@ impl Member {
     }
 
     /// The events after id `after`, oldest first (at most `limit`).
-    pub fn events_after(&self, after: u64, limit: usize) -> Vec<events::MeshEvent> {
+    pub fn events_after(&self, after: u64, limit: usize) -> Vec<crate::events::MeshEvent> {
         lock(&self.events).after(after, limit)
     }
 

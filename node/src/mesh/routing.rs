@@ -16,7 +16,7 @@ use x0t_routing::{LinkMeasure, LinkState, LinkStateDb, Routes};
 use x0t_types::{NodeId, Timestamp};
 
 use super::{Counters, Member, Peer, lock};
-use crate::control::now;
+use crate::clock::now;
 use crate::p2p::protocol::{ControlRequest, MeshRequest};
 
 /// Link-state sends in flight at most; beyond it a flood skips peers (the origin's next
@@ -133,7 +133,7 @@ impl Member {
         lock(&self.routing).failovers_reported = last;
         let durations_ms: Vec<u32> = events
             .iter()
-            .filter(|e| e.kind == super::events::EventKind::PathSwitched)
+            .filter(|e| e.kind == crate::events::EventKind::PathSwitched)
             .filter_map(|e| e.duration_ms)
             .map(|ms| u32::try_from(ms).unwrap_or(u32::MAX))
             .take(MAX_REPORTED_FAILOVERS)
@@ -292,7 +292,7 @@ impl Member {
     fn report(&self, changes: Vec<RouteChange>) {
         for change in changes {
             self.event(
-                super::events::EventKind::RouteChanged,
+                crate::events::EventKind::RouteChanged,
                 Some(&change.destination),
                 change.detail,
             );
@@ -310,7 +310,7 @@ impl Member {
                     None => "no route: frames go to its last direct endpoint".to_owned(),
                 };
                 self.event_timed(
-                    super::events::EventKind::PathSwitched,
+                    crate::events::EventKind::PathSwitched,
                     Some(&change.destination),
                     how,
                     // A failover: the path left was broken.
@@ -425,7 +425,7 @@ fn replan(me: NodeId, routing: &mut RoutingState) -> Vec<RouteChange> {
                 destination: *destination,
                 next_hop: None,
                 broken: true,
-                detail: super::events::UNREACHABLE.to_owned(),
+                detail: crate::events::UNREACHABLE.to_owned(),
             });
         }
     }

@@ -1,4 +1,4 @@
-//! The OpenAPI 3.1 document of the HTTP API, built from [`crate::api::ROUTES`] and from
+//! The OpenAPI 3.1 document of the HTTP API, built from [`super::ROUTES`] and from
 //! example values of the request and response types (their JSON shapes become the schemas),
 //! so the document cannot name a route the router lacks or miss one it serves (tested).
 
@@ -12,7 +12,7 @@ use x0t_types::api::{
 };
 use x0t_types::{DeviceClass, KeyRole, NodeState, Plan};
 
-use crate::api::{AddAnchor, Auth, CreateJoinToken, JoinTokenView, ROUTES};
+use super::{AddAnchor, Auth, CreateJoinToken, JoinTokenView, ROUTES};
 
 /// A JSON Schema inferred from an example value.
 fn schema_of(example: &Value) -> Value {
@@ -311,9 +311,9 @@ fn examples() -> Vec<(&'static str, Value)> {
         ),
         (
             "Topology",
-            example(crate::mesh::local_api::Topology {
+            example(x0t_types::api::Topology {
                 node_id: String::new(),
-                nodes: vec![crate::mesh::local_api::TopologyNode {
+                nodes: vec![x0t_types::api::TopologyNode {
                     node_id: "AAAA…".into(),
                     overlay_ip: Some("100.64.0.7".into()),
                     local: false,
@@ -321,7 +321,7 @@ fn examples() -> Vec<(&'static str, Value)> {
                     reachable: true,
                     via: None,
                 }],
-                links: vec![crate::mesh::local_api::TopologyLink {
+                links: vec![x0t_types::api::TopologyLink {
                     a: "AAAA…".into(),
                     b: "BBBB…".into(),
                     health: "up".into(),

@@ -24,13 +24,11 @@ pub use x0t_types::api::{
 use x0t_types::{DeviceClass, NodeState, Tag};
 
 use crate::control::ControlError;
+pub use crate::limits::{MAX_BODY, MAX_LIST_LIMIT, MAX_POLICY_BODY};
+
+pub mod openapi;
 use crate::service::{Caller, ErrorKind, ExportFormat, NodeFilter, Service, ServiceError};
 use crate::token::{SecretToken, TokenKind};
-
-/// Largest request body accepted.
-pub const MAX_BODY: usize = 64 * 1024;
-/// Largest body of `PUT …/acl`: a policy document of the largest accepted size, JSON-escaped.
-pub const MAX_POLICY_BODY: usize = 2 * x0t_policy::MAX_DOCUMENT_BYTES + 4 * 1024;
 
 /// Who may call a route.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -580,7 +578,7 @@ async fn create_join_token(
     }
     // The secret is drawn here, before anything is proposed; the ledger gets its hash.
     let token = SecretToken::generate(TokenKind::AnchorJoin);
-    let expires_at = crate::control::now().saturating_add(ttl * 1_000);
+    let expires_at = crate::clock::now().saturating_add(ttl * 1_000);
     service
         .control()
         .write_as(
@@ -666,9 +664,6 @@ struct NodeQuery {
     #[serde(default)]
     stale: bool,
 }
-
-/// Most nodes one list answer carries.
-pub const MAX_LIST_LIMIT: usize = 100_000;
 
 async fn list_nodes(
     State(service): State<Service>,
@@ -950,7 +945,7 @@ async fn mesh_topology(
     State(service): State<Service>,
     _viewer: Viewer,
     PathParams(mesh): PathParams<String>,
-) -> Result<Json<crate::mesh::local_api::Topology>, ApiError> {
+) -> Result<Json<x0t_types::api::Topology>, ApiError> {
     Ok(Json(service.mesh_topology(&mesh)?))
 }
 
@@ -988,7 +983,7 @@ async fn mesh_events(
     });
     let events = service.follow_mesh_events(&mesh, after)?;
     let stream = futures::StreamExt::filter_map(events, |event| {
-        std::future::ready(crate::mesh::local_api::sse_event(&event).map(Ok))
+        std::future::ready(crate::events::sse_event(&event).map(Ok))
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
@@ -1098,7 +1093,7 @@ async fn metrics(State(service): State<Service>) -> Response {
 }
 
 async fn openapi() -> Json<serde_json::Value> {
-    Json(crate::openapi::document())
+    Json(openapi::document())
 }
 
 async fn not_found() -> ApiError {

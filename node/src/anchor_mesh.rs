@@ -17,10 +17,11 @@ use x0t_crypto::{
 use x0t_ledger::Ledger;
 use x0t_types::{MeshId, NodeId, NodeState, Timestamp};
 
-use crate::control::{ControlPlane, now};
+use crate::clock::now;
+use crate::control::{ControlPlane, MeshRequests};
 use crate::p2p::protocol::{
-    ControlRequest, ControlResponse, MAX_HELLO_ADDRS, MAX_HELLO_CERTIFICATE, MAX_PRESENCE,
-    MeshRequest, MeshResponse, PeerHello, PeerPresence,
+    ControlRequest, MAX_HELLO_ADDRS, MAX_HELLO_CERTIFICATE, MAX_PRESENCE, MeshRequest,
+    MeshResponse, PeerHello, PeerPresence,
 };
 
 /// How often an anchor looks for changes to push.
@@ -41,7 +42,7 @@ struct MeshLinks {
     /// Links a member stopped reporting (origin, neighbour), and when: their return is an
     /// event carrying the outage.
     lost: HashMap<(NodeId, NodeId), u64>,
-    events: super::events::EventLog,
+    events: crate::events::EventLog,
     /// When this anchor first got each member's link state (ms): onboarding's end.
     first_report: HashMap<NodeId, u64>,
     /// Failover times members reported, newest last (at most [`KEPT_FAILOVERS`]).
@@ -361,7 +362,7 @@ impl AnchorMesh {
         if earlier.is_none_or(|m| m.node_id != node_id) {
             self.member_event(
                 &mesh,
-                super::events::EventKind::PeerVerified,
+                crate::events::EventKind::PeerVerified,
                 &node_id,
                 format!("{} connected to this anchor", node_id.short()),
             );
@@ -427,7 +428,7 @@ impl AnchorMesh {
             newest = Some(links.events.push(
                 now.as_millis(),
                 0,
-                super::events::EventKind::LinkDown,
+                crate::events::EventKind::LinkDown,
                 Some(origin.to_string()),
                 format!(
                     "{} no longer reports its link to {}",
@@ -444,7 +445,7 @@ impl AnchorMesh {
                 newest = Some(links.events.push(
                     now.as_millis(),
                     0,
-                    super::events::EventKind::LinkRecovered,
+                    crate::events::EventKind::LinkRecovered,
                     Some(origin.to_string()),
                     format!(
                         "{} reports its link to {} again",
@@ -468,7 +469,7 @@ impl AnchorMesh {
         mesh: &MeshId,
         after: u64,
         limit: usize,
-    ) -> Vec<super::events::MeshEvent> {
+    ) -> Vec<crate::events::MeshEvent> {
         lock(&self.links)
             .get(mesh)
             .map(|l| l.events.after(after, limit))
@@ -482,11 +483,11 @@ impl AnchorMesh {
             let mut slo = x0t_types::api::MeshSlo {
                 members_reporting: links.db.states().count(),
                 failures: links.failures,
-                failover: super::events::Percentiles::of(links.failovers.iter().copied().collect()),
-                link_outage: super::events::Percentiles::of(
+                failover: crate::events::Percentiles::of(links.failovers.iter().copied().collect()),
+                link_outage: crate::events::Percentiles::of(
                     links.outages.iter().copied().collect(),
                 ),
-                onboarding: super::events::Percentiles::of(
+                onboarding: crate::events::Percentiles::of(
                     approved
                         .iter()
                         // An approval from before this anchor started would count its downtime.
@@ -497,7 +498,7 @@ impl AnchorMesh {
                 ..Default::default()
             };
             for view in x0t_routing::link_views(&links.db) {
-                match super::local_api::topology_link(view).health.as_str() {
+                match crate::mesh::local_api::topology_link(view).health.as_str() {
                     "up" => slo.links_up += 1,
                     "degraded" => slo.links_degraded += 1,
                     _ => slo.links_down += 1,
@@ -515,7 +516,7 @@ impl AnchorMesh {
         let keep = NodeId::from_bytes([0; 32]);
         links.db.expire(
             now().as_millis(),
-            super::routing::LINK_STATE_MAX_AGE_MS,
+            crate::mesh::routing::LINK_STATE_MAX_AGE_MS,
             &keep,
         );
         f(links)
@@ -543,7 +544,7 @@ impl AnchorMesh {
         &self,
         mesh: &MeshId,
         nodes: Vec<(NodeId, Option<String>)>,
-    ) -> super::local_api::Topology {
+    ) -> x0t_types::api::Topology {
         let (views, live) = self.current_links(mesh, |links| {
             (
                 x0t_routing::link_views(&links.db),
@@ -555,11 +556,11 @@ impl AnchorMesh {
             .filter(|m| &m.mesh == mesh)
             .map(|m| m.node_id)
             .collect();
-        super::local_api::Topology {
+        x0t_types::api::Topology {
             node_id: String::new(),
             nodes: nodes
                 .into_iter()
-                .map(|(id, overlay_ip)| super::local_api::TopologyNode {
+                .map(|(id, overlay_ip)| x0t_types::api::TopologyNode {
                     node_id: id.to_string(),
                     overlay_ip,
                     local: false,
@@ -570,7 +571,7 @@ impl AnchorMesh {
                 .collect(),
             links: views
                 .into_iter()
-                .map(super::local_api::topology_link)
+                .map(crate::mesh::local_api::topology_link)
                 .collect(),
         }
     }
@@ -581,7 +582,7 @@ impl AnchorMesh {
         if let Some(member) = gone {
             self.member_event(
                 &member.mesh,
-                super::events::EventKind::PeerDropped,
+                crate::events::EventKind::PeerDropped,
                 &member.node_id,
                 format!("{} left this anchor", member.node_id.short()),
             );
@@ -592,7 +593,7 @@ impl AnchorMesh {
     fn member_event(
         &self,
         mesh: &MeshId,
-        kind: super::events::EventKind,
+        kind: crate::events::EventKind,
         node: &NodeId,
         detail: String,
     ) {
@@ -659,15 +660,46 @@ impl AnchorMesh {
     }
 }
 
-/// The answer an anchor gives a mesh request, as a control response.
-pub(crate) fn respond(
-    mesh: &AnchorMesh,
-    control: &ControlPlane,
-    peer: PeerId,
-    remote: Option<&Multiaddr>,
-    request: MeshRequest,
-) -> ControlResponse {
-    ControlResponse::Mesh(mesh.handle(control, peer, remote, request))
+impl MeshRequests for AnchorMesh {
+    fn answer(
+        &self,
+        control: &ControlPlane,
+        peer: PeerId,
+        remote: Option<&Multiaddr>,
+        request: MeshRequest,
+    ) -> Result<MeshResponse, String> {
+        self.handle(control, peer, remote, request)
+    }
+
+    fn forget(&self, peer: &PeerId) {
+        AnchorMesh::forget(self, peer);
+    }
+
+    fn stop(&self) {
+        AnchorMesh::stop(self);
+    }
+}
+
+impl AnchorMesh {
+    /// Starts serving mesh members on `control`: their requests come here, members whose
+    /// connection closes are forgotten, and every new mesh state is pushed to those connected.
+    pub fn serve(
+        self: &Arc<Self>,
+        control: &ControlPlane,
+        mut connections: tokio::sync::mpsc::Receiver<crate::p2p::ConnectionEvent>,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
+        control.serve_mesh_requests(self.clone());
+        self.clone().spawn_pusher(control.clone(), shutdown);
+        let mesh = self.clone();
+        tokio::spawn(async move {
+            while let Some(event) = connections.recv().await {
+                if let crate::p2p::ConnectionEvent::Disconnected { peer } = event {
+                    mesh.forget(&peer);
+                }
+            }
+        });
+    }
 }
 
 #[cfg(test)]

@@ -6,6 +6,8 @@
 
 use std::collections::VecDeque;
 
+use tokio::sync::watch;
+
 pub use x0t_types::api::{EventKind, MeshEvent, Percentiles, SloReport};
 
 /// Events kept; older ones are dropped first.
@@ -84,6 +86,75 @@ pub fn slo(events: &[MeshEvent]) -> SloReport {
 
 /// The detail of a `route_changed` event whose destination became unreachable.
 pub const UNREACHABLE: &str = "unreachable";
+
+/// A live event stream: what `fetch` answers after `after`, then, each time `changed`
+/// moves, what came since; ends when `shutdown` turns true or the reader goes away.
+pub(crate) fn follow_events(
+    fetch: impl Fn(u64) -> Vec<MeshEvent> + Send + 'static,
+    mut after: u64,
+    mut changed: watch::Receiver<u64>,
+    mut shutdown: watch::Receiver<bool>,
+) -> impl futures::Stream<Item = MeshEvent> {
+    async_stream(move |send| async move {
+        loop {
+            let batch = fetch(after);
+            if batch.is_empty() {
+                tokio::select! {
+                    changed = changed.changed() => if changed.is_err() { return },
+                    _ = shutdown.wait_for(|stop| *stop) => return,
+                    () = send.closed() => return,
+                }
+                continue;
+            }
+            for event in batch {
+                after = event.id;
+                if send.send(event).await.is_err() {
+                    return;
+                }
+            }
+        }
+    })
+}
+
+/// An event as its gRPC message.
+pub fn event_message(event: MeshEvent) -> x0t_proto::pb::MeshEvent {
+    let kind = serde_json::to_value(event.kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    x0t_proto::pb::MeshEvent {
+        id: event.id,
+        at_ms: event.at_ms,
+        uptime_us: event.uptime_us,
+        kind,
+        node: event.node.unwrap_or_default(),
+        detail: event.detail,
+        duration_ms: event.duration_ms,
+    }
+}
+
+/// A stream fed by a task: `body` gets a bounded sender; the stream ends when it returns
+/// (or the client goes away and the sender fails).
+fn async_stream<T, F, Fut>(body: F) -> impl futures::Stream<Item = T>
+where
+    T: Send + 'static,
+    F: FnOnce(tokio::sync::mpsc::Sender<T>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(body(tx));
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+/// An event as a server-sent event: its id, its kind as the event name, its JSON as data.
+pub(crate) fn sse_event(event: &MeshEvent) -> Option<axum::response::sse::Event> {
+    let kind = serde_json::to_value(event.kind).ok()?;
+    axum::response::sse::Event::default()
+        .id(event.id.to_string())
+        .event(kind.as_str()?)
+        .json_data(event)
+        .ok()
+}
 
 #[cfg(test)]
 mod tests {
