@@ -5,13 +5,11 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use x0t_client::ApiClient;
 use x0t_crypto::{SigAlgorithm, fingerprint};
 use x0t_node::run::{ADMIN_KEY_FILE, JoinConfig, NodeInfo};
 use x0t_node::{bench, identity, testnet};
 
-mod lifecycle_cli;
-mod member_cli;
+mod cli;
 
 /// x0t mesh: a zero-trust, post-quantum, self-healing overlay network.
 #[derive(Debug, Parser)]
@@ -120,81 +118,48 @@ enum Command {
         keep_after_snapshot: u64,
     },
     /// Register this device with a mesh and wait for approval (stores the certificate).
-    Join(lifecycle_cli::JoinArgs),
+    Join(cli::agent::JoinArgs),
     /// This agent's state, certificate validity, the anchors it reaches, and (when `x0t
     /// agent run` runs) its peers with path, round trip, bytes and session age.
-    Status(lifecycle_cli::StatusArgs),
+    Status(cli::agent::StatusArgs),
     /// Run an approved node's data plane (`x0t agent run`).
     Agent {
         #[command(subcommand)]
-        which: member_cli::AgentCommand,
+        which: cli::member::AgentCommand,
     },
     /// Ping a mesh peer through its end-to-end session.
-    Ping(member_cli::PingArgs),
+    Ping(cli::member::PingArgs),
     /// The data plane's events (links down and back, route changes, peers), oldest first;
     /// `--follow` keeps printing.
-    Events(member_cli::EventsArgs),
+    Events(cli::member::EventsArgs),
     /// The self-healing figures the data plane measured of itself: failover, detection,
     /// time to repair (p50/p99/max), onboarding.
-    Slo(member_cli::ReportArgs),
+    Slo(cli::member::ReportArgs),
     /// The mesh as this node's link states describe it: nodes, links and their health.
-    Topology(member_cli::ReportArgs),
+    Topology(cli::member::ReportArgs),
     /// Userspace mode: offer a local TCP port to the mesh under a name.
-    Expose(member_cli::ExposeArgs),
+    Expose(cli::member::ExposeArgs),
     /// Userspace mode: listen locally and forward to `<node>/<service>` through the mesh.
-    Connect(member_cli::ConnectArgs),
+    Connect(cli::member::ConnectArgs),
     /// Admin: list, show, approve, reject, revoke nodes; re-issue a node's token.
-    Nodes {
-        #[command(subcommand)]
-        which: lifecycle_cli::NodesCommand,
-        #[command(flatten)]
-        client: ClientArgs,
-        #[command(flatten)]
-        mesh: MeshArg,
-    },
+    Nodes(cli::nodes::Args),
     /// Admin: issue and rotate join tokens.
-    Tokens {
-        #[command(subcommand)]
-        which: lifecycle_cli::TokensCommand,
-        #[command(flatten)]
-        client: ClientArgs,
-        #[command(flatten)]
-        mesh: MeshArg,
-    },
+    Tokens(cli::tokens::Args),
     /// Export and verify the mesh's audit chain.
-    Audit {
-        #[command(subcommand)]
-        which: lifecycle_cli::AuditCommand,
-        #[command(flatten)]
-        client: ClientArgs,
-        #[command(flatten)]
-        mesh: MeshArg,
-    },
+    Audit(cli::audit::Args),
     /// ACL policy: get, set (validated and tested), explain a flow.
-    Acl {
-        #[command(subcommand)]
-        which: lifecycle_cli::AclCommand,
-        #[command(flatten)]
-        client: ClientArgs,
-        #[command(flatten)]
-        mesh: MeshArg,
-    },
+    Acl(cli::acl::Args),
     /// Admin: API keys.
-    Keys {
-        #[command(subcommand)]
-        which: lifecycle_cli::KeysCommand,
-        #[command(flatten)]
-        client: ClientArgs,
-    },
+    Keys(cli::api_keys::Args),
     /// Control-plane cluster commands.
     Cluster {
         #[command(subcommand)]
-        which: ClusterCommand,
+        which: cli::cluster::ClusterCommand,
     },
     /// Mesh commands.
     Mesh {
         #[command(subcommand)]
-        which: MeshCommand,
+        which: cli::meshes::MeshCommand,
     },
     /// A local testnet of anchor processes on loopback.
     Testnet {
@@ -205,147 +170,6 @@ enum Command {
     Bench {
         #[command(subcommand)]
         which: BenchCommand,
-    },
-}
-
-/// How client commands find a node and authenticate.
-#[derive(Debug, clap::Args)]
-struct ClientArgs {
-    /// Node API URL [default: $X0T_API, else the node in the data dir]
-    #[arg(long, env = "X0T_API", global = true)]
-    api: Option<String>,
-    /// API key [default: $X0T_KEY, else <data dir>/admin.key]
-    #[arg(long, env = "X0T_KEY", hide_env_values = true, global = true)]
-    key: Option<String>,
-    /// Data directory of the local node [default: $X0T_DATA_DIR, else /var/lib/x0t as root,
-    /// else ~/.local/share/x0t]
-    #[arg(long = "dir", env = identity::DATA_DIR_ENV, global = true)]
-    client_dir: Option<PathBuf>,
-}
-
-/// Which mesh an admin command acts on.
-#[derive(Debug, clap::Args)]
-struct MeshArg {
-    /// The mesh.
-    #[arg(long, env = "X0T_MESH", default_value = "default", global = true)]
-    mesh: String,
-}
-
-impl ClientArgs {
-    fn client(&self) -> anyhow::Result<ApiClient> {
-        let dir = self
-            .client_dir
-            .clone()
-            .unwrap_or_else(identity::default_data_dir);
-        let api = match &self.api {
-            Some(api) => api.clone(),
-            None => NodeInfo::load(&dir)
-                .map(|info| info.api_url)
-                .context("no --api / X0T_API given and no running node in the data dir")?,
-        };
-        let key = self
-            .key
-            .clone()
-            .or_else(|| std::fs::read_to_string(dir.join(ADMIN_KEY_FILE)).ok());
-        Ok(ApiClient::new(&api, key)?)
-    }
-
-    /// A gRPC admin client for the same node and key.
-    async fn admin(&self) -> anyhow::Result<x0t_client::AdminClient> {
-        let http = self.client()?;
-        let key = self.key.clone().or_else(|| {
-            let dir = self
-                .client_dir
-                .clone()
-                .unwrap_or_else(identity::default_data_dir);
-            std::fs::read_to_string(dir.join(ADMIN_KEY_FILE)).ok()
-        });
-        Ok(x0t_client::AdminClient::connect(http.base(), key).await?)
-    }
-}
-
-#[derive(Debug, Subcommand)]
-enum ClusterCommand {
-    /// Leader, term, voters, learners, log and applied indices.
-    Status {
-        #[command(flatten)]
-        client: ClientArgs,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Issue a single-use anchor-join token (shown once; the cluster keeps its hash).
-    JoinToken {
-        #[command(flatten)]
-        client: ClientArgs,
-        /// Validity: a number with s, m, h or d, between 1h and 30d.
-        #[arg(long, default_value = "1h", value_parser = parse_ttl)]
-        ttl: u64,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
-}
-
-/// Parses `90m`, `24h`, `7d`, `3600s` into seconds.
-fn parse_ttl(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(|| format!("{text:?}: add a unit (s, m, h or d)"))?;
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?}: expected a number then s, m, h or d"))?;
-    let scale = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3_600,
-        "d" => 86_400,
-        other => return Err(format!("unknown unit {other:?}: use s, m, h or d")),
-    };
-    number
-        .checked_mul(scale)
-        .ok_or_else(|| format!("{text:?} is too long"))
-}
-
-#[derive(Debug, Subcommand)]
-enum MeshCommand {
-    /// Create a mesh.
-    Create {
-        /// Its name.
-        name: String,
-        /// Its description.
-        #[arg(long, default_value = "")]
-        description: String,
-        /// Its plan: starter, pro or enterprise.
-        #[arg(long, default_value = "starter")]
-        plan: String,
-        #[command(flatten)]
-        client: ClientArgs,
-    },
-    /// Show a mesh (linearizable read unless --stale).
-    Get {
-        /// Its name.
-        name: String,
-        /// Allow a possibly stale local read.
-        #[arg(long)]
-        stale: bool,
-        #[command(flatten)]
-        client: ClientArgs,
-    },
-    /// Replace a mesh's settings, optionally only at a given version.
-    Set {
-        /// Its name.
-        name: String,
-        /// New description.
-        #[arg(long)]
-        description: String,
-        /// Compare-and-set: apply only if the mesh is at this version.
-        #[arg(long)]
-        expected_version: Option<u64>,
-        #[command(flatten)]
-        client: ClientArgs,
     },
 }
 
@@ -432,40 +256,6 @@ async fn shutdown_signal() -> tokio::sync::watch::Receiver<bool> {
         let _ = tx.send(true);
     });
     rx
-}
-
-fn print_status(status: &x0t_node::control::ClusterStatus) {
-    println!(
-        "node {} ({}), leader {}, term {}, last log {}, applied {}",
-        status.id,
-        status.state,
-        status
-            .leader
-            .map(|l| l.to_string())
-            .unwrap_or_else(|| "none".into()),
-        status.term,
-        status
-            .last_log_index
-            .map(|i| i.to_string())
-            .unwrap_or_else(|| "-".into()),
-        status
-            .last_applied_index
-            .map(|i| i.to_string())
-            .unwrap_or_else(|| "-".into()),
-    );
-    for (role, members) in [("voter", &status.voters), ("learner", &status.learners)] {
-        for (id, node) in members {
-            let mark = if Some(*id) == status.leader {
-                " (leader)"
-            } else {
-                ""
-            };
-            println!(
-                "  {role:<8} {id:<20} {}  {}{mark}",
-                node.api_url, node.peer_id
-            );
-        }
-    }
 }
 
 async fn run(command: Command) -> anyhow::Result<()> {
@@ -603,115 +393,22 @@ async fn run(command: Command) -> anyhow::Result<()> {
             node.await.context("node task failed")??;
             Ok(())
         }
-        Command::Cluster {
-            which: ClusterCommand::Status { client, json },
-        } => {
-            let status = client.client()?.cluster().await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&status)?);
-            } else {
-                print_status(&status);
-            }
-            Ok(())
-        }
-        Command::Cluster {
-            which: ClusterCommand::JoinToken { client, ttl, json },
-        } => {
-            let issued = client
-                .client()?
-                .create_join_token(&x0t_node::api::CreateJoinToken {
-                    ttl_secs: Some(ttl),
-                })
-                .await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&issued)?);
-            } else {
-                println!("{}", issued.token);
-                eprintln!(
-                    "anchor-join token {} (single use), valid for {ttl} s; only its hash is stored",
-                    issued.token_id
-                );
-            }
-            Ok(())
-        }
-        Command::Join(args) => lifecycle_cli::join(args).await,
-        Command::Status(args) => lifecycle_cli::status(args).await,
-        Command::Agent { which } => member_cli::agent(which).await,
-        Command::Ping(args) => member_cli::ping(args).await,
-        Command::Events(args) => member_cli::events(args).await,
-        Command::Slo(args) => member_cli::slo(args).await,
-        Command::Topology(args) => member_cli::topology(args).await,
-        Command::Expose(args) => member_cli::expose(args).await,
-        Command::Connect(args) => member_cli::connect(args).await,
-        Command::Nodes {
-            which,
-            client,
-            mesh,
-        } => lifecycle_cli::nodes(client.admin().await?, &mesh.mesh, which).await,
-        Command::Tokens {
-            which,
-            client,
-            mesh,
-        } => lifecycle_cli::tokens(client.admin().await?, &mesh.mesh, which).await,
-        Command::Audit {
-            which,
-            client,
-            mesh,
-        } => lifecycle_cli::audit(client.admin(), &mesh.mesh, which).await,
-        // Offline: needs no node to talk to.
-        Command::Acl {
-            which: lifecycle_cli::AclCommand::Check { files },
-            ..
-        } => lifecycle_cli::acl_check(&files),
-        Command::Acl {
-            which,
-            client,
-            mesh,
-        } => lifecycle_cli::acl(client.admin().await?, &mesh.mesh, which).await,
-        Command::Keys { which, client } => lifecycle_cli::keys(client.client()?, which).await,
-        Command::Mesh { which } => {
-            let view = match which {
-                MeshCommand::Create {
-                    name,
-                    description,
-                    plan,
-                    client,
-                } => {
-                    client
-                        .client()?
-                        .create_mesh(&x0t_node::api::CreateMesh {
-                            name,
-                            description,
-                            plan: Some(plan.parse()?),
-                        })
-                        .await?
-                }
-                MeshCommand::Get {
-                    name,
-                    stale,
-                    client,
-                } => client.client()?.mesh(&name, stale).await?,
-                MeshCommand::Set {
-                    name,
-                    description,
-                    expected_version,
-                    client,
-                } => {
-                    client
-                        .client()?
-                        .update_settings(
-                            &name,
-                            &x0t_node::api::UpdateSettings {
-                                description,
-                                expected_version,
-                            },
-                        )
-                        .await?
-                }
-            };
-            println!("{}", serde_json::to_string_pretty(&view)?);
-            Ok(())
-        }
+        Command::Cluster { which } => cli::cluster::run(which).await,
+        Command::Join(args) => cli::agent::join(args).await,
+        Command::Status(args) => cli::agent::status(args).await,
+        Command::Agent { which } => cli::member::agent(which).await,
+        Command::Ping(args) => cli::member::ping(args).await,
+        Command::Events(args) => cli::member::events(args).await,
+        Command::Slo(args) => cli::member::slo(args).await,
+        Command::Topology(args) => cli::member::topology(args).await,
+        Command::Expose(args) => cli::member::expose(args).await,
+        Command::Connect(args) => cli::member::connect(args).await,
+        Command::Nodes(args) => cli::nodes::run(args).await,
+        Command::Tokens(args) => cli::tokens::run(args).await,
+        Command::Audit(args) => cli::audit::run(args).await,
+        Command::Acl(args) => cli::acl::run(args).await,
+        Command::Keys(args) => cli::api_keys::run(args).await,
+        Command::Mesh { which } => cli::meshes::run(which).await,
         Command::Testnet { which } => match which {
             TestnetCommand::Up {
                 anchors,
@@ -778,20 +475,6 @@ async fn run(command: Command) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_ttl;
-
-    #[test]
-    fn ttls_parse_with_units() {
-        assert_eq!(parse_ttl("3600s"), Ok(3_600));
-        assert_eq!(parse_ttl("90m"), Ok(5_400));
-        assert_eq!(parse_ttl(" 24h "), Ok(86_400));
-        assert_eq!(parse_ttl("30d"), Ok(2_592_000));
-        assert!(parse_ttl("12").unwrap_err().contains("unit"));
-        assert!(parse_ttl("3w").unwrap_err().contains("unknown unit"));
-        assert!(parse_ttl("h").is_err());
-        assert!(parse_ttl("99999999999999999999d").is_err());
-    }
-
     /// clap checks a command's definition only when that command is parsed (in debug
     /// builds); this checks every subcommand at once (an argument named `version` clashed
     /// with the global `--version` once, caught only by an end-to-end test).

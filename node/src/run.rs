@@ -204,7 +204,7 @@ pub async fn run(config: NodeConfig, mut shutdown: watch::Receiver<bool>) -> Res
     Ok(())
 }
 
-async fn bootstrap_cluster(
+pub(crate) async fn bootstrap_cluster(
     control: &ControlPlane,
     data_dir: &Path,
     raft_id: u64,

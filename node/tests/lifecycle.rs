@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::{TestNode, cluster, eventually, register, registration, start, status_of};
 use x0t_client::ApiClient;
 use x0t_crypto::{SigAlgorithm, SignedNodeCertificate, SigningKey};
-use x0t_node::api::{ApproveNode, Auth, CreateApiKey, CreateToken, ROUTES, Reason};
+use x0t_node::api::{ApproveNode, Auth, CreateApiKey, CreateToken, Reason, routes};
 use x0t_node::audit_file;
 use x0t_types::{KeyRole, NodeState};
 
@@ -225,7 +225,7 @@ async fn every_route_is_served_and_every_mutating_route_needs_an_admin_key() {
         .unwrap();
     let before = admin.audit_verify(MESH).await.unwrap().entries;
     let mut mutating = 0;
-    for route in ROUTES {
+    for route in routes() {
         let url = format!("{base}{}", concrete(route.path, &node_id));
         let method: reqwest::Method = route.method.parse().unwrap();
         let send = |auth: Option<&str>| {

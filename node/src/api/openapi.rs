@@ -1,4 +1,4 @@
-//! The OpenAPI 3.1 document of the HTTP API, built from [`super::ROUTES`] and from
+//! The OpenAPI 3.1 document of the HTTP API, built from [`super::routes`] and from
 //! example values of the request and response types (their JSON shapes become the schemas),
 //! so the document cannot name a route the router lacks or miss one it serves (tested).
 
@@ -12,7 +12,7 @@ use x0t_types::api::{
 };
 use x0t_types::{DeviceClass, KeyRole, NodeState, Plan};
 
-use super::{AddAnchor, Auth, CreateJoinToken, JoinTokenView, ROUTES};
+use super::{AddAnchor, Auth, CreateJoinToken, JoinTokenView};
 
 /// A JSON Schema inferred from an example value.
 fn schema_of(example: &Value) -> Value {
@@ -433,7 +433,7 @@ fn response_schema(name: &str) -> Value {
 /// The whole document.
 pub fn document() -> Value {
     let mut paths = Map::new();
-    for route in ROUTES {
+    for route in super::routes() {
         let mut parameters = Vec::new();
         for name in ["mesh", "id"] {
             if route.path.contains(&format!("{{{name}}}")) {

@@ -1,0 +1,167 @@
+//! The cluster: the Raft state of this anchor, the anchors (their addresses and identity keys,
+//! what certificates verify against), adding and removing anchors, and anchor-join tokens.
+
+use x0t_types::Command;
+use x0t_types::api::{
+    AddAnchor, AnchorKeyView, AnchorView, ClusterStatus, CreateJoinToken, JoinTokenView,
+};
+
+use super::{Caller, Service, ServiceError, hex};
+use crate::token::{SecretToken, TokenKind};
+
+/// Shortest validity of an anchor-join token.
+pub const MIN_JOIN_TOKEN_TTL_SECS: u64 = 3_600;
+/// Longest validity of an anchor-join token.
+pub const MAX_JOIN_TOKEN_TTL_SECS: u64 = 30 * 24 * 3_600;
+
+impl Service {
+    /// The Raft state of this anchor: leader, term, voters, learners, indices (public).
+    pub fn cluster_status(&self) -> ClusterStatus {
+        self.control.status()
+    }
+
+    /// The anchors and their identity keys.
+    pub async fn anchors(&self, stale: bool) -> Result<Vec<AnchorView>, ServiceError> {
+        self.barrier(stale).await?;
+        Ok(self.control.read(|l| {
+            l.anchors()
+                .map(|a| AnchorView {
+                    raft_id: a.raft_id,
+                    node_id: a.node_id.to_string(),
+                    peer_id: a.peer_id.clone(),
+                    addrs: a.addrs.clone(),
+                    api_url: a.api_url.clone(),
+                    algorithm: a.identity_key.algorithm,
+                    public_key: hex(&a.identity_key.bytes),
+                })
+                .collect()
+        }))
+    }
+
+    /// Keys of every anchor that ever signed for this cluster.
+    pub fn anchor_keys(&self) -> Vec<AnchorKeyView> {
+        self.control.read(|l| {
+            l.anchor_keys()
+                .map(|(id, key)| AnchorKeyView {
+                    node_id: id.to_string(),
+                    algorithm: key.algorithm,
+                    public_key: hex(&key.bytes),
+                })
+                .collect()
+        })
+    }
+
+    /// Adds an anchor to the Raft membership (learner first, voter once caught up).
+    pub async fn add_anchor(
+        &self,
+        _caller: &Caller,
+        body: AddAnchor,
+    ) -> Result<ClusterStatus, ServiceError> {
+        self.control.add_anchor(body.raft_id, body.node).await?;
+        Ok(self.control.status())
+    }
+
+    /// Removes an anchor from the Raft membership (its process is stopped by its operator).
+    pub async fn remove_anchor(
+        &self,
+        _caller: &Caller,
+        raft_id: u64,
+    ) -> Result<ClusterStatus, ServiceError> {
+        self.control.remove_anchor(raft_id).await?;
+        Ok(self.control.status())
+    }
+
+    /// Issues a single-use anchor-join token (`x0tanc_…`, shown once; the ledger keeps its
+    /// hash) that lets a new machine join as an anchor without an admin key.
+    pub async fn create_anchor_join_token(
+        &self,
+        caller: &Caller,
+        body: CreateJoinToken,
+    ) -> Result<JoinTokenView, ServiceError> {
+        let ttl = body.ttl_secs.unwrap_or(MIN_JOIN_TOKEN_TTL_SECS);
+        if !(MIN_JOIN_TOKEN_TTL_SECS..=MAX_JOIN_TOKEN_TTL_SECS).contains(&ttl) {
+            return Err(ServiceError::bad_request(format!(
+                "ttl_secs must be between {MIN_JOIN_TOKEN_TTL_SECS} (1 h) and \
+                 {MAX_JOIN_TOKEN_TTL_SECS} (30 d), not {ttl}"
+            )));
+        }
+        // The secret is drawn here, before anything is proposed; the ledger gets its hash.
+        let token = SecretToken::generate(TokenKind::AnchorJoin);
+        let expires_at = crate::clock::now().saturating_add(ttl * 1_000);
+        let command = Command::AddAnchorJoinToken {
+            token_id: token.id.clone(),
+            secret_hash: token.secret_hash(),
+            expires_at,
+        };
+        self.control.write_as(caller.actor(), command).await?;
+        Ok(JoinTokenView {
+            token: token.to_text(),
+            token_id: token.id.clone(),
+            expires_at_ms: expires_at.as_millis(),
+        })
+    }
+
+    /// The enrollment calls strangers send over libp2p, for the enrollment face to answer
+    /// (the `enrollment` module); `None` once taken.
+    pub(crate) fn take_enrollments(
+        &self,
+    ) -> Option<tokio::sync::mpsc::Receiver<crate::control::Enrollment>> {
+        self.control.take_enrollments()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use tonic::Code;
+    use x0t_types::api::CreateJoinToken;
+
+    use crate::service::ErrorKind;
+    use crate::service::testkit::{anchor, assert_error};
+
+    #[tokio::test]
+    async fn the_one_anchor_leads_lists_its_key_and_issues_anchor_join_tokens() {
+        let a = anchor().await;
+        let s = &a.service;
+        let status = s.cluster_status();
+        assert_eq!(status.state, "leader");
+        assert_eq!(status.voters.len(), 1);
+        let anchors = s.anchors(false).await.unwrap();
+        assert_eq!(anchors.len(), 1);
+        assert_eq!(s.anchor_keys().len(), 1);
+        assert_eq!(anchors[0].public_key, s.anchor_keys()[0].public_key);
+
+        let token = s
+            .create_anchor_join_token(&a.admin, CreateJoinToken { ttl_secs: None })
+            .await
+            .unwrap();
+        assert!(token.token.starts_with("x0tanc_"), "{}", token.token);
+        for ttl in [60, 31 * 24 * 3_600] {
+            let body = CreateJoinToken {
+                ttl_secs: Some(ttl),
+            };
+            let error = s
+                .create_anchor_join_token(&a.admin, body)
+                .await
+                .unwrap_err();
+            assert_error(
+                &error,
+                ErrorKind::BadRequest,
+                "bad_request",
+                400,
+                Code::InvalidArgument,
+            );
+        }
+        // Removing an anchor the membership does not hold is a membership conflict.
+        let error = s.remove_anchor(&a.admin, 42).await.unwrap_err();
+        assert_error(
+            &error,
+            ErrorKind::Conflict,
+            "membership",
+            409,
+            Code::FailedPrecondition,
+        );
+        a.stop().await;
+    }
+}
