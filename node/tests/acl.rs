@@ -189,7 +189,7 @@ async fn policies_are_validated_tested_versioned_audited_and_explained() {
         .await
         .unwrap();
     assert_eq!(by_grpc, by_http);
-    let mut raw = pb::mesh_admin_client::MeshAdminClient::connect(url)
+    let mut raw = pb::acl_service_client::AclServiceClient::connect(url)
         .await
         .unwrap();
     let mut request = tonic::Request::new(pb::SetAclRequest {

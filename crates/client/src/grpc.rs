@@ -1,10 +1,13 @@
-//! A gRPC client for the admin API (`x0t.v1.MeshAdmin`): what the admin CLI talks to any node
-//! with. Answers come back as the same `x0t-types` API types the HTTP client returns.
+//! A gRPC client for the admin API (`x0t.v1.NodeService`, `AuditService`, `AclService` over
+//! one connection): what the admin CLI talks to any node with. Answers come back as the same
+//! `x0t-types` API types the HTTP client returns.
 
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 use x0t_proto::pb;
-use x0t_proto::pb::mesh_admin_client::MeshAdminClient;
+use x0t_proto::pb::acl_service_client::AclServiceClient;
+use x0t_proto::pb::audit_service_client::AuditServiceClient;
+use x0t_proto::pb::node_service_client::NodeServiceClient;
 use x0t_types::api::{
     AclDecision, AclVersionView, AclView, AuditVerification, ExplainAcl, NodeStatus, NodeView,
     RotateTokens, SetAcl, TokenView,
@@ -13,10 +16,15 @@ use x0t_types::api::{
 use crate::ClientError;
 use x0t_proto::ERROR_CODE_KEY;
 
-/// Talks gRPC to one node's API port.
+/// Largest answer accepted (a node list of a large mesh, an audit export chunk).
+const MAX_ANSWER: usize = 256 * 1024 * 1024;
+
+/// Talks gRPC to one node's API port (one HTTP/2 connection shared by the domains' services).
 #[derive(Clone, Debug)]
 pub struct AdminClient {
-    inner: MeshAdminClient<Channel>,
+    nodes: NodeServiceClient<Channel>,
+    audit: AuditServiceClient<Channel>,
+    acl: AclServiceClient<Channel>,
     key: Option<String>,
     url: String,
 }
@@ -63,7 +71,9 @@ impl AdminClient {
             .await
             .map_err(|e| ClientError::Client(format!("{url}: {e}")))?;
         Ok(Self {
-            inner: MeshAdminClient::new(channel).max_decoding_message_size(256 * 1024 * 1024),
+            nodes: NodeServiceClient::new(channel.clone()).max_decoding_message_size(MAX_ANSWER),
+            audit: AuditServiceClient::new(channel.clone()).max_decoding_message_size(MAX_ANSWER),
+            acl: AclServiceClient::new(channel).max_decoding_message_size(MAX_ANSWER),
             key: key.map(|k| k.trim().to_owned()),
             url: url.to_owned(),
         })
@@ -91,7 +101,7 @@ impl AdminClient {
         request: pb::ListNodesRequest,
     ) -> Result<Vec<NodeView>, ClientError> {
         let answer = self
-            .inner
+            .nodes
             .clone()
             .list_nodes(self.request(request)?)
             .await
@@ -111,7 +121,7 @@ impl AdminClient {
             id: id.to_owned(),
         };
         let node = self
-            .inner
+            .nodes
             .clone()
             .get_node(self.request(request)?)
             .await
@@ -126,7 +136,7 @@ impl AdminClient {
             id: id.to_owned(),
         };
         let status = self
-            .inner
+            .nodes
             .clone()
             .get_node_status(self.request(request)?)
             .await
@@ -147,7 +157,7 @@ impl AdminClient {
             tags: tags.map(|tags| pb::TagList { tags }),
         };
         let node = self
-            .inner
+            .nodes
             .clone()
             .approve_node(self.request(request)?)
             .await
@@ -168,11 +178,11 @@ impl AdminClient {
             id: id.to_owned(),
             reason,
         })?;
-        let mut inner = self.inner.clone();
+        let mut nodes = self.nodes.clone();
         let node = if revoke {
-            inner.revoke_node(request).await
+            nodes.revoke_node(request).await
         } else {
-            inner.reject_node(request).await
+            nodes.reject_node(request).await
         }
         .map_err(error)?;
         NodeView::try_from(node.into_inner()).map_err(bad_answer)
@@ -191,7 +201,7 @@ impl AdminClient {
             ttl_secs,
         };
         let token = self
-            .inner
+            .nodes
             .clone()
             .reissue_token(self.request(request)?)
             .await
@@ -205,7 +215,7 @@ impl AdminClient {
         request: pb::CreateTokenRequest,
     ) -> Result<TokenView, ClientError> {
         let token = self
-            .inner
+            .nodes
             .clone()
             .create_token(self.request(request)?)
             .await
@@ -219,7 +229,7 @@ impl AdminClient {
             mesh: mesh.to_owned(),
         };
         let rotated = self
-            .inner
+            .nodes
             .clone()
             .rotate_tokens(self.request(request)?)
             .await
@@ -234,7 +244,7 @@ impl AdminClient {
             format: format.to_owned(),
         };
         let mut stream = self
-            .inner
+            .audit
             .clone()
             .export_audit(self.request(request)?)
             .await
@@ -253,7 +263,7 @@ impl AdminClient {
             mesh: mesh.to_owned(),
         };
         let verdict = self
-            .inner
+            .audit
             .clone()
             .verify_audit(self.request(request)?)
             .await
@@ -268,7 +278,7 @@ impl AdminClient {
             version,
         };
         let acl = self
-            .inner
+            .acl
             .clone()
             .get_acl(self.request(request)?)
             .await
@@ -282,7 +292,7 @@ impl AdminClient {
             mesh: mesh.to_owned(),
         };
         let history = self
-            .inner
+            .acl
             .clone()
             .acl_history(self.request(request)?)
             .await
@@ -303,7 +313,7 @@ impl AdminClient {
             expected_version: body.expected_version,
         };
         let acl = self
-            .inner
+            .acl
             .clone()
             .set_acl(self.request(request)?)
             .await
@@ -322,7 +332,7 @@ impl AdminClient {
             document,
         };
         let checked = self
-            .inner
+            .acl
             .clone()
             .validate_acl(self.request(request)?)
             .await
@@ -346,7 +356,7 @@ impl AdminClient {
             document: body.document,
         };
         let decision = self
-            .inner
+            .acl
             .clone()
             .explain_acl(self.request(request)?)
             .await

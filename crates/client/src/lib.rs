@@ -1,7 +1,7 @@
 //! The typed client of the x0t public API: [`ApiClient`] speaks HTTP/JSON, [`AdminClient`]
-//! gRPC (`x0t.v1.MeshAdmin`); both answer the same `x0t-types` API types and report errors
-//! alike ([`ClientError`]: the HTTP status a gRPC code corresponds to, the server's message
-//! with its stable code).
+//! gRPC (`x0t.v1`, one service per domain); both answer the same `x0t-types` API types and
+//! report errors alike ([`ClientError`]: the HTTP status a gRPC code corresponds to, the
+//! server's message with its stable code).
 //!
 //! It depends on the API's types and wire definitions only — no server, storage or network
 //! stack of the node — so the CLI, `testnet`, and next the Terraform provider, the C API and

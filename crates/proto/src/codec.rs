@@ -1,4 +1,4 @@
-//! The protobuf codec of the `MeshAdmin` service: prost's, except that a request that does not
+//! The protobuf codec of every x0t gRPC service: prost's, except that a request that does not
 //! parse is answered `INVALID_ARGUMENT` (a client error, like HTTP's 400 for bad JSON) instead
 //! of tonic's `INTERNAL`, so a malformed message is never reported as a server fault.
 

@@ -2,7 +2,8 @@
 //! between them and the `x0t-types` API types. Wire types stay at this edge: domain crates
 //! never derive prost.
 
-/// Generated protobuf types and the `MeshAdmin` service (package `x0t.v1`).
+/// Generated protobuf types and services (package `x0t.v1`, one `.proto` file and service per
+/// domain: `MeshService`, `NodeService`, `AuditService`, `AclService`, `MeshEvents`).
 #[allow(missing_docs, unreachable_pub, clippy::all)]
 pub mod pb {
     tonic::include_proto!("x0t.v1");

@@ -334,16 +334,8 @@ pub fn router(service: Service) -> Router {
         router = router.route(route.doc.path, (route.handler)());
     }
     router
-        // The gRPC face: `/x0t.v1.MeshAdmin/*` and `/x0t.v1.MeshEvents/*` on the same port
-        // (HTTP/2 cleartext).
-        .route_service(
-            "/x0t.v1.MeshAdmin/{*method}",
-            crate::grpc::server(service.clone()),
-        )
-        .route_service(
-            "/x0t.v1.MeshEvents/{*method}",
-            crate::grpc::events_server(service.clone()),
-        )
+        // The gRPC face, one service per domain on the same port (HTTP/2 cleartext).
+        .merge(crate::grpc::router(service.clone()))
         // The browser console: `/` and `/ui/*`.
         .merge(crate::console::routes())
         .fallback(not_found)
