@@ -204,7 +204,9 @@ pub async fn run(config: NodeConfig, mut shutdown: watch::Receiver<bool>) -> Res
     Ok(())
 }
 
-pub(crate) async fn bootstrap_cluster(
+/// Founds a new one-anchor cluster on an initialized control plane: records this anchor, a
+/// bootstrap admin key (written to `ADMIN_KEY_FILE`, 0600) and the default mesh.
+pub async fn bootstrap_cluster(
     control: &ControlPlane,
     data_dir: &Path,
     raft_id: u64,

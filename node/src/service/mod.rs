@@ -26,8 +26,6 @@ mod meshes;
 mod nodes;
 
 mod error;
-#[cfg(test)]
-mod testkit;
 
 pub use audit::{
     AUDIT_PAGE, CSV_COLUMNS, ExportFormat, audit_entry_from_view, audit_entry_view, csv_field,

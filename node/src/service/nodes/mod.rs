@@ -14,8 +14,6 @@ use super::{Caller, ErrorKind, Service, ServiceError, hex, mesh_id, parse_tags};
 use crate::control::now;
 
 mod register;
-#[cfg(test)]
-mod tests;
 mod tokens;
 
 pub use tokens::{DEFAULT_TOKEN_TTL_SECS, TOKEN_TTL_SECS};

@@ -1,10 +1,8 @@
-//! One anchor in this process, for the service layer's unit tests: a real openraft control
+//! One anchor in this process, for the service layer's tests: a real openraft control
 //! plane on a real sled database in a temporary directory, bootstrapped exactly as `x0t up`
 //! bootstraps a cluster — but with a swarm that listens nowhere, so no test here opens a
 //! socket. Each domain's tests call [`Service`] methods directly and check both what they
 //! answer and how their errors map to every face (HTTP status, gRPC code, stable code).
-
-#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,12 +13,12 @@ use x0t_crypto::{Registration, SigAlgorithm, SigningKey};
 use x0t_types::api::RegisterNode;
 use x0t_types::{DeviceClass, MeshId, Tag, base32};
 
-use super::{Caller, ErrorKind, Service, ServiceError};
-use crate::control::{ControlPlane, RaftSettings};
-use crate::p2p::{self, P2pConfig};
+use x0t_node::control::{ControlPlane, RaftSettings};
+use x0t_node::p2p::{self, P2pConfig};
+use x0t_node::service::{Caller, ErrorKind, Service, ServiceError};
 
 /// The mesh every bootstrapped cluster has.
-pub(crate) const MESH: &str = crate::run::DEFAULT_MESH;
+pub(crate) const MESH: &str = x0t_node::run::DEFAULT_MESH;
 
 /// A bootstrapped one-anchor cluster and its service.
 pub(crate) struct Anchor {
@@ -39,7 +37,7 @@ pub(crate) struct Anchor {
 pub(crate) async fn anchor() -> Anchor {
     let dir = tempfile::tempdir().unwrap();
     let identity = Arc::new(SigningKey::generate(SigAlgorithm::MlDsa65).unwrap());
-    let raft_id = crate::run::raft_id_of(&identity.node_id());
+    let raft_id = x0t_node::run::raft_id_of(&identity.node_id());
     let (stop, shutdown) = watch::channel(false);
     let (p2p, _inbound) = p2p::spawn(
         P2pConfig {
@@ -70,12 +68,12 @@ pub(crate) async fn anchor() -> Anchor {
     .await
     .unwrap();
     assert!(control.bootstrap_if_uninitialized().await.unwrap());
-    crate::run::bootstrap_cluster(&control, dir.path(), raft_id, &node)
+    x0t_node::run::bootstrap_cluster(&control, dir.path(), raft_id, &node)
         .await
         .unwrap();
-    let members = Arc::new(crate::anchor_mesh::AnchorMesh::default());
+    let members = Arc::new(x0t_node::anchor_mesh::AnchorMesh::default());
     let service = Service::new(control.clone(), members);
-    let admin_key = std::fs::read_to_string(dir.path().join(crate::run::ADMIN_KEY_FILE))
+    let admin_key = std::fs::read_to_string(dir.path().join(x0t_node::run::ADMIN_KEY_FILE))
         .unwrap()
         .trim()
         .to_owned();
@@ -114,7 +112,7 @@ pub(crate) fn registration(mesh: &str, token: Option<String>) -> (SigningKey, Re
         hostname: format!("robot-{}", &key.node_id().short()[..4]),
         device_class: DeviceClass::Robot,
         requested_tags: vec![Tag::new("robot").unwrap()],
-        requested_at: crate::clock::now(),
+        requested_at: now(),
     }
     .sign(&key)
     .unwrap();
@@ -137,18 +135,26 @@ pub(crate) fn assert_error(
 ) {
     assert_eq!((error.kind, error.code), (kind, code), "{error:?}");
     assert_eq!(
-        crate::api::status_of(error.kind).as_u16(),
+        x0t_node::api::status_of(error.kind).as_u16(),
         http,
         "{error:?}"
     );
-    let status = crate::grpc::status_of(error.clone());
+    let status = x0t_node::grpc::status_of(error.clone());
     assert_eq!(status.code(), grpc, "{error:?}");
     assert_eq!(
         status
             .metadata()
-            .get(crate::grpc::ERROR_CODE_KEY)
+            .get(x0t_node::grpc::ERROR_CODE_KEY)
             .and_then(|v| v.to_str().ok()),
         Some(code),
         "{error:?}"
     );
+}
+
+/// Wall-clock time, as the proposer stamps it.
+fn now() -> x0t_types::Timestamp {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    x0t_types::Timestamp(since.as_millis() as u64)
 }

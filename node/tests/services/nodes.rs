@@ -1,14 +1,12 @@
 //! The nodes domain over one in-process anchor: registration, the lifecycle, tokens and
 //! certificate checks, and how each refusal reaches every face.
-#![allow(clippy::unwrap_used)]
-
 use tonic::Code;
 use x0t_crypto::SignedNodeCertificate;
 use x0t_types::NodeState;
 use x0t_types::api::{ApproveNode, CreateToken, Reason};
 
-use crate::service::testkit::{MESH, anchor, assert_error, registration};
-use crate::service::{ErrorKind, NodeFilter};
+use crate::testkit::{MESH, anchor, assert_error, registration};
+use x0t_node::service::{ErrorKind, NodeFilter};
 
 fn token(pre_approved: bool, reusable: bool) -> CreateToken {
     CreateToken {
