@@ -5,7 +5,7 @@
 //! which only goes up and refuses to wrap, so every nonce it uses is fresh for its key. The
 //! counter travels with the packet (the data plane's frame carries it), which is also what a
 //! replay window on the receiving side checks. Each direction of a session has its own key
-//! (see [`crate::hybrid`]), so the two ends never seal under the same key.
+//! (the `hybrid` key exchange derives them), so the two ends never seal under the same key.
 
 use std::fmt;
 
