@@ -21,7 +21,7 @@ use x0t_node::run::{ADMIN_KEY_FILE, NodeInfo};
 use x0t_node::testnet;
 use x0t_types::{DeviceClass, MeshId, Tag, Timestamp, base32};
 
-use crate::{load, x0t_system};
+use crate::control_plane_bench::{load, x0t_system};
 
 /// Sizes of one run.
 pub(crate) struct Sizes {
