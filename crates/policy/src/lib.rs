@@ -21,6 +21,7 @@
 mod document;
 mod engine;
 mod flow;
+mod parse;
 pub mod reference;
 
 pub use document::{
