@@ -19,7 +19,7 @@ pub mod hex;
 pub mod identity;
 mod limits;
 pub mod mesh;
-pub mod p2p;
+pub use x0t_p2p as p2p;
 mod raft_network;
 pub mod run;
 pub mod service;
