@@ -46,8 +46,9 @@ pub enum StoreError {
 /// and snapshots) this build reads and writes; kept under [`FORMAT_KEY`] in sled's default
 /// tree. Format 2 introduced batched proposals; format 3 node lifecycle records, audit chains
 /// and anchor identity keys; format 4 stores ledger records as (domain, key) → value, the
-/// ledger's domains owning their encodings; format 1 databases carry no marker.
-pub const STORAGE_FORMAT_VERSION: u32 = 4;
+/// ledger's domains owning their encodings; format 5 gives each ledger domain its own command
+/// type inside log entries (the state tree is unchanged); format 1 databases carry no marker.
+pub const STORAGE_FORMAT_VERSION: u32 = 5;
 /// The oldest format this build migrates on open (the stores rewrite each tree they own in
 /// the current format, see `StateMachineStore::open`).
 pub const OLDEST_MIGRATED_FORMAT: u32 = 3;

@@ -21,14 +21,14 @@ mod state_machine;
 use std::io::Cursor;
 
 use serde::{Deserialize, Serialize};
+use x0t_ledger::Proposal;
 use x0t_ledger::{Outcome, Reject};
-use x0t_types::Proposal;
 
 pub use kv::{
     Batch, KeyValue, KeyValueTree, OLDEST_MIGRATED_FORMAT, STORAGE_FORMAT_VERSION, SledStorage,
     StoreError,
 };
-pub use log_store::LogStore;
+pub use log_store::{LOG_TREE_FORMAT, LogStore};
 pub use state_machine::{
     PERSIST_AFTER_RECORDS, PERSIST_INTERVAL, SNAPSHOT_FORMAT_VERSION, StateMachineStore,
 };

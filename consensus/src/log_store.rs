@@ -1,7 +1,13 @@
 //! The Raft log and vote, in one tree.
 //!
-//! Keys: `e` + index (u64 big-endian) → bincode entry; `m/vote`, `m/committed`, `m/purged`.
-//! Big-endian indices keep the entries in log order, so the last entry is one range lookup.
+//! Keys: `e` + index (u64 big-endian) → bincode entry; `m/vote`, `m/committed`, `m/purged`;
+//! `m/format` → the tree's format (u32 big-endian, [`LOG_TREE_FORMAT`]). Big-endian indices
+//! keep the entries in log order, so the last entry is one range lookup.
+//!
+//! A tree without a format marker that holds entries was written by storage format 4 or
+//! earlier, whose commands were one flat enum: opening it rewrites every entry in the current
+//! encoding (through `x0t_ledger::migrations::format4`) and marks the tree, in one atomic
+//! batch, so a crash leaves the log old or new, never half.
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
@@ -22,6 +28,9 @@ const ENTRY_PREFIX: u8 = b'e';
 const VOTE_KEY: &[u8] = b"m/vote";
 const COMMITTED_KEY: &[u8] = b"m/committed";
 const PURGED_KEY: &[u8] = b"m/purged";
+const FORMAT_KEY: &[u8] = b"m/format";
+/// The log tree's format: log entries whose commands are one type per ledger domain.
+pub const LOG_TREE_FORMAT: u32 = 5;
 
 fn entry_key(index: u64) -> [u8; 9] {
     let mut key = [ENTRY_PREFIX; 9];
@@ -80,6 +89,41 @@ async fn flush(tree: &Arc<dyn KeyValueTree>) -> Result<(), StoreError> {
         .map_err(|e| StoreError::Engine(format!("flush task failed: {e}")))?
 }
 
+/// Brings the log tree to [`LOG_TREE_FORMAT`]: entries of an unmarked tree are format-4
+/// entries, re-encoded here with the marker set in the same atomic batch; an empty tree is
+/// just marked; a tree of another format is refused.
+fn upgrade_log_tree(tree: &dyn KeyValueTree) -> Result<(), StoreError> {
+    if let Some(bytes) = tree.get(FORMAT_KEY)? {
+        let found = <[u8; 4]>::try_from(bytes.as_slice())
+            .map(u32::from_be_bytes)
+            .map_err(|_| StoreError::Corrupt {
+                what: "log format marker",
+                detail: format!("{} bytes", bytes.len()),
+            })?;
+        if found == LOG_TREE_FORMAT {
+            return Ok(());
+        }
+        return Err(StoreError::IncompatibleFormat {
+            found,
+            dir: "the Raft log tree".to_owned(),
+        });
+    }
+    let old = tree.range(&[ENTRY_PREFIX], &ENTRIES_END)?;
+    if !old.is_empty() {
+        tracing::info!(
+            entries = old.len(),
+            "migrating the Raft log from storage format 4"
+        );
+    }
+    let mut batch = Batch::new();
+    for (key, value) in old {
+        let entry = crate::records::decode_format4_log_entry(&value)?;
+        batch.insert(key, encode(&entry)?);
+    }
+    batch.insert(FORMAT_KEY, LOG_TREE_FORMAT.to_be_bytes().to_vec());
+    tree.apply(batch)
+}
+
 /// Appends waiting for their flush at once; beyond this, `append` waits (back-pressure).
 const MAX_WAITING_FLUSHES: usize = 1024;
 
@@ -94,6 +138,7 @@ impl LogStore {
     /// Wraps a tree (see [`crate::SledStorage::tree`]) and starts its flusher thread, which
     /// ends when the last clone of this store is dropped.
     pub fn new(tree: Arc<dyn KeyValueTree>) -> Result<Self, StoreError> {
+        upgrade_log_tree(tree.as_ref())?;
         let (flushes, waiting) = mpsc::channel(MAX_WAITING_FLUSHES);
         // The flusher holds the tree weakly, so dropping the store releases the database
         // (and its file lock) at once, not whenever the thread notices.

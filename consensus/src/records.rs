@@ -3,7 +3,7 @@
 //! targets (`fuzz/fuzz_targets/ledger_entry.rs`). A damaged record is a
 //! [`StoreError::Corrupt`] naming what was being read, never a panic.
 
-use openraft::Entry;
+use openraft::{Entry, EntryPayload};
 use x0t_ledger::{Ledger, StoredRecord};
 
 use crate::codec::decode;
@@ -15,6 +15,33 @@ use crate::{LogId, TypeConfig};
 pub fn decode_log_entry(bytes: &[u8]) -> Result<Entry<TypeConfig>, StoreError> {
     decode("log entry", bytes)
 }
+
+/// Decodes one Raft log entry as storage format 4 wrote it (commands as one flat enum) and
+/// answers it in the current encoding: what opening a format-4 log does to each entry.
+pub fn decode_format4_log_entry(bytes: &[u8]) -> Result<Entry<TypeConfig>, StoreError> {
+    let old: Entry<Format4Config> = decode("format 4 log entry", bytes)?;
+    Ok(Entry {
+        log_id: old.log_id,
+        payload: match old.payload {
+            EntryPayload::Blank => EntryPayload::Blank,
+            EntryPayload::Normal(proposal) => EntryPayload::Normal(proposal.upgrade()),
+            EntryPayload::Membership(membership) => EntryPayload::Membership(membership),
+        },
+    })
+}
+
+openraft::declare_raft_types!(
+    /// Storage format 4's openraft configuration: its log entries carried
+    /// `x0t_ledger::migrations::format4::Proposal`. Only decoded, never run.
+    pub(crate) Format4Config:
+        D = x0t_ledger::migrations::format4::Proposal,
+        R = crate::Response,
+        NodeId = u64,
+        Node = crate::AnchorNode,
+        Entry = openraft::Entry<Format4Config>,
+        SnapshotData = std::io::Cursor<Vec<u8>>,
+        AsyncRuntime = openraft::TokioRuntime,
+);
 
 /// Decodes one stored ledger record (a key of the state tree under `r/` and its value) into
 /// the one-record ledger it makes.

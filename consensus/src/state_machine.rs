@@ -28,7 +28,7 @@ use x0t_ledger::migrations::format3;
 use x0t_ledger::{ApplyMeta, Ledger, StoredRecord};
 
 use crate::codec::{decode, decode_large, encode, encode_large};
-use crate::kv::{Batch, KeyValueTree, STORAGE_FORMAT_VERSION, StoreError};
+use crate::kv::{Batch, KeyValueTree, StoreError};
 use crate::{AnchorNode, LogId, Response, TypeConfig};
 
 /// Version of the snapshot byte format this build writes (it also reads version 1).
@@ -36,6 +36,9 @@ pub const SNAPSHOT_FORMAT_VERSION: u8 = 2;
 const SNAPSHOT_MAGIC: &[u8; 4] = b"X0TN";
 const APPLIED_KEY: &[u8] = b"m/applied";
 const FORMAT_KEY: &[u8] = b"m/format";
+/// The state tree's own format: records as (domain, key) → value since storage format 4
+/// (format 5 changed only the log). A tree is rewritten when this changes, never before.
+const STATE_TREE_FORMAT: u32 = 4;
 const RECORD_PREFIX: &[u8] = b"r/";
 const RECORDS_END: &[u8] = b"r0"; // '0' follows '/' in ASCII
 const SNAPSHOT_META_KEY: &[u8] = b"meta";
@@ -140,7 +143,7 @@ fn upgrade_state_tree(tree: &dyn KeyValueTree) -> Result<(), StoreError> {
                 what: "state format marker",
                 detail: format!("{} bytes", bytes.len()),
             })?;
-        if found == STORAGE_FORMAT_VERSION {
+        if found == STATE_TREE_FORMAT {
             return Ok(());
         }
         return Err(StoreError::IncompatibleFormat {
@@ -162,7 +165,7 @@ fn upgrade_state_tree(tree: &dyn KeyValueTree) -> Result<(), StoreError> {
         batch.remove(key);
         batch.insert(record_key(&stored.domain, &stored.key), stored.value);
     }
-    batch.insert(FORMAT_KEY, STORAGE_FORMAT_VERSION.to_be_bytes().to_vec());
+    batch.insert(FORMAT_KEY, STATE_TREE_FORMAT.to_be_bytes().to_vec());
     tree.apply(batch)
 }
 

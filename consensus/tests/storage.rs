@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use std::io::Cursor;
+use x0t_ledger::{AnchorCommand, Command, MeshCommand, Proposal, ProposedCommand};
 
 use openraft::storage::{RaftLogStorage, RaftStateMachine};
 use openraft::testing::{StoreBuilder, Suite, log_id};
@@ -13,10 +14,7 @@ use x0t_consensus::{
 };
 use x0t_crypto::{AuditStatement, SigAlgorithm, SignedAuditStatement, SigningKey};
 use x0t_ledger::{Outcome, Reject};
-use x0t_types::{
-    Actor, AnchorRecord, Command, MeshId, MeshSettings, Plan, Proposal, ProposedCommand,
-    PublicKeyBytes, Timestamp,
-};
+use x0t_types::{Actor, AnchorRecord, MeshId, MeshSettings, Plan, PublicKeyBytes, Timestamp};
 
 /// The anchor that signs every test command's audit statement.
 static ANCHOR: std::sync::LazyLock<SigningKey> =
@@ -31,7 +29,7 @@ fn proposed(command: Command) -> ProposedCommand {
                 node_id: ANCHOR.node_id(),
             },
             action: command.action().to_owned(),
-            command_digest: x0t_crypto::command_digest(&x0t_ledger::command_bytes(&command)),
+            command_digest: x0t_ledger::command_digest(&command),
             requested_at: Timestamp(0),
             issuer: ANCHOR.node_id(),
         },
@@ -63,7 +61,7 @@ fn bootstrap() -> Entry<TypeConfig> {
         log_id: log_id(1, 1, 0),
         payload: EntryPayload::Normal(Proposal {
             proposed_at: Timestamp(0),
-            commands: vec![proposed(Command::AddAnchor { anchor })],
+            commands: vec![proposed(Command::Anchors(AnchorCommand::Add { anchor }))],
         }),
     }
 }
@@ -103,11 +101,11 @@ fn create_meshes(index: u64, names: &[&str]) -> Entry<TypeConfig> {
             commands: names
                 .iter()
                 .map(|name| {
-                    proposed(Command::CreateMesh {
+                    proposed(Command::Meshes(MeshCommand::Create {
                         mesh: MeshId::new(*name).unwrap(),
                         settings: MeshSettings::default(),
                         plan: Plan::Starter,
-                    })
+                    }))
                 })
                 .collect(),
         }),

@@ -3,11 +3,12 @@
 //! applies, and the small traits through which one domain sees another.
 
 use x0t_crypto::VerifyingKey;
-use x0t_types::{Command, DeviceClass, MeshId, NodeId, NodeState, PqProfile, ProposedCommand};
+use x0t_types::{DeviceClass, MeshId, NodeId, PqProfile};
 
 use crate::acl::{self, Acls};
 use crate::anchors::Anchors;
 use crate::api_keys::ApiKeys;
+use crate::command::{Command, ProposedCommand};
 use crate::core::audit::{self, AnchorDirectory, AuditChains};
 use crate::core::requests::Requests;
 use crate::domain::{self, Applied, Domain};
@@ -18,7 +19,8 @@ use crate::{ApplyMeta, Outcome, Reject, command_scope};
 
 /// Declares the ledger's state as one part per domain, and what the core does with every
 /// part alike: load it, list it, and collect what changed. **Adding a domain is one line
-/// here** (its field and state type), plus its commands in [`Ledger::dispatch`].
+/// here** (its field and state type), plus its command type's variant in [`Command`] and
+/// its arm in [`Ledger::dispatch`].
 macro_rules! domains {
     ($($(#[$doc:meta])* $field:ident: $state:ty,)+) => {
         /// The whole replicated state: the core's parts and one per domain.
@@ -142,7 +144,8 @@ impl Ledger {
         Ok(applied.outcome)
     }
 
-    /// Hands a command to the domain that applies it, with what it may see of the others.
+    /// Hands a command to the domain that applies it, with what it may see of the others:
+    /// one arm per domain.
     fn dispatch(
         &mut self,
         command: &Command,
@@ -168,110 +171,11 @@ impl Ledger {
             };
         }
         match command {
-            Command::CreateMesh {
-                mesh,
-                settings,
-                plan,
-            } => meshes.create(mesh, settings, *plan, at),
-            Command::UpdateMeshSettings {
-                mesh,
-                expected_version,
-                settings,
-            } => meshes.update_settings(mesh, *expected_version, settings, at),
-            Command::AddAnchor { anchor } => anchors.add(anchor),
-            Command::RemoveAnchor { raft_id } => anchors.remove(*raft_id),
-            Command::AddAnchorJoinToken {
-                token_id,
-                secret_hash,
-                expires_at,
-            } => anchors.add_join_token(token_id, *secret_hash, *expires_at, at),
-            Command::RedeemAnchorJoinToken {
-                token_id,
-                secret_hash,
-                anchor,
-            } => anchors.redeem(token_id, secret_hash, anchor, at),
-            Command::AddApiKey {
-                key_id,
-                secret_hash,
-                label,
-                role,
-            } => api_keys.add(key_id, *secret_hash, label, *role, at),
-            Command::RegisterNode {
-                registration,
-                token,
-                certificate,
-            } => nodes.register(
-                &node_deps!(),
-                registration,
-                token.as_ref(),
-                certificate.as_deref(),
-                at.timestamp,
-                at.index,
-            ),
-            Command::ApproveNode {
-                mesh,
-                node_id,
-                certificate,
-            } => nodes.approve(
-                &node_deps!(),
-                mesh,
-                node_id,
-                certificate,
-                at.timestamp,
-                at.index,
-            ),
-            Command::RejectNode {
-                mesh,
-                node_id,
-                reason,
-            } => nodes.turn_away(
-                &node_deps!(),
-                mesh,
-                node_id,
-                NodeState::Rejected,
-                reason,
-                (at.timestamp, at.index),
-            ),
-            Command::RevokeNode {
-                mesh,
-                node_id,
-                reason,
-            } => nodes.turn_away(
-                &node_deps!(),
-                mesh,
-                node_id,
-                NodeState::Revoked,
-                reason,
-                (at.timestamp, at.index),
-            ),
-            Command::AddJoinToken {
-                mesh,
-                token_id,
-                secret_hash,
-                usage,
-                pre_approved,
-                tags,
-                not_before,
-                not_after,
-                for_node,
-            } => nodes.add_join_token(
-                &node_deps!(),
-                mesh,
-                *token_id,
-                *secret_hash,
-                *usage,
-                *pre_approved,
-                tags,
-                (*not_before, *not_after),
-                *for_node,
-                at.timestamp,
-            ),
-            Command::RotateJoinTokens { mesh } => nodes.rotate(&mut node_deps!(), mesh),
-            Command::SetAcl {
-                mesh,
-                document,
-                expected_version,
-            } => acl.set(&*meshes, mesh, document, *expected_version, actor, at),
+            Command::Meshes(command) => meshes.apply(command, at),
+            Command::Anchors(command) => anchors.apply(command, at),
+            Command::ApiKeys(command) => api_keys.apply(command, at),
+            Command::Nodes(command) => nodes.apply(&mut node_deps!(), command, at),
+            Command::Acl(command) => acl.apply(&*meshes, command, actor, at),
         }
     }
 }

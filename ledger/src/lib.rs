@@ -1,6 +1,6 @@
 //! The replicated domain state machine of x0t.
 //!
-//! [`Ledger::apply`] takes a [`ProposedCommand`](x0t_types::ProposedCommand) and the
+//! [`Ledger::apply`] takes a [`ProposedCommand`] and the
 //! [`ApplyMeta`] the log gives it (index and the leader's timestamp) and either changes the
 //! state and returns an [`Outcome`], or changes nothing and returns a [`Reject`].
 //!
@@ -8,8 +8,9 @@
 //! - the core (`ledger.rs`, `core/`): dispatch, request de-duplication (`core::requests`),
 //!   authorization of the actor and the audit chains (`core::audit`), change tracking;
 //! - `meshes/`, `anchors/`, `api_keys/`, `nodes/` (nodes and join tokens), `acl/`: each with
-//!   its records, its part of the state, the functions that apply its commands, its queries
-//!   and its tests. A domain's state implements `domain::Domain`, from which the core
+//!   its command type (`command.rs`: the commands, their audit action and chain, and the
+//!   domain's `apply`), its records, its part of the state, the functions that apply its
+//!   commands, its queries and its tests; [`Command`] has one variant per domain. A domain's state implements `domain::Domain`, from which the core
 //!   persists it; what it needs from another domain comes through a small trait it declares.
 //!
 //! Storage sees only (domain, key, value) bytes ([`StoredRecord`]); `migrations` reads what
@@ -23,6 +24,7 @@
 mod acl;
 mod anchors;
 mod api_keys;
+mod command;
 mod core;
 mod domain;
 mod ledger;
@@ -39,7 +41,11 @@ mod tests;
 pub use acl::{AclRecord, MAX_ACL_VERSIONS, policy_reject};
 pub use anchors::{AnchorJoinToken, MAX_ANCHOR_JOIN_TOKENS};
 pub use api_keys::ApiKey;
-pub use core::audit::{AuditRecord, ChainHead, command_bytes, command_scope};
+pub use command::{
+    AclCommand, AnchorCommand, ApiKeyCommand, Command, MeshCommand, NodeCommand, Proposal,
+    ProposedCommand,
+};
+pub use core::audit::{AuditRecord, ChainHead, command_bytes, command_digest, command_scope};
 pub use core::requests::{MAX_REMEMBERED_REQUESTS, REQUEST_MEMORY_MS, RequestGroup, RequestRecord};
 pub use ledger::{DOMAINS, Ledger};
 pub use meshes::Mesh;

@@ -7,12 +7,11 @@ use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use x0t_crypto::{AuditStatement, SigAlgorithm, SignedAuditStatement, SigningKey};
-use x0t_types::{
-    Actor, AnchorRecord, Command, MeshId, MeshSettings, ProposedCommand, PublicKeyBytes, Timestamp,
-};
+use x0t_types::{Actor, AnchorRecord, MeshId, MeshSettings, PublicKeyBytes, Timestamp};
 
 use crate::domain::Domain;
 use crate::stored::encode;
+use crate::{AnchorCommand, Command, ProposedCommand};
 use crate::{Ledger, Outcome, Reject, StoredChange, command_bytes, command_scope};
 
 /// The anchor every test ledger is bootstrapped with.
@@ -57,7 +56,7 @@ pub(crate) fn statement(command: &Command) -> Vec<u8> {
                             key_id: "test".into(),
                         },
                         action: command.action().to_owned(),
-                        command_digest: x0t_crypto::command_digest(&bytes),
+                        command_digest: crate::command_digest(command),
                         requested_at: Timestamp(0),
                         issuer: ANCHOR.node_id(),
                     },
@@ -111,7 +110,10 @@ pub(crate) fn anchor(raft_id: u64) -> AnchorRecord {
 pub(crate) fn booted() -> Ledger {
     let mut ledger = Ledger::new();
     ledger
-        .ap(&Command::AddAnchor { anchor: anchor(1) }, meta(0))
+        .ap(
+            &Command::Anchors(AnchorCommand::Add { anchor: anchor(1) }),
+            meta(0),
+        )
         .unwrap();
     ledger.take_changes();
     ledger

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use x0t_ledger::{AnchorCommand, ApiKeyCommand, Command, MeshCommand};
 
 use libp2p::Multiaddr;
 use serde::{Deserialize, Serialize};
@@ -10,7 +11,7 @@ use tokio::sync::watch;
 use x0t_consensus::{AnchorNode, SledStorage};
 use x0t_crypto::keyfile::write_secret_file;
 use x0t_crypto::{SigAlgorithm, SigningKey};
-use x0t_types::{AnchorRecord, Command, MeshId, MeshSettings};
+use x0t_types::{AnchorRecord, MeshId, MeshSettings};
 
 use crate::NodeError;
 use crate::control::{ControlPlane, RaftSettings};
@@ -216,22 +217,22 @@ pub async fn bootstrap_cluster(
     let token = SecretToken::generate(TokenKind::Admin);
     let mesh = MeshId::new(DEFAULT_MESH).map_err(|e| NodeError::Config(e.to_string()))?;
     for command in [
-        Command::AddAnchor {
+        Command::Anchors(AnchorCommand::Add {
             anchor: anchor_record(raft_id, control.identity(), anchor),
-        },
-        Command::AddApiKey {
+        }),
+        Command::ApiKeys(ApiKeyCommand::Add {
             key_id: token.id.clone(),
             secret_hash: token.secret_hash(),
             label: "bootstrap".to_owned(),
             role: x0t_types::KeyRole::Admin,
-        },
-        Command::CreateMesh {
+        }),
+        Command::Meshes(MeshCommand::Create {
             mesh: mesh.clone(),
             settings: MeshSettings {
                 description: "created at bootstrap".to_owned(),
             },
             plan: x0t_types::Plan::Enterprise,
-        },
+        }),
     ] {
         control.write(command).await?;
     }
@@ -356,9 +357,9 @@ async fn join_with_admin_key(
         })
         .await?;
     control
-        .write(Command::AddAnchor {
+        .write(Command::Anchors(AnchorCommand::Add {
             anchor: anchor_record(raft_id, control.identity(), anchor),
-        })
+        }))
         .await?;
     Ok(())
 }

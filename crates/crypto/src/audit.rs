@@ -8,7 +8,8 @@
 //!              | u8 len | mesh (ASCII; length 0 = the cluster itself)
 //!              | actor
 //!              | u8 len | action (ASCII, e.g. "node.approve")
-//!              | command digest (32)          blake3 of the command's bytes (command_digest)
+//!              | command digest (32)          blake3 of the command's bytes (command_digest_v2;
+//!                                             command_digest for format-4 commands)
 //!              | u64 requested_at_ms          the anchor's clock
 //!              | issuer node_id (32)          the anchor that signs it
 //! actor        = u8 kind: 1 API key | u8 len | key id
@@ -81,6 +82,14 @@ pub fn command_digest(command_bytes: &[u8]) -> [u8; 32] {
     blake3::derive_key("x0t 2026-11 command digest v1", command_bytes)
 }
 
+/// The digest a statement carries of a command as storage format 5 and later encode it (each
+/// domain its own command type). Its context differs from [`command_digest`]'s (format 4's),
+/// so a statement signed for a command in one encoding is never taken for a command in the
+/// other, whatever their bytes.
+pub fn command_digest_v2(command_bytes: &[u8]) -> [u8; 32] {
+    blake3::derive_key("x0t 2026-12 command digest v2", command_bytes)
+}
+
 /// An anchor's signed word on who asked for a change.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuditStatement {
@@ -90,7 +99,8 @@ pub struct AuditStatement {
     pub actor: Actor,
     /// What they asked for, e.g. `node.approve`.
     pub action: String,
-    /// [`command_digest`] of the exact command.
+    /// [`command_digest_v2`] of the exact command's bytes ([`command_digest`] of its format-4
+    /// bytes in statements of earlier releases).
     pub command_digest: [u8; 32],
     /// The anchor's clock when it signed.
     pub requested_at: Timestamp,

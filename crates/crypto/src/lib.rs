@@ -33,7 +33,8 @@ mod token;
 mod wire;
 
 pub use audit::{
-    AuditEntry, AuditStatement, ChainError, SignedAuditStatement, command_digest, verify_chain,
+    AuditEntry, AuditStatement, ChainError, SignedAuditStatement, command_digest,
+    command_digest_v2, verify_chain,
 };
 pub use cert::{
     CERTIFICATE_TEXT_PREFIX, CERTIFICATE_VERSION, MAX_CERT_TAGS, MAX_PEER_ID_LEN, NodeCertificate,

@@ -14,7 +14,7 @@ mod ids;
 mod lifecycle;
 mod time;
 
-pub use command::{AnchorNode, AnchorRecord, Command, MeshSettings, Proposal, ProposedCommand};
+pub use command::{AnchorNode, AnchorRecord, MeshSettings};
 pub use device::{DeviceClass, PqProfile};
 pub use error::TypesError;
 pub use ids::{MeshId, NodeId, Tag};

@@ -8,9 +8,10 @@ use openraft::raft::{
 };
 use serde::{Deserialize, Serialize};
 use x0t_consensus::{AnchorNode, LogId, TypeConfig};
+use x0t_ledger::ProposedCommand;
 use x0t_ledger::{Outcome, Reject};
 use x0t_types::api::{AnchorView, NodeStatus, RegisterNode};
-use x0t_types::{AnchorRecord, NodeId, ProposedCommand};
+use x0t_types::{AnchorRecord, NodeId};
 
 /// The protocol name on the wire.
 pub const CONTROL_PROTOCOL: &str = "/x0t/control/1";

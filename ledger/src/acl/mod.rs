@@ -3,6 +3,8 @@
 //! from it (the PQ profile per device class, which certificates must carry). A document is
 //! parsed and its tests run inside `apply`, so every replica accepts or refuses the same one.
 
+mod command;
+pub use command::AclCommand;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};

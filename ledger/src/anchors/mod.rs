@@ -2,6 +2,8 @@
 //! the identity key of every anchor ever recorded (kept for good: old certificates and audit
 //! entries stay verifiable), and single-use anchor-join tokens.
 
+mod command;
+pub use command::AnchorCommand;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};

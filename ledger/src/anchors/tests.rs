@@ -1,7 +1,8 @@
 //! The anchors domain's tests: anchor records and their changes, anchor-join tokens.
 #![allow(clippy::unwrap_used)]
 
-use x0t_types::{Command, Timestamp};
+use crate::{AnchorCommand, Command};
+use x0t_types::Timestamp;
 
 use super::{Anchors, Key, MAX_ANCHOR_JOIN_TOKENS, Value};
 use crate::testkit::{ApplyExt, anchor, assert_round_trips, booted, change, meta};
@@ -10,15 +11,19 @@ use crate::{Outcome, Reject};
 #[test]
 fn anchor_join_tokens_work_once_until_they_expire() {
     let mut ledger = booted();
-    let add = |id: &str, expires_at| Command::AddAnchorJoinToken {
-        token_id: id.into(),
-        secret_hash: [1; 32],
-        expires_at: Timestamp(expires_at),
+    let add = |id: &str, expires_at| {
+        Command::Anchors(AnchorCommand::AddJoinToken {
+            token_id: id.into(),
+            secret_hash: [1; 32],
+            expires_at: Timestamp(expires_at),
+        })
     };
-    let redeem = |id: &str, hash, raft_id| Command::RedeemAnchorJoinToken {
-        token_id: id.into(),
-        secret_hash: hash,
-        anchor: anchor(raft_id),
+    let redeem = |id: &str, hash, raft_id| {
+        Command::Anchors(AnchorCommand::RedeemJoinToken {
+            token_id: id.into(),
+            secret_hash: hash,
+            anchor: anchor(raft_id),
+        })
     };
     // meta(n) is at n seconds.
     assert!(matches!(
@@ -39,7 +44,7 @@ fn anchor_join_tokens_work_once_until_they_expire() {
     );
     assert_eq!(ledger, before);
     let mut huge = redeem("t1", [1; 32], 9);
-    if let Command::RedeemAnchorJoinToken { anchor, .. } = &mut huge {
+    if let Command::Anchors(AnchorCommand::RedeemJoinToken { anchor, .. }) = &mut huge {
         anchor.api_url = "h".repeat(257);
     }
     assert!(matches!(ledger.ap(&huge, meta(4)), Err(Reject::Invalid(_))));
@@ -89,9 +94,9 @@ fn anchors_and_changes() {
     let anchor = anchor(7);
     ledger
         .ap(
-            &Command::AddAnchor {
+            &Command::Anchors(AnchorCommand::Add {
                 anchor: anchor.clone(),
-            },
+            }),
             meta(1),
         )
         .unwrap();
@@ -104,14 +109,20 @@ fn anchors_and_changes() {
     assert_eq!(changes[1].domain, "audit", "{changes:?}");
     assert!(ledger.take_changes().is_empty());
     ledger
-        .ap(&Command::RemoveAnchor { raft_id: 7 }, meta(2))
+        .ap(
+            &Command::Anchors(AnchorCommand::Remove { raft_id: 7 }),
+            meta(2),
+        )
         .unwrap();
     let changes = ledger.take_changes();
     assert_eq!(changes[0], change::<Anchors>(Key::Anchor(7), None));
     assert_eq!(changes.len(), 2, "the removal and its audit entry");
     assert!(
         ledger
-            .ap(&Command::RemoveAnchor { raft_id: 7 }, meta(3))
+            .ap(
+                &Command::Anchors(AnchorCommand::Remove { raft_id: 7 }),
+                meta(3)
+            )
             .is_err()
     );
     assert!(ledger.take_changes().is_empty(), "a reject changes nothing");

@@ -1,5 +1,7 @@
 //! The API keys domain: admin and viewer keys, by id, with only the hash of each secret.
 
+mod command;
+pub use command::ApiKeyCommand;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};

@@ -4,10 +4,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
-use x0t_crypto::{AuditEntry, SignedAuditStatement, SignedRegistration, command_digest};
-use x0t_types::{Actor, Command, MeshId, NodeId, Timestamp};
+use x0t_crypto::{
+    AuditEntry, SignedAuditStatement, SignedRegistration, command_digest as command_digest_v1,
+    command_digest_v2,
+};
+use x0t_types::{Actor, MeshId, NodeId, Timestamp};
 
+use crate::command::{AnchorCommand, Command, NodeCommand};
 use crate::domain::Domain;
+use crate::migrations::format4::legacy_command_bytes;
 use crate::{Ledger, Reject};
 
 /// One stored audit entry: its canonical bytes and chain hash.
@@ -35,24 +40,7 @@ pub struct ChainHead {
 
 /// The chain a command belongs to.
 pub fn command_scope(command: &Command) -> Option<MeshId> {
-    match command {
-        Command::CreateMesh { mesh, .. }
-        | Command::UpdateMeshSettings { mesh, .. }
-        | Command::ApproveNode { mesh, .. }
-        | Command::RejectNode { mesh, .. }
-        | Command::RevokeNode { mesh, .. }
-        | Command::AddJoinToken { mesh, .. }
-        | Command::RotateJoinTokens { mesh }
-        | Command::SetAcl { mesh, .. } => Some(mesh.clone()),
-        Command::RegisterNode { registration, .. } => SignedRegistration::decode(registration)
-            .ok()
-            .map(|r| r.payload().mesh.clone()),
-        Command::AddAnchor { .. }
-        | Command::AddApiKey { .. }
-        | Command::AddAnchorJoinToken { .. }
-        | Command::RedeemAnchorJoinToken { .. }
-        | Command::RemoveAnchor { .. } => None,
-    }
+    command.scope()
 }
 
 /// The bytes a statement's command digest covers: the command's bincode encoding.
@@ -60,6 +48,18 @@ pub fn command_bytes(command: &Command) -> Vec<u8> {
     // Encoding a plain enum into a Vec cannot fail; an empty digest input would only make
     // the statement check fail, never pass.
     bincode::serde::encode_to_vec(command, bincode::config::standard()).unwrap_or_default()
+}
+
+/// The digest an anchor's statement carries of `command`.
+pub fn command_digest(command: &Command) -> [u8; 32] {
+    command_digest_v2(&command_bytes(command))
+}
+
+/// Whether `digest` is `command`'s: as this release digests it, or as format 4 did (the
+/// statements in log entries written before format 5, replayed after the migration).
+fn digest_matches(digest: &[u8; 32], command: &Command) -> bool {
+    *digest == command_digest(command)
+        || legacy_command_bytes(command).is_some_and(|bytes| *digest == command_digest_v1(&bytes))
 }
 
 /// What the audit chain needs from the anchors domain.
@@ -213,7 +213,7 @@ pub(crate) fn check_statement(
     command: &Command,
     statement: &[u8],
 ) -> Result<(Actor, Vec<u8>), Reject> {
-    if let Command::RegisterNode { registration, .. } = command {
+    if let Command::Nodes(NodeCommand::Register { registration, .. }) = command {
         let node_id = SignedRegistration::decode(registration)
             .map_err(|e| Reject::BadRegistration(e.to_string()))?
             .payload()
@@ -224,7 +224,7 @@ pub(crate) fn check_statement(
     let signed = SignedAuditStatement::decode(statement).map_err(|e| bad(e.to_string()))?;
     let payload = signed.payload();
     let self_added = match command {
-        Command::AddAnchor { anchor } => Some(anchor.node_id),
+        Command::Anchors(AnchorCommand::Add { anchor }) => Some(anchor.node_id),
         _ => None,
     };
     if !anchors.is_anchor(&payload.issuer) && self_added != Some(payload.issuer) {
@@ -241,7 +241,7 @@ pub(crate) fn check_statement(
             command.action()
         )));
     }
-    if payload.command_digest != command_digest(&command_bytes(command)) {
+    if !digest_matches(&payload.command_digest, command) {
         return Err(bad("it was signed for another command".to_owned()));
     }
     Ok((payload.actor.clone(), statement.to_vec()))

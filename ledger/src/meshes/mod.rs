@@ -1,14 +1,16 @@
 //! The meshes domain: each tenant network's name, settings (compare-and-set by version),
 //! plan and join-token rotation epoch.
 
+mod command;
+pub use command::MeshCommand;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use x0t_types::command::MAX_DESCRIPTION_LEN;
-use x0t_types::{Command, MeshId, MeshSettings, Plan, Timestamp};
+use x0t_types::{MeshId, MeshSettings, Plan, Timestamp};
 
 use crate::domain::{Applied, At, Domain};
-use crate::{Ledger, Outcome, Reject};
+use crate::{Command, Ledger, Outcome, Reject};
 
 /// A mesh: a tenant's network.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -218,16 +220,18 @@ pub(crate) fn replayed(
         ..mesh.clone()
     };
     match (remembered, command) {
-        (Ok(Outcome::MeshCreated { mesh }), Command::CreateMesh { settings, .. }) => {
-            Ok(Outcome::MeshCreated {
-                mesh: with(mesh, settings),
-            })
-        }
-        (Ok(Outcome::MeshUpdated { mesh }), Command::UpdateMeshSettings { settings, .. }) => {
-            Ok(Outcome::MeshUpdated {
-                mesh: with(mesh, settings),
-            })
-        }
+        (
+            Ok(Outcome::MeshCreated { mesh }),
+            Command::Meshes(MeshCommand::Create { settings, .. }),
+        ) => Ok(Outcome::MeshCreated {
+            mesh: with(mesh, settings),
+        }),
+        (
+            Ok(Outcome::MeshUpdated { mesh }),
+            Command::Meshes(MeshCommand::UpdateSettings { settings, .. }),
+        ) => Ok(Outcome::MeshUpdated {
+            mesh: with(mesh, settings),
+        }),
         (other, _) => other.clone(),
     }
 }

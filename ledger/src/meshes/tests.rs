@@ -1,8 +1,9 @@
 //! The meshes domain's tests: creation, compare-and-set, limits.
 #![allow(clippy::unwrap_used)]
 
+use crate::{Command, MeshCommand};
 use x0t_types::command::MAX_DESCRIPTION_LEN;
-use x0t_types::{Command, Plan, Timestamp};
+use x0t_types::{Plan, Timestamp};
 
 use crate::testkit::{ApplyExt, booted, mesh, meta, settings};
 use crate::{Outcome, Reject};
@@ -10,11 +11,11 @@ use crate::{Outcome, Reject};
 #[test]
 fn create_then_compare_and_set() {
     let mut ledger = booted();
-    let create = Command::CreateMesh {
+    let create = Command::Meshes(MeshCommand::Create {
         mesh: mesh("m"),
         settings: settings("a"),
         plan: Plan::Starter,
-    };
+    });
     assert!(matches!(
         ledger.ap(&create, meta(1)),
         Ok(Outcome::MeshCreated { .. })
@@ -23,10 +24,12 @@ fn create_then_compare_and_set() {
         ledger.ap(&create, meta(2)),
         Err(Reject::MeshExists { mesh: mesh("m") })
     );
-    let update = |expected, text: &str| Command::UpdateMeshSettings {
-        mesh: mesh("m"),
-        expected_version: expected,
-        settings: settings(text),
+    let update = |expected, text: &str| {
+        Command::Meshes(MeshCommand::UpdateSettings {
+            mesh: mesh("m"),
+            expected_version: expected,
+            settings: settings(text),
+        })
     };
     let Ok(Outcome::MeshUpdated { mesh: updated }) = ledger.ap(&update(Some(1), "b"), meta(3))
     else {
@@ -44,11 +47,11 @@ fn create_then_compare_and_set() {
     assert_eq!(ledger.mesh(&mesh("m")).unwrap().settings, settings("b"));
     assert!(ledger.ap(&update(None, "d"), meta(5)).is_ok());
     assert_eq!(ledger.mesh(&mesh("m")).unwrap().version, 3);
-    let missing = Command::UpdateMeshSettings {
+    let missing = Command::Meshes(MeshCommand::UpdateSettings {
         mesh: mesh("nope"),
         expected_version: None,
         settings: settings(""),
-    };
+    });
     assert!(matches!(
         ledger.ap(&missing, meta(6)),
         Err(Reject::NoSuchMesh { .. })

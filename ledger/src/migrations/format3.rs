@@ -88,9 +88,9 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::Ledger;
     use crate::testkit::{ApplyExt, booted, mesh, meta};
-    use x0t_types::{Command, MeshSettings, Plan};
+    use crate::{Command, Ledger, MeshCommand};
+    use x0t_types::{MeshSettings, Plan};
 
     /// Format-3 bytes as that release wrote them (bincode of the variant's index, then the
     /// record) decode and upgrade to the same ledger; the variant order is pinned.
@@ -99,11 +99,11 @@ mod tests {
         let mut ledger = booted();
         ledger
             .ap(
-                &Command::CreateMesh {
+                &Command::Meshes(MeshCommand::Create {
                     mesh: mesh("m"),
                     settings: MeshSettings::default(),
                     plan: Plan::Pro,
-                },
+                }),
                 meta(1),
             )
             .unwrap();

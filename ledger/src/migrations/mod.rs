@@ -7,3 +7,4 @@
 //! records adds its own step here, beside the ones before it.
 
 pub mod format3;
+pub mod format4;

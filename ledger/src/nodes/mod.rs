@@ -7,6 +7,8 @@
 //! from the meshes, anchor keys (to check certificates) from the anchors, and each class's PQ
 //! profile from the mesh's policy.
 
+mod command;
+pub use command::NodeCommand;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 

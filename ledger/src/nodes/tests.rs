@@ -2,11 +2,12 @@
 //! effects of node commands.
 #![allow(clippy::unwrap_used)]
 
+use crate::{AclCommand, Command, MeshCommand, NodeCommand};
 use x0t_crypto::{
     NodeCertificate, Registration, SigAlgorithm, SignedNodeCertificate, SigningKey, is_overlay_ip,
 };
 use x0t_types::{
-    Command, DeviceClass, MeshId, MeshSettings, NodeId, NodeState, Plan, PqProfile, Tag, Timestamp,
+    DeviceClass, MeshId, MeshSettings, NodeId, NodeState, Plan, PqProfile, Tag, Timestamp,
     TokenProof, TokenUsage,
 };
 
@@ -28,11 +29,11 @@ fn with_mesh() -> Ledger {
     let mut ledger = booted();
     ledger
         .ap(
-            &Command::CreateMesh {
+            &Command::Meshes(MeshCommand::Create {
                 mesh: mesh(),
                 settings: MeshSettings::default(),
                 plan: Plan::Enterprise,
-            },
+            }),
             meta(1),
         )
         .unwrap();
@@ -100,15 +101,15 @@ fn register(
     certificate: Option<Vec<u8>>,
     index: u64,
 ) -> Command {
-    Command::RegisterNode {
+    Command::Nodes(NodeCommand::Register {
         registration: registration(node, index * 1_000),
         token,
         certificate,
-    }
+    })
 }
 
 fn add_token(id: u8, usage: TokenUsage, pre_approved: bool, from: u64, ttl: u64) -> Command {
-    Command::AddJoinToken {
+    Command::Nodes(NodeCommand::AddJoinToken {
         mesh: mesh(),
         token_id: [id; 16],
         secret_hash: [id; 32],
@@ -118,7 +119,7 @@ fn add_token(id: u8, usage: TokenUsage, pre_approved: bool, from: u64, ttl: u64)
         not_before: Timestamp(from),
         not_after: Timestamp(from + ttl),
         for_node: None,
-    }
+    })
 }
 
 fn proof(id: u8) -> Option<TokenProof> {
@@ -148,10 +149,12 @@ fn register_approve_revoke_reenroll() {
     // A certificate from a key that is not an anchor, or with a flipped byte: refused.
     let stranger = key();
     let forged = certificate(&ledger, &node, vec![tag("robot")], 4_000, &stranger);
-    let approve = |certificate| Command::ApproveNode {
-        mesh: mesh(),
-        node_id: node.node_id(),
-        certificate,
+    let approve = |certificate| {
+        Command::Nodes(NodeCommand::Approve {
+            mesh: mesh(),
+            node_id: node.node_id(),
+            certificate,
+        })
     };
     assert!(matches!(
         ledger.ap(&approve(forged), meta(4)),
@@ -176,11 +179,11 @@ fn register_approve_revoke_reenroll() {
     // Revoke: the address is released, the record stays with its reason.
     ledger
         .ap(
-            &Command::RevokeNode {
+            &Command::Nodes(NodeCommand::Revoke {
                 mesh: mesh(),
                 node_id: node.node_id(),
                 reason: "stolen".into(),
-            },
+            }),
             meta(5),
         )
         .unwrap();
@@ -209,11 +212,11 @@ fn register_approve_revoke_reenroll() {
 }
 
 fn set_acl(document: &str, expected_version: Option<u64>) -> Command {
-    Command::SetAcl {
+    Command::Acl(AclCommand::Set {
         mesh: mesh(),
         document: document.into(),
         expected_version,
-    }
+    })
 }
 
 #[test]
@@ -264,10 +267,12 @@ fn policy_updates_are_checked_versioned_audited_and_set_pq_profiles() {
     // A robot's certificate must now carry the constrained profile.
     let node = key();
     ledger.ap(&register(&node, None, None, 4), meta(4)).unwrap();
-    let approve = |certificate| Command::ApproveNode {
-        mesh: mesh(),
-        node_id: node.node_id(),
-        certificate,
+    let approve = |certificate| {
+        Command::Nodes(NodeCommand::Approve {
+            mesh: mesh(),
+            node_id: node.node_id(),
+            certificate,
+        })
     };
     let standard = certificate(&ledger, &node, vec![tag("robot")], 5_000, &ANCHOR);
     assert!(matches!(
@@ -327,22 +332,22 @@ fn stale_or_foreign_registrations_are_refused() {
     let mut ledger = with_mesh();
     let node = key();
     // Signed 11 minutes before the proposal.
-    let stale = Command::RegisterNode {
+    let stale = Command::Nodes(NodeCommand::Register {
         registration: registration(&node, 1_000),
         token: None,
         certificate: None,
-    };
+    });
     assert!(matches!(
         ledger.ap(&stale, meta(661)),
         Err(Reject::BadRegistration(_))
     ));
     let mut garbage = registration(&node, 2_000);
     garbage.truncate(100);
-    let bad = Command::RegisterNode {
+    let bad = Command::Nodes(NodeCommand::Register {
         registration: garbage,
         token: None,
         certificate: None,
-    };
+    });
     assert!(ledger.ap(&bad, meta(2)).is_err());
     assert_eq!(ledger.node_counts(&mesh()).total, 0);
 }
@@ -451,7 +456,10 @@ fn tokens_single_use_expiry_rotation_and_limits() {
         )
         .unwrap();
     let Outcome::JoinTokensRotated { epoch: 1, .. } = ledger
-        .ap(&Command::RotateJoinTokens { mesh: mesh() }, meta(10))
+        .ap(
+            &Command::Nodes(NodeCommand::RotateJoinTokens { mesh: mesh() }),
+            meta(10),
+        )
         .unwrap()
     else {
         panic!("rotation")
@@ -549,11 +557,11 @@ fn a_reissued_token_replaces_the_node_and_keeps_its_address() {
     let cert = certificate(&ledger, &old, vec![tag("robot")], 2_000, &ANCHOR);
     ledger
         .ap(
-            &Command::ApproveNode {
+            &Command::Nodes(NodeCommand::Approve {
                 mesh: mesh(),
                 node_id: old.node_id(),
                 certificate: cert,
-            },
+            }),
             meta(2),
         )
         .unwrap();
@@ -563,7 +571,7 @@ fn a_reissued_token_replaces_the_node_and_keeps_its_address() {
         .overlay_ip
         .unwrap();
     let mut reissue = add_token(7, TokenUsage::SingleUse, false, 3_000, Timestamp::HOUR);
-    if let Command::AddJoinToken { for_node, .. } = &mut reissue {
+    if let Command::Nodes(NodeCommand::AddJoinToken { for_node, .. }) = &mut reissue {
         *for_node = Some(old.node_id());
     }
     ledger.ap(&reissue, meta(3)).unwrap();
@@ -601,11 +609,11 @@ fn the_audit_chain_records_every_applied_command_and_verifies() {
     let _ = ledger.ap(&register(&node, None, None, 3), meta(3)); // refused: not audited
     ledger
         .ap(
-            &Command::RejectNode {
+            &Command::Nodes(NodeCommand::Reject {
                 mesh: mesh(),
                 node_id: node.node_id(),
                 reason: "unknown device".into(),
-            },
+            }),
             meta(4),
         )
         .unwrap();
@@ -618,15 +626,17 @@ fn the_audit_chain_records_every_applied_command_and_verifies() {
     assert_eq!(ledger.audit_head(Some(&mesh())).len, 3);
     x0t_crypto::verify_chain(&entries, &|id| ledger.anchor_key(id)).unwrap();
     // A statement for another command is refused before anything changes.
-    let revoke = Command::RevokeNode {
+    let revoke = Command::Nodes(NodeCommand::Revoke {
         mesh: mesh(),
         node_id: node.node_id(),
         reason: String::new(),
-    };
-    let mut proposed = x0t_types::ProposedCommand {
+    });
+    let mut proposed = crate::ProposedCommand {
         command: revoke.clone(),
         request_id: None,
-        statement: crate::testkit::statement(&Command::RotateJoinTokens { mesh: mesh() }),
+        statement: crate::testkit::statement(&Command::Nodes(NodeCommand::RotateJoinTokens {
+            mesh: mesh(),
+        })),
     };
     let m = crate::ApplyMeta {
         index: 5,

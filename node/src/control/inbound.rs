@@ -2,12 +2,13 @@
 //! from peers, answered at most `MAX_INBOUND_IN_FLIGHT` at a time.
 
 use std::sync::Arc;
+use x0t_ledger::{AnchorCommand, Command};
 
 use libp2p::PeerId;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use x0t_consensus::AnchorNode;
 use x0t_ledger::Reject;
-use x0t_types::{AnchorRecord, Command};
+use x0t_types::AnchorRecord;
 
 use crate::p2p::InboundRequest;
 use crate::p2p::protocol::{ControlRequest, ControlResponse, ForwardedWriteError};
@@ -177,11 +178,11 @@ impl ControlPlane {
         }
         let (raft_id, peer_id) = (anchor.raft_id, anchor.peer_id.clone());
         match self
-            .write(Command::RedeemAnchorJoinToken {
+            .write(Command::Anchors(AnchorCommand::RedeemJoinToken {
                 token_id: token.id.clone(),
                 secret_hash: token.secret_hash(),
                 anchor,
-            })
+            }))
             .await
         {
             Ok(_) => {}

@@ -10,8 +10,8 @@ use openraft::{ServerState, SnapshotPolicy};
 use tokio::sync::{mpsc, oneshot};
 use x0t_consensus::{AnchorNode, LogId, LogStore, Raft, SledStorage, StateMachineStore};
 use x0t_crypto::SigningKey;
+use x0t_ledger::ProposedCommand;
 use x0t_ledger::{Ledger, Outcome, Reject};
-use x0t_types::ProposedCommand;
 
 use crate::p2p::{P2p, P2pError};
 use crate::raft_network::NetworkFactory;

@@ -4,13 +4,14 @@
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use x0t_ledger::{Command, NodeCommand, Proposal, ProposedCommand};
 
 use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use x0t_consensus::{AnchorNode, LogId, Response};
 use x0t_crypto::{AuditStatement, SignedAuditStatement};
 use x0t_ledger::Outcome;
-use x0t_types::{Actor, Command, Proposal, ProposedCommand};
+use x0t_types::Actor;
 
 use crate::p2p::protocol::{ControlRequest, ControlResponse, ForwardedWriteError};
 use crate::raft_network::peer_of;
@@ -63,14 +64,14 @@ impl ControlPlane {
         actor: Actor,
         command: &Command,
     ) -> Result<Vec<u8>, ControlError> {
-        if matches!(command, Command::RegisterNode { .. }) {
+        if matches!(command, Command::Nodes(NodeCommand::Register { .. })) {
             return Ok(Vec::new());
         }
         let statement = AuditStatement {
             mesh: x0t_ledger::command_scope(command),
             actor,
             action: command.action().to_owned(),
-            command_digest: x0t_crypto::command_digest(&x0t_ledger::command_bytes(command)),
+            command_digest: x0t_ledger::command_digest(command),
             requested_at: now(),
             issuer: self.identity.node_id(),
         };
@@ -383,17 +384,18 @@ pub(super) fn check_batch(commands: &[ProposedCommand]) -> Result<usize, String>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use x0t_ledger::MeshCommand;
     use x0t_types::{MeshId, MeshSettings};
 
     fn update(description_len: usize) -> ProposedCommand {
         ProposedCommand {
-            command: Command::UpdateMeshSettings {
+            command: Command::Meshes(MeshCommand::UpdateSettings {
                 mesh: MeshId::new("m").unwrap(),
                 expected_version: None,
                 settings: MeshSettings {
                     description: "x".repeat(description_len),
                 },
-            },
+            }),
             request_id: Some(7),
             statement: Vec::new(),
         }

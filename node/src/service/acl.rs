@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use x0t_ledger::{AclCommand, Command};
 
 use x0t_ledger::{AclRecord, Ledger, Reject, policy_reject};
 use x0t_policy::{Endpoint, Flow, Policy, Protocol};
@@ -10,7 +11,7 @@ use x0t_types::api::{
     AclDecision, AclValidation, AclVersionView, AclView, ClassProfile, ExplainAcl, SetAcl,
     ValidateAcl,
 };
-use x0t_types::{Command, DeviceClass, MeshId};
+use x0t_types::{DeviceClass, MeshId};
 
 use super::{Caller, ErrorKind, Service, ServiceError, hex, mesh_id};
 
@@ -147,11 +148,11 @@ impl Service {
         let mesh = mesh_id(mesh)?;
         // Refuse a bad document before it costs a log entry.
         Policy::parse(&body.document).map_err(|e| ServiceError::from(policy_reject(e)))?;
-        let command = Command::SetAcl {
+        let command = Command::Acl(AclCommand::Set {
             mesh: mesh.clone(),
             document: body.document,
             expected_version: body.expected_version,
-        };
+        });
         match self.write(caller.actor(), command).await? {
             x0t_ledger::Outcome::AclSet { .. } => {
                 self.control.read(|l| Ok(acl_view(&mesh, l.acl(&mesh))))

@@ -1,7 +1,8 @@
 //! API keys: an admin creates a key with a role; the secret is shown once and the ledger keeps
 //! only its keyed hash. (Checking a key is the core's `Service::authenticate`.)
 
-use x0t_types::Command;
+use x0t_ledger::ApiKeyCommand;
+use x0t_ledger::Command;
 use x0t_types::api::{ApiKeyView, CreateApiKey};
 
 use super::{Caller, Service, ServiceError};
@@ -15,12 +16,12 @@ impl Service {
         body: CreateApiKey,
     ) -> Result<ApiKeyView, ServiceError> {
         let key = SecretToken::generate(TokenKind::Admin);
-        let command = Command::AddApiKey {
+        let command = Command::ApiKeys(ApiKeyCommand::Add {
             key_id: key.id.clone(),
             secret_hash: key.secret_hash(),
             label: body.label,
             role: body.role,
-        };
+        });
         self.write(caller.actor(), command).await?;
         Ok(ApiKeyView {
             key: key.to_text(),

@@ -1,7 +1,8 @@
 //! The cluster: the Raft state of this anchor, the anchors (their addresses and identity keys,
 //! what certificates verify against), adding and removing anchors, and anchor-join tokens.
 
-use x0t_types::Command;
+use x0t_ledger::AnchorCommand;
+use x0t_ledger::Command;
 use x0t_types::api::{
     AddAnchor, AnchorKeyView, AnchorView, ClusterStatus, CreateJoinToken, JoinTokenView,
 };
@@ -88,11 +89,11 @@ impl Service {
         // The secret is drawn here, before anything is proposed; the ledger gets its hash.
         let token = SecretToken::generate(TokenKind::AnchorJoin);
         let expires_at = crate::clock::now().saturating_add(ttl * 1_000);
-        let command = Command::AddAnchorJoinToken {
+        let command = Command::Anchors(AnchorCommand::AddJoinToken {
             token_id: token.id.clone(),
             secret_hash: token.secret_hash(),
             expires_at,
-        };
+        });
         self.control.write_as(caller.actor(), command).await?;
         Ok(JoinTokenView {
             token: token.to_text(),

@@ -1,8 +1,9 @@
 //! Meshes: list, read, create, and replace a mesh's settings (compare-and-set).
 
 use x0t_ledger::Reject;
+use x0t_ledger::{Command, MeshCommand};
+use x0t_types::MeshSettings;
 use x0t_types::api::{CreateMesh, MeshView, UpdateSettings};
-use x0t_types::{Command, MeshSettings};
 
 use super::{Caller, Service, ServiceError, mesh_id};
 
@@ -42,13 +43,13 @@ impl Service {
         caller: &Caller,
         body: CreateMesh,
     ) -> Result<MeshView, ServiceError> {
-        let command = Command::CreateMesh {
+        let command = Command::Meshes(MeshCommand::Create {
             mesh: mesh_id(&body.name)?,
             settings: MeshSettings {
                 description: body.description,
             },
             plan: body.plan.unwrap_or_default(),
-        };
+        });
         match self.control.write_as(caller.actor(), command).await? {
             (_, x0t_ledger::Outcome::MeshCreated { mesh }) => Ok(mesh_view(&mesh)),
             (_, other) => Err(ServiceError::internal(format!(
@@ -64,13 +65,13 @@ impl Service {
         mesh: &str,
         body: UpdateSettings,
     ) -> Result<MeshView, ServiceError> {
-        let command = Command::UpdateMeshSettings {
+        let command = Command::Meshes(MeshCommand::UpdateSettings {
             mesh: mesh_id(mesh)?,
             expected_version: body.expected_version,
             settings: MeshSettings {
                 description: body.description,
             },
-        };
+        });
         match self.control.write_as(caller.actor(), command).await? {
             (_, x0t_ledger::Outcome::MeshUpdated { mesh }) => Ok(mesh_view(&mesh)),
             (_, other) => Err(ServiceError::internal(format!(

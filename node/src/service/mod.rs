@@ -10,8 +10,9 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use x0t_ledger::Command;
 
-use x0t_types::{Actor, Command, KeyRole, MeshId, Tag};
+use x0t_types::{Actor, KeyRole, MeshId, Tag};
 
 use crate::control::ControlPlane;
 use crate::token::{SecretToken, TokenKind};

@@ -1,7 +1,8 @@
 //! Remembered requests: retries apply once, records stay per entry, memory is bounded.
 #![allow(clippy::unwrap_used)]
 
-use x0t_types::{Command, Plan, Timestamp};
+use crate::{Command, MeshCommand};
+use x0t_types::{Plan, Timestamp};
 
 use super::{Key, MAX_REMEMBERED_REQUESTS, REQUEST_MEMORY_MS, Requests};
 use crate::StoredChange;
@@ -19,28 +20,28 @@ fn retried_requests_apply_once_and_are_forgotten_oldest_first() {
         request_id: Some(id),
         ..meta(index)
     };
-    let create = Command::CreateMesh {
+    let create = Command::Meshes(MeshCommand::Create {
         mesh: mesh("m"),
         settings: settings(""),
         plan: Plan::Starter,
-    };
+    });
     let first = ledger.ap(&create, with_id(1, 7)).unwrap();
     // The retry gets the first result, not MeshExists, and changes nothing.
     assert_eq!(ledger.ap(&create, with_id(2, 7)).unwrap(), first);
-    let bump = Command::UpdateMeshSettings {
+    let bump = Command::Meshes(MeshCommand::UpdateSettings {
         mesh: mesh("m"),
         expected_version: None,
         settings: settings("x"),
-    };
+    });
     ledger.ap(&bump, with_id(3, 8)).unwrap();
     ledger.ap(&bump, with_id(4, 8)).unwrap();
     assert_eq!(ledger.mesh(&mesh("m")).unwrap().version, 2, "applied once");
     // A rejected request's rejection is remembered too.
-    let cas = Command::UpdateMeshSettings {
+    let cas = Command::Meshes(MeshCommand::UpdateSettings {
         mesh: mesh("m"),
         expected_version: Some(1),
         settings: settings("y"),
-    };
+    });
     let rejected = ledger.ap(&cas, with_id(5, 9)).unwrap_err();
     assert_eq!(ledger.ap(&cas, with_id(6, 9)).unwrap_err(), rejected);
     // Several requests in one entry share one record.
@@ -87,11 +88,11 @@ fn retried_requests_apply_once_and_are_forgotten_oldest_first() {
     assert!(ledger.requests.remembers(12) && ledger.requests.remembers(13));
     // Bounded memory: beyond the cap the oldest ids go first, whatever their age. (A
     // refused command is remembered too, and adds no audit entry to hold in memory.)
-    let refused = Command::UpdateMeshSettings {
+    let refused = Command::Meshes(MeshCommand::UpdateSettings {
         mesh: mesh("absent"),
         expected_version: None,
         settings: settings("x"),
-    };
+    });
     for i in 0..MAX_REMEMBERED_REQUESTS as u64 {
         let _ = ledger.ap(&refused, much_later(10 + i, 1_000 + u128::from(i)));
     }

@@ -4,11 +4,12 @@
 
 use std::net::Ipv4Addr;
 use std::sync::atomic::Ordering;
+use x0t_ledger::{Command, NodeCommand};
 
 use x0t_crypto::{NodeCertificate, SignedNodeCertificate};
 use x0t_ledger::{NodeRecord, Reject, hex_id};
 use x0t_types::api::{ApproveNode, CertificateStatus, NodeStatus, NodeView, Reason};
-use x0t_types::{Command, DeviceClass, MeshId, NodeId, NodeState, Tag, Timestamp};
+use x0t_types::{DeviceClass, MeshId, NodeId, NodeState, Tag, Timestamp};
 
 use super::{Caller, ErrorKind, Service, ServiceError, hex, mesh_id, parse_tags};
 use crate::control::now;
@@ -259,11 +260,11 @@ impl Service {
                     )
                 })?;
             let certificate = self.sign_certificate(&node, tags.clone(), ip)?;
-            let command = Command::ApproveNode {
+            let command = Command::Nodes(NodeCommand::Approve {
                 mesh: mesh.clone(),
                 node_id: node.node_id,
                 certificate,
-            };
+            });
             match self.write(caller.actor(), command).await {
                 Err(e) if e.code == "overlay_ip_taken" && attempt < ADDRESS_RETRIES => {
                     node = self.fresh_node(&mesh, &node.node_id.to_string()).await?;
@@ -311,17 +312,17 @@ impl Service {
         let node = self.fresh_node(&mesh, id).await?;
         let (mesh_, node_id, reason) = (mesh.clone(), node.node_id, body.reason);
         let command = if revoke {
-            Command::RevokeNode {
+            Command::Nodes(NodeCommand::Revoke {
                 mesh: mesh_,
                 node_id,
                 reason,
-            }
+            })
         } else {
-            Command::RejectNode {
+            Command::Nodes(NodeCommand::Reject {
                 mesh: mesh_,
                 node_id,
                 reason,
-            }
+            })
         };
         self.write(caller.actor(), command).await?;
         if revoke {

@@ -3,11 +3,12 @@
 //! anchor signs the certificate at once.
 
 use std::sync::atomic::Ordering;
+use x0t_ledger::{Command, NodeCommand};
 
 use x0t_crypto::{SignedJoinToken, SignedNodeCertificate, SignedRegistration};
 use x0t_ledger::{NodeRecord, Reject};
 use x0t_types::api::{NodeStatus, RegisterNode};
-use x0t_types::{Actor, Command, NodeState, TokenProof, base32};
+use x0t_types::{Actor, NodeState, TokenProof, base32};
 
 use super::ADDRESS_RETRIES;
 use crate::control::{ControlError, now};
@@ -100,10 +101,12 @@ impl Service {
                 })
             }
         };
-        let command_for = |certificate| Command::RegisterNode {
-            registration: bytes.clone(),
-            token: proof.clone(),
-            certificate,
+        let command_for = |certificate| {
+            Command::Nodes(NodeCommand::Register {
+                registration: bytes.clone(),
+                token: proof.clone(),
+                certificate,
+            })
         };
         let actor = Actor::Node {
             node_id: registration.node_id,

@@ -3,11 +3,12 @@
 //! The secret is drawn and the token signed here, before anything is proposed.
 
 use std::sync::atomic::Ordering;
+use x0t_ledger::{Command, NodeCommand};
 
 use x0t_crypto::{JoinToken, SignedJoinToken};
 use x0t_ledger::{NodeRecord, hex_id};
 use x0t_types::api::{CreateToken, RotateTokens, TokenView};
-use x0t_types::{Command, MeshId, TokenUsage};
+use x0t_types::{MeshId, TokenUsage};
 
 use crate::control::now;
 use crate::service::{Caller, Service, ServiceError, mesh_id, parse_tags};
@@ -60,7 +61,7 @@ impl Service {
             self.control.identity().node_id(),
         )
         .map_err(|e| ServiceError::bad_request(e.to_string()))?;
-        let command = Command::AddJoinToken {
+        let command = Command::Nodes(NodeCommand::AddJoinToken {
             mesh: mesh.clone(),
             token_id: token.token_id,
             secret_hash: token.secret.hash(),
@@ -70,7 +71,7 @@ impl Service {
             not_before: token.not_before,
             not_after: token.not_after,
             for_node: for_node.map(|n| n.node_id),
-        };
+        });
         let signed = SignedJoinToken::sign(token, self.control.identity())
             .map_err(|e| ServiceError::internal(format!("signing the token: {e}")))?;
         self.write(caller.actor(), command).await?;
@@ -130,9 +131,9 @@ impl Service {
         caller: &Caller,
         mesh: &str,
     ) -> Result<RotateTokens, ServiceError> {
-        let command = Command::RotateJoinTokens {
+        let command = Command::Nodes(NodeCommand::RotateJoinTokens {
             mesh: mesh_id(mesh)?,
-        };
+        });
         match self.write(caller.actor(), command).await? {
             x0t_ledger::Outcome::JoinTokensRotated { epoch, invalidated } => {
                 Ok(RotateTokens { epoch, invalidated })

@@ -1,0 +1,81 @@
+//! The commands of the anchors domain.
+
+use serde::{Deserialize, Serialize};
+use x0t_types::{AnchorRecord, MeshId, Timestamp};
+
+use super::Anchors;
+use crate::Reject;
+use crate::domain::{Applied, At};
+
+/// What a client (or an anchor joining) asks of the anchors domain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AnchorCommand {
+    /// Records an anchor (after it joined the Raft membership).
+    Add {
+        /// The anchor.
+        anchor: AnchorRecord,
+    },
+    /// Records an anchor-join token: its id, the hash of its secret (never the secret), and
+    /// when it stops being valid.
+    AddJoinToken {
+        /// Public identifier (part of the token text).
+        token_id: String,
+        /// blake3-derived hash of the secret.
+        secret_hash: [u8; 32],
+        /// The first instant it is no longer valid.
+        expires_at: Timestamp,
+    },
+    /// Spends an anchor-join token (it works once) to record a new anchor. Refused unless the
+    /// token exists, the presented secret hashes to its hash, and it has not expired at the
+    /// proposal's time.
+    RedeemJoinToken {
+        /// The token's id.
+        token_id: String,
+        /// Hash of the secret the joining node presented.
+        secret_hash: [u8; 32],
+        /// The anchor it admits.
+        anchor: AnchorRecord,
+    },
+    /// Forgets an anchor.
+    Remove {
+        /// Its Raft node id.
+        raft_id: u64,
+    },
+}
+
+impl AnchorCommand {
+    /// The audit action name.
+    pub fn action(&self) -> &'static str {
+        match self {
+            Self::Add { .. } => "anchor.add",
+            Self::AddJoinToken { .. } => "anchor_join_token.add",
+            Self::RedeemJoinToken { .. } => "anchor_join_token.redeem",
+            Self::Remove { .. } => "anchor.remove",
+        }
+    }
+
+    /// The audit chain it belongs to: the cluster's.
+    pub fn scope(&self) -> Option<MeshId> {
+        None
+    }
+}
+
+impl Anchors {
+    /// Applies one of the domain's commands.
+    pub(crate) fn apply(&mut self, command: &AnchorCommand, at: At) -> Result<Applied, Reject> {
+        match command {
+            AnchorCommand::Add { anchor } => self.add(anchor),
+            AnchorCommand::Remove { raft_id } => self.remove(*raft_id),
+            AnchorCommand::AddJoinToken {
+                token_id,
+                secret_hash,
+                expires_at,
+            } => self.add_join_token(token_id, *secret_hash, *expires_at, at),
+            AnchorCommand::RedeemJoinToken {
+                token_id,
+                secret_hash,
+                anchor,
+            } => self.redeem(token_id, secret_hash, anchor, at),
+        }
+    }
+}
