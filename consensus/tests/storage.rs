@@ -3,6 +3,7 @@
 
 use std::io::Cursor;
 use x0t_ledger::{AnchorCommand, Command, MeshCommand, Proposal, ProposedCommand};
+use x0t_ledger::{MeshOutcome, MeshReject};
 
 use openraft::storage::{RaftLogStorage, RaftStateMachine};
 use openraft::testing::{StoreBuilder, Suite, log_id};
@@ -141,14 +142,21 @@ fn state_survives_reopen_and_snapshots_restore() {
         let Response::Commands(first) = &responses[0] else {
             panic!("{responses:?}")
         };
-        assert!(matches!(first[..], [Ok(Outcome::MeshCreated { .. })]));
+        assert!(matches!(
+            first[..],
+            [Ok(Outcome::Meshes(MeshOutcome::Created { .. }))]
+        ));
         // Commands of one entry apply in order: the second "b" sees the first.
         let Response::Commands(batch) = &responses[1] else {
             panic!("{responses:?}")
         };
         assert!(matches!(
             batch[..],
-            [Ok(_), Ok(_), Err(Reject::MeshExists { .. })]
+            [
+                Ok(_),
+                Ok(_),
+                Err(Reject::Meshes(MeshReject::MeshExists { .. }))
+            ]
         ));
         assert!(matches!(&responses[2], Response::Commands(r) if r[0].is_err()));
         let snapshot = sm.build_snapshot().await.unwrap();

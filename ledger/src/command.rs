@@ -8,11 +8,11 @@
 use serde::{Deserialize, Serialize};
 use x0t_types::{MeshId, Timestamp};
 
-pub use crate::acl::AclCommand;
-pub use crate::anchors::AnchorCommand;
-pub use crate::api_keys::ApiKeyCommand;
-pub use crate::meshes::MeshCommand;
-pub use crate::nodes::NodeCommand;
+pub use crate::acl::{AclCommand, AclOutcome, AclReject};
+pub use crate::anchors::{AnchorCommand, AnchorOutcome, AnchorReject};
+pub use crate::api_keys::{ApiKeyCommand, ApiKeyOutcome, ApiKeyReject};
+pub use crate::meshes::{MeshCommand, MeshOutcome, MeshReject};
+pub use crate::nodes::{NodeCommand, NodeOutcome, NodeReject};
 
 /// What a client asks the ledger to do: a command of one domain. **Adding a domain adds
 /// one variant here** (appended), its `From`, and its arm in `Ledger::dispatch`.

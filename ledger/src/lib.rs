@@ -42,8 +42,9 @@ pub use acl::{AclRecord, MAX_ACL_VERSIONS, policy_reject};
 pub use anchors::{AnchorJoinToken, MAX_ANCHOR_JOIN_TOKENS};
 pub use api_keys::ApiKey;
 pub use command::{
-    AclCommand, AnchorCommand, ApiKeyCommand, Command, MeshCommand, NodeCommand, Proposal,
-    ProposedCommand,
+    AclCommand, AclOutcome, AclReject, AnchorCommand, AnchorOutcome, AnchorReject, ApiKeyCommand,
+    ApiKeyOutcome, ApiKeyReject, Command, MeshCommand, MeshOutcome, MeshReject, NodeCommand,
+    NodeOutcome, NodeReject, Proposal, ProposedCommand,
 };
 pub use core::audit::{AuditRecord, ChainHead, command_bytes, command_digest, command_scope};
 pub use core::requests::{MAX_REMEMBERED_REQUESTS, REQUEST_MEMORY_MS, RequestGroup, RequestRecord};

@@ -56,3 +56,46 @@ impl Acls {
         }
     }
 }
+
+/// What a successful command of this domain did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AclOutcome {
+    /// A mesh's ACL policy was replaced.
+    Set {
+        /// Its new version.
+        version: u64,
+    },
+}
+
+/// Why this domain refused a command (a refused command changes nothing).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum AclReject {
+    /// Compare-and-set on the ACL policy failed: it changed since the admin read it.
+    #[error("the policy of mesh {mesh} is at version {actual}, not {expected}")]
+    VersionMismatch {
+        /// The mesh.
+        mesh: MeshId,
+        /// The version the admin expected.
+        expected: u64,
+        /// The version it is at.
+        actual: u64,
+    },
+    /// The policy document is not a valid policy (line and column 0: no position).
+    #[error("invalid policy: {message}")]
+    InvalidPolicy {
+        /// 1-based line.
+        line: u32,
+        /// 1-based column.
+        column: u32,
+        /// What is wrong, with its position.
+        message: String,
+    },
+    /// A policy test in the document fails.
+    #[error("{message}")]
+    PolicyTestFailed {
+        /// 1-based line of the failing test's `[[test]]` header.
+        line: u32,
+        /// Which test, what it expected and what it got.
+        message: String,
+    },
+}

@@ -4,7 +4,7 @@
 //! parsed and its tests run inside `apply`, so every replica accepts or refuses the same one.
 
 mod command;
-pub use command::AclCommand;
+pub use command::{AclCommand, AclOutcome, AclReject};
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
@@ -153,11 +153,11 @@ impl Acls {
         if let Some(expected) = expected_version
             && expected != current
         {
-            return Err(Reject::AclVersionMismatch {
+            return Err(Reject::Acl(AclReject::VersionMismatch {
                 mesh: mesh.clone(),
                 expected,
                 actual: current,
-            });
+            }));
         }
         let policy = Policy::parse(document).map_err(policy_reject)?;
         let version = current + 1;
@@ -199,7 +199,7 @@ impl Acls {
             self.changed.insert(Key::Version(mesh.clone(), old));
         }
         Ok(Applied::new(
-            Outcome::AclSet { version },
+            Outcome::Acl(AclOutcome::Set { version }),
             mesh.to_string(),
             details,
         ))
@@ -232,16 +232,16 @@ impl Ledger {
 /// a document refused before proposing reads the same as one refused by `apply`).
 pub fn policy_reject(error: PolicyError) -> Reject {
     if let PolicyError::TestFailed { line, .. } = error {
-        return Reject::PolicyTestFailed {
+        return Reject::Acl(AclReject::PolicyTestFailed {
             line: u32::try_from(line).unwrap_or(u32::MAX),
             message: error.to_string(),
-        };
+        });
     }
     // Line and column 0: the error points at no position (a document over the size limit).
     let (line, column) = error.position().unwrap_or((0, 0));
-    Reject::InvalidPolicy {
+    Reject::Acl(AclReject::InvalidPolicy {
         line: u32::try_from(line).unwrap_or(u32::MAX),
         column: u32::try_from(column).unwrap_or(u32::MAX),
         message: error.to_string(),
-    }
+    })
 }

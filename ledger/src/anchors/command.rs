@@ -79,3 +79,58 @@ impl Anchors {
         }
     }
 }
+
+/// What a successful command of this domain did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AnchorOutcome {
+    /// An anchor was recorded (or its record replaced).
+    Added {
+        /// Its Raft id.
+        raft_id: u64,
+    },
+    /// An anchor-join token was recorded.
+    JoinTokenAdded {
+        /// Its id.
+        token_id: String,
+        /// When it expires.
+        expires_at: Timestamp,
+    },
+    /// An anchor-join token was spent and the anchor recorded.
+    JoinTokenRedeemed {
+        /// The new anchor's Raft id.
+        raft_id: u64,
+    },
+    /// An anchor was forgotten.
+    Removed {
+        /// Its Raft id.
+        raft_id: u64,
+    },
+}
+
+/// Why this domain refused a command (a refused command changes nothing).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum AnchorReject {
+    /// No anchor with that Raft id.
+    #[error("no anchor with raft id {raft_id}")]
+    NoSuchAnchor {
+        /// The id asked for.
+        raft_id: u64,
+    },
+    /// Too many anchor-join tokens are outstanding.
+    #[error(
+        "{} anchor-join tokens are outstanding; use or let some expire",
+        crate::MAX_ANCHOR_JOIN_TOKENS
+    )]
+    TooManyTokens,
+    /// The token is unknown, already spent (anchor-join tokens), or its secret is wrong.
+    #[error("unknown, spent or wrong token")]
+    InvalidToken,
+    /// The token is right but outside its validity.
+    #[error("token {token_id} is not valid now (it expires at {expires_at})")]
+    TokenExpired {
+        /// Its id.
+        token_id: String,
+        /// When it expires or expired.
+        expires_at: Timestamp,
+    },
+}

@@ -3,7 +3,7 @@
 //! entries stay verifiable), and single-use anchor-join tokens.
 
 mod command;
-pub use command::AnchorCommand;
+pub use command::{AnchorCommand, AnchorOutcome, AnchorReject};
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
@@ -147,9 +147,9 @@ impl Anchors {
         validate_anchor(anchor)?;
         self.record(anchor);
         Ok(Applied::new(
-            Outcome::AnchorAdded {
+            Outcome::Anchors(AnchorOutcome::Added {
                 raft_id: anchor.raft_id,
-            },
+            }),
             anchor.node_id.to_string(),
             details(anchor),
         ))
@@ -158,11 +158,11 @@ impl Anchors {
     /// `RemoveAnchor`: forgets an anchor (its identity key stays).
     pub(crate) fn remove(&mut self, raft_id: u64) -> Result<Applied, Reject> {
         if self.anchors.remove(&raft_id).is_none() {
-            return Err(Reject::NoSuchAnchor { raft_id });
+            return Err(Reject::Anchors(AnchorReject::NoSuchAnchor { raft_id }));
         }
         self.changed.insert(Key::Anchor(raft_id));
         Ok(Applied::new(
-            Outcome::AnchorRemoved { raft_id },
+            Outcome::Anchors(AnchorOutcome::Removed { raft_id }),
             format!("raft {raft_id}"),
             String::new(),
         ))
@@ -197,7 +197,7 @@ impl Anchors {
             return Err(Reject::Invalid("anchor-join token id in use".into()));
         }
         if live >= MAX_ANCHOR_JOIN_TOKENS {
-            return Err(Reject::TooManyAnchorTokens);
+            return Err(Reject::Anchors(AnchorReject::TooManyTokens));
         }
         for id in expired {
             self.join_tokens.remove(&id);
@@ -214,10 +214,10 @@ impl Anchors {
         );
         self.changed.insert(Key::JoinToken(token_id.to_owned()));
         Ok(Applied::new(
-            Outcome::AnchorJoinTokenAdded {
+            Outcome::Anchors(AnchorOutcome::JoinTokenAdded {
                 token_id: token_id.to_owned(),
                 expires_at,
-            },
+            }),
             token_id,
             format!("expires at {expires_at}"),
         ))
@@ -235,21 +235,21 @@ impl Anchors {
             .join_tokens
             .get(token_id)
             .filter(|t| constant_time_eq(&t.secret_hash, secret_hash))
-            .ok_or(Reject::InvalidToken)?;
+            .ok_or(Reject::Anchors(AnchorReject::InvalidToken))?;
         if token.expires_at <= at.timestamp {
-            return Err(Reject::TokenExpired {
+            return Err(Reject::Anchors(AnchorReject::TokenExpired {
                 token_id: token_id.to_owned(),
                 expires_at: token.expires_at,
-            });
+            }));
         }
         validate_anchor(anchor)?;
         self.join_tokens.remove(token_id);
         self.changed.insert(Key::JoinToken(token_id.to_owned()));
         self.record(anchor);
         Ok(Applied::new(
-            Outcome::AnchorJoinTokenRedeemed {
+            Outcome::Anchors(AnchorOutcome::JoinTokenRedeemed {
                 raft_id: anchor.raft_id,
-            },
+            }),
             token_id,
             details(anchor),
         ))

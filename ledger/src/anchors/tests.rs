@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 use crate::{AnchorCommand, Command};
+use crate::{AnchorOutcome, AnchorReject};
 use x0t_types::Timestamp;
 
 use super::{Anchors, Key, MAX_ANCHOR_JOIN_TOKENS, Value};
@@ -28,7 +29,7 @@ fn anchor_join_tokens_work_once_until_they_expire() {
     // meta(n) is at n seconds.
     assert!(matches!(
         ledger.ap(&add("t1", 10_000), meta(1)),
-        Ok(Outcome::AnchorJoinTokenAdded { .. })
+        Ok(Outcome::Anchors(AnchorOutcome::JoinTokenAdded { .. }))
     ));
     assert!(ledger.ap(&add("t1", 10_000), meta(2)).is_err(), "id in use");
     assert!(
@@ -40,7 +41,7 @@ fn anchor_join_tokens_work_once_until_they_expire() {
     let before = ledger.clone();
     assert_eq!(
         ledger.ap(&redeem("t1", [2; 32], 9), meta(3)),
-        Err(Reject::InvalidToken)
+        Err(Reject::Anchors(AnchorReject::InvalidToken))
     );
     assert_eq!(ledger, before);
     let mut huge = redeem("t1", [1; 32], 9);
@@ -54,20 +55,22 @@ fn anchor_join_tokens_work_once_until_they_expire() {
     );
     assert_eq!(
         ledger.ap(&redeem("t1", [1; 32], 9), meta(4)),
-        Ok(Outcome::AnchorJoinTokenRedeemed { raft_id: 9 })
+        Ok(Outcome::Anchors(AnchorOutcome::JoinTokenRedeemed {
+            raft_id: 9
+        }))
     );
     assert_eq!(ledger.anchors().count(), 2, "the booted anchor and raft 9");
     assert!(ledger.anchor_join_token("t1").is_none(), "spent");
     assert_eq!(
         ledger.ap(&redeem("t1", [1; 32], 10), meta(5)),
-        Err(Reject::InvalidToken),
+        Err(Reject::Anchors(AnchorReject::InvalidToken)),
         "single use"
     );
     // Expiry uses the proposal's time.
     ledger.ap(&add("t2", 20_000), meta(6)).unwrap();
     assert!(matches!(
         ledger.ap(&redeem("t2", [1; 32], 11), meta(20)),
-        Err(Reject::TokenExpired { .. })
+        Err(Reject::Anchors(AnchorReject::TokenExpired { .. }))
     ));
     assert!(
         ledger.anchor_join_token("t2").is_some(),
@@ -83,7 +86,7 @@ fn anchor_join_tokens_work_once_until_they_expire() {
     }
     assert_eq!(
         ledger.ap(&add("one-more", 100_000), meta(23)),
-        Err(Reject::TooManyAnchorTokens)
+        Err(Reject::Anchors(AnchorReject::TooManyTokens))
     );
     assert_round_trips(&mut ledger);
 }

@@ -50,3 +50,24 @@ impl ApiKeys {
         }
     }
 }
+
+/// What a successful command of this domain did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ApiKeyOutcome {
+    /// An API key was recorded.
+    Added {
+        /// Its id.
+        key_id: String,
+    },
+}
+
+/// Why this domain refused a command (a refused command changes nothing).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum ApiKeyReject {
+    /// An API key with that id exists.
+    #[error("API key {key_id} already exists")]
+    ApiKeyExists {
+        /// The id.
+        key_id: String,
+    },
+}

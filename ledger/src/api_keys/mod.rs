@@ -1,7 +1,7 @@
 //! The API keys domain: admin and viewer keys, by id, with only the hash of each secret.
 
 mod command;
-pub use command::ApiKeyCommand;
+pub use command::{ApiKeyCommand, ApiKeyOutcome, ApiKeyReject};
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
@@ -100,9 +100,9 @@ impl ApiKeys {
             ));
         }
         if self.keys.contains_key(key_id) {
-            return Err(Reject::ApiKeyExists {
+            return Err(Reject::ApiKeys(ApiKeyReject::ApiKeyExists {
                 key_id: key_id.to_owned(),
-            });
+            }));
         }
         self.keys.insert(
             key_id.to_owned(),
@@ -116,9 +116,9 @@ impl ApiKeys {
         );
         self.changed.insert(Key::Id(key_id.to_owned()));
         Ok(Applied::new(
-            Outcome::ApiKeyAdded {
+            Outcome::ApiKeys(ApiKeyOutcome::Added {
                 key_id: key_id.to_owned(),
-            },
+            }),
             key_id,
             format!("role {}, label {label:?}", role.name()),
         ))

@@ -1,6 +1,7 @@
 //! The ledger's side of the audit chain: checking who a command says asked, and appending
 //! one entry per applied command to its mesh's (or the cluster's) chain.
 
+use crate::NodeReject;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
@@ -215,7 +216,7 @@ pub(crate) fn check_statement(
 ) -> Result<(Actor, Vec<u8>), Reject> {
     if let Command::Nodes(NodeCommand::Register { registration, .. }) = command {
         let node_id = SignedRegistration::decode(registration)
-            .map_err(|e| Reject::BadRegistration(e.to_string()))?
+            .map_err(|e| Reject::Nodes(NodeReject::BadRegistration(e.to_string())))?
             .payload()
             .node_id;
         return Ok((Actor::Node { node_id }, registration.clone()));

@@ -63,11 +63,15 @@ pub(crate) enum Key {
     Entry(u64),
 }
 
-/// A request group, as stored.
+/// A request group, as stored. Variants are appended, never reordered; an older one is
+/// upgraded when it is loaded (and written in the newest form when it next changes).
 #[derive(Serialize, Deserialize)]
 pub(crate) enum Value {
-    /// The group of one log entry.
-    Group(RequestGroup),
+    /// The group of one log entry, as storage format 4 wrote it (one flat outcome and
+    /// refusal enum of every domain).
+    Group(crate::migrations::format4::RequestGroup),
+    /// The group of one log entry (storage format 5: each domain's own outcomes).
+    GroupV5(RequestGroup),
 }
 
 impl Domain for Requests {
@@ -78,21 +82,25 @@ impl Domain for Requests {
     fn key_of(value: &Value) -> Key {
         match value {
             Value::Group(group) => Key::Entry(group.index),
+            Value::GroupV5(group) => Key::Entry(group.index),
         }
     }
 
     fn get(&self, key: &Key) -> Option<Value> {
         match key {
-            Key::Entry(index) => self.groups.get(index).cloned().map(Value::Group),
+            Key::Entry(index) => self.groups.get(index).cloned().map(Value::GroupV5),
         }
     }
 
     fn values(&self) -> Vec<Value> {
-        self.groups.values().cloned().map(Value::Group).collect()
+        self.groups.values().cloned().map(Value::GroupV5).collect()
     }
 
     fn load(&mut self, value: Value) {
-        let Value::Group(group) = value;
+        let group = match value {
+            Value::Group(old) => old.upgrade(),
+            Value::GroupV5(group) => group,
+        };
         for request in &group.requests {
             self.index.insert(request.request_id, group.index);
         }

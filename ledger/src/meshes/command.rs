@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use x0t_types::{MeshId, MeshSettings, Plan};
 
-use super::Meshes;
+use super::{Mesh, Meshes};
 use crate::Reject;
 use crate::domain::{Applied, At};
 
@@ -64,4 +64,46 @@ impl Meshes {
             } => self.update_settings(mesh, *expected_version, settings, at),
         }
     }
+}
+
+/// What a successful command of this domain did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MeshOutcome {
+    /// A mesh was created at version 1.
+    Created {
+        /// The new mesh.
+        mesh: Mesh,
+    },
+    /// A mesh's settings were replaced.
+    Updated {
+        /// The mesh after the change.
+        mesh: Mesh,
+    },
+}
+
+/// Why this domain refused a command (a refused command changes nothing).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum MeshReject {
+    /// The mesh already exists.
+    #[error("mesh {mesh} already exists")]
+    MeshExists {
+        /// Its name.
+        mesh: MeshId,
+    },
+    /// No mesh by that name.
+    #[error("no mesh named {mesh}")]
+    NoSuchMesh {
+        /// The name asked for.
+        mesh: MeshId,
+    },
+    /// Compare-and-set failed: the mesh moved on since the client read it.
+    #[error("mesh {mesh} is at version {actual}, not {expected}")]
+    VersionMismatch {
+        /// The mesh.
+        mesh: MeshId,
+        /// The version the client expected.
+        expected: u64,
+        /// The version it is at.
+        actual: u64,
+    },
 }

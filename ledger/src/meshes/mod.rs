@@ -2,7 +2,7 @@
 //! plan and join-token rotation epoch.
 
 mod command;
-pub use command::MeshCommand;
+pub use command::{MeshCommand, MeshOutcome, MeshReject};
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
@@ -102,7 +102,7 @@ impl Meshes {
     pub(crate) fn require(&self, id: &MeshId) -> Result<&Mesh, Reject> {
         self.meshes
             .get(id)
-            .ok_or_else(|| Reject::NoSuchMesh { mesh: id.clone() })
+            .ok_or_else(|| Reject::Meshes(MeshReject::NoSuchMesh { mesh: id.clone() }))
     }
 
     /// Starts a new join-token epoch in `mesh` (tokens of older epochs stop working);
@@ -111,7 +111,7 @@ impl Meshes {
         let mesh = self
             .meshes
             .get_mut(id)
-            .ok_or_else(|| Reject::NoSuchMesh { mesh: id.clone() })?;
+            .ok_or_else(|| Reject::Meshes(MeshReject::NoSuchMesh { mesh: id.clone() }))?;
         mesh.token_epoch += 1;
         self.changed.insert(Key::Mesh(id.clone()));
         Ok(mesh.token_epoch)
@@ -127,7 +127,7 @@ impl Meshes {
     ) -> Result<Applied, Reject> {
         validate_settings(settings)?;
         if self.meshes.contains_key(id) {
-            return Err(Reject::MeshExists { mesh: id.clone() });
+            return Err(Reject::Meshes(MeshReject::MeshExists { mesh: id.clone() }));
         }
         let mesh = Mesh {
             id: id.clone(),
@@ -142,7 +142,7 @@ impl Meshes {
         self.meshes.insert(id.clone(), mesh.clone());
         self.changed.insert(Key::Mesh(id.clone()));
         Ok(Applied::new(
-            Outcome::MeshCreated { mesh },
+            Outcome::Meshes(MeshOutcome::Created { mesh }),
             id.to_string(),
             format!("plan {plan}"),
         ))
@@ -160,15 +160,15 @@ impl Meshes {
         let mesh = self
             .meshes
             .get_mut(id)
-            .ok_or_else(|| Reject::NoSuchMesh { mesh: id.clone() })?;
+            .ok_or_else(|| Reject::Meshes(MeshReject::NoSuchMesh { mesh: id.clone() }))?;
         if let Some(expected) = expected_version
             && expected != mesh.version
         {
-            return Err(Reject::VersionMismatch {
+            return Err(Reject::Meshes(MeshReject::VersionMismatch {
                 mesh: id.clone(),
                 expected,
                 actual: mesh.version,
-            });
+            }));
         }
         mesh.settings = settings.clone();
         mesh.version += 1;
@@ -178,7 +178,7 @@ impl Meshes {
         self.changed.insert(Key::Mesh(id.clone()));
         let details = format!("settings now at version {}", updated.version);
         Ok(Applied::new(
-            Outcome::MeshUpdated { mesh: updated },
+            Outcome::Meshes(MeshOutcome::Updated { mesh: updated }),
             id.to_string(),
             details,
         ))
@@ -203,8 +203,12 @@ pub(crate) fn without_settings(result: &Result<Outcome, Reject>) -> Result<Outco
         ..mesh.clone()
     };
     match result {
-        Ok(Outcome::MeshCreated { mesh }) => Ok(Outcome::MeshCreated { mesh: bare(mesh) }),
-        Ok(Outcome::MeshUpdated { mesh }) => Ok(Outcome::MeshUpdated { mesh: bare(mesh) }),
+        Ok(Outcome::Meshes(MeshOutcome::Created { mesh })) => {
+            Ok(Outcome::Meshes(MeshOutcome::Created { mesh: bare(mesh) }))
+        }
+        Ok(Outcome::Meshes(MeshOutcome::Updated { mesh })) => {
+            Ok(Outcome::Meshes(MeshOutcome::Updated { mesh: bare(mesh) }))
+        }
         other => other.clone(),
     }
 }
@@ -221,17 +225,17 @@ pub(crate) fn replayed(
     };
     match (remembered, command) {
         (
-            Ok(Outcome::MeshCreated { mesh }),
+            Ok(Outcome::Meshes(MeshOutcome::Created { mesh })),
             Command::Meshes(MeshCommand::Create { settings, .. }),
-        ) => Ok(Outcome::MeshCreated {
+        ) => Ok(Outcome::Meshes(MeshOutcome::Created {
             mesh: with(mesh, settings),
-        }),
+        })),
         (
-            Ok(Outcome::MeshUpdated { mesh }),
+            Ok(Outcome::Meshes(MeshOutcome::Updated { mesh })),
             Command::Meshes(MeshCommand::UpdateSettings { settings, .. }),
-        ) => Ok(Outcome::MeshUpdated {
+        ) => Ok(Outcome::Meshes(MeshOutcome::Updated {
             mesh: with(mesh, settings),
-        }),
+        })),
         (other, _) => other.clone(),
     }
 }

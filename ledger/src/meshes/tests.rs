@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 use crate::{Command, MeshCommand};
+use crate::{MeshOutcome, MeshReject};
 use x0t_types::command::MAX_DESCRIPTION_LEN;
 use x0t_types::{Plan, Timestamp};
 
@@ -18,11 +19,11 @@ fn create_then_compare_and_set() {
     });
     assert!(matches!(
         ledger.ap(&create, meta(1)),
-        Ok(Outcome::MeshCreated { .. })
+        Ok(Outcome::Meshes(MeshOutcome::Created { .. }))
     ));
     assert_eq!(
         ledger.ap(&create, meta(2)),
-        Err(Reject::MeshExists { mesh: mesh("m") })
+        Err(Reject::Meshes(MeshReject::MeshExists { mesh: mesh("m") }))
     );
     let update = |expected, text: &str| {
         Command::Meshes(MeshCommand::UpdateSettings {
@@ -31,18 +32,19 @@ fn create_then_compare_and_set() {
             settings: settings(text),
         })
     };
-    let Ok(Outcome::MeshUpdated { mesh: updated }) = ledger.ap(&update(Some(1), "b"), meta(3))
+    let Ok(Outcome::Meshes(MeshOutcome::Updated { mesh: updated })) =
+        ledger.ap(&update(Some(1), "b"), meta(3))
     else {
         panic!("update failed")
     };
     assert_eq!((updated.version, updated.updated_at), (2, Timestamp(3_000)));
     assert_eq!(
         ledger.ap(&update(Some(1), "c"), meta(4)),
-        Err(Reject::VersionMismatch {
+        Err(Reject::Meshes(MeshReject::VersionMismatch {
             mesh: mesh("m"),
             expected: 1,
             actual: 2
-        })
+        }))
     );
     assert_eq!(ledger.mesh(&mesh("m")).unwrap().settings, settings("b"));
     assert!(ledger.ap(&update(None, "d"), meta(5)).is_ok());
@@ -54,7 +56,7 @@ fn create_then_compare_and_set() {
     });
     assert!(matches!(
         ledger.ap(&missing, meta(6)),
-        Err(Reject::NoSuchMesh { .. })
+        Err(Reject::Meshes(MeshReject::NoSuchMesh { .. }))
     ));
     let huge = update(None, &"x".repeat(MAX_DESCRIPTION_LEN + 1));
     assert!(matches!(ledger.ap(&huge, meta(7)), Err(Reject::Invalid(_))));

@@ -15,10 +15,7 @@ use crate::domain::stored;
 use crate::meshes::{self, Meshes};
 use crate::nodes::{self, Nodes};
 use crate::stored::{LoadError, MAX_RECORD_LEN, StoredRecord};
-use crate::{
-    AclRecord, AnchorJoinToken, ApiKey, AuditRecord, JoinTokenRecord, Mesh, NodeRecord,
-    RequestGroup,
-};
+use crate::{AclRecord, AnchorJoinToken, ApiKey, AuditRecord, JoinTokenRecord, Mesh, NodeRecord};
 
 /// One ledger record as format 3 stored it. Frozen: the order of the variants is the
 /// encoding.
@@ -31,7 +28,7 @@ pub enum Record {
     /// An API key.
     ApiKey(ApiKey),
     /// The remembered request results of one log entry.
-    Requests(RequestGroup),
+    Requests(super::format4::RequestGroup),
     /// An anchor-join token.
     AnchorJoinToken(AnchorJoinToken),
     /// A node.

@@ -1,5 +1,6 @@
 //! Checking a certificate an anchor signed for a node, and the overlay address it carries.
 
+use crate::NodeReject;
 use std::net::Ipv4Addr;
 
 use x0t_crypto::{
@@ -54,7 +55,7 @@ impl Nodes {
         now: Timestamp,
         index: u64,
     ) -> Result<(NodeCertificate, Vec<u8>), Reject> {
-        let bad = |reason: String| Reject::BadCertificate(reason);
+        let bad = |reason: String| Reject::Nodes(NodeReject::BadCertificate(reason));
         let signed = SignedNodeCertificate::decode(bytes).map_err(|e| bad(e.to_string()))?;
         let issuer = signed.payload().issuer;
         let key = deps
@@ -104,9 +105,9 @@ impl Nodes {
             || (self.ip_taken(&node.mesh, cert.overlay_ip)
                 && expected.inherited_ip != Some(cert.overlay_ip))
         {
-            return Err(Reject::OverlayIpTaken {
+            return Err(Reject::Nodes(NodeReject::OverlayIpTaken {
                 ip: cert.overlay_ip.to_string(),
-            });
+            }));
         }
         Ok((cert, bytes.to_vec()))
     }

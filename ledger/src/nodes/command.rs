@@ -1,5 +1,7 @@
 //! The commands of the nodes domain (nodes and their join tokens).
 
+use std::net::Ipv4Addr;
+
 use serde::{Deserialize, Serialize};
 use x0t_crypto::SignedRegistration;
 use x0t_types::{MeshId, NodeId, NodeState, Tag, Timestamp, TokenProof, TokenUsage};
@@ -191,4 +193,129 @@ impl Nodes {
             NodeCommand::RotateJoinTokens { mesh } => self.rotate(deps, mesh),
         }
     }
+}
+
+/// What a successful command of this domain did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NodeOutcome {
+    /// A node registered (pending, or approved at once by its token).
+    Registered {
+        /// The node.
+        node_id: NodeId,
+        /// Its state after registering.
+        state: NodeState,
+        /// Its overlay address, when approved.
+        overlay_ip: Option<Ipv4Addr>,
+    },
+    /// A node was approved.
+    Approved {
+        /// The node.
+        node_id: NodeId,
+        /// Its overlay address.
+        overlay_ip: Ipv4Addr,
+    },
+    /// A node was rejected.
+    Rejected {
+        /// The node.
+        node_id: NodeId,
+    },
+    /// A node was revoked.
+    Revoked {
+        /// The node.
+        node_id: NodeId,
+    },
+    /// A join token was recorded.
+    JoinTokenAdded {
+        /// Its id.
+        token_id: [u8; 16],
+        /// When it stops being valid.
+        not_after: Timestamp,
+    },
+    /// A mesh's join tokens were rotated.
+    JoinTokensRotated {
+        /// The new epoch.
+        epoch: u64,
+        /// How many recorded tokens it invalidated.
+        invalidated: u32,
+    },
+}
+
+/// Why this domain refused a command (a refused command changes nothing).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum NodeReject {
+    /// The token is unknown, already spent (anchor-join tokens), or its secret is wrong.
+    #[error("unknown, spent or wrong token")]
+    InvalidToken,
+    /// The token is right but outside its validity.
+    #[error("token {token_id} is not valid now (it expires at {expires_at})")]
+    TokenExpired {
+        /// Its id.
+        token_id: String,
+        /// When it expires or expired.
+        expires_at: Timestamp,
+    },
+    /// The join token was issued before the mesh's tokens were rotated.
+    #[error("join token {token_id} was invalidated by a token rotation")]
+    TokenRotated {
+        /// Its id.
+        token_id: String,
+    },
+    /// The join token has been used as often as it may.
+    #[error("join token {token_id} is used up ({uses} use(s))")]
+    TokenUsedUp {
+        /// Its id.
+        token_id: String,
+        /// How often it was used.
+        uses: u32,
+    },
+    /// Too many join tokens are live in the mesh.
+    #[error("{limit} join tokens are live in this mesh; rotate or let some expire")]
+    TooManyTokens {
+        /// The limit.
+        limit: usize,
+    },
+    /// No node with that id in the mesh.
+    #[error("no node {node} in mesh {mesh}")]
+    NoSuchNode {
+        /// The mesh.
+        mesh: MeshId,
+        /// The id asked for.
+        node: String,
+    },
+    /// The node is registered already.
+    #[error("node {node} is registered already ({state})")]
+    NodeExists {
+        /// The node.
+        node: String,
+        /// Its state.
+        state: NodeState,
+    },
+    /// The node is not in a state that allows the command.
+    #[error("node {node} is {state}; this needs it {wanted}")]
+    InvalidState {
+        /// The node.
+        node: String,
+        /// Its state.
+        state: NodeState,
+        /// The state(s) the command needs.
+        wanted: String,
+    },
+    /// The mesh holds as many nodes as it may.
+    #[error("the mesh holds its limit of {limit} nodes in this state")]
+    TooManyNodes {
+        /// The limit.
+        limit: usize,
+    },
+    /// Another node holds the overlay address.
+    #[error("overlay address {ip} is taken")]
+    OverlayIpTaken {
+        /// The address.
+        ip: String,
+    },
+    /// The node's signed registration is malformed, badly signed or stale.
+    #[error("registration refused: {0}")]
+    BadRegistration(String),
+    /// The certificate is malformed, badly signed, or does not match the node.
+    #[error("certificate refused: {0}")]
+    BadCertificate(String),
 }

@@ -1,5 +1,6 @@
 //! The node lifecycle: registration, approval, rejection, revocation, replacement.
 
+use crate::{NodeOutcome, NodeReject};
 use x0t_crypto::{NodeCertificate, SignedRegistration};
 use x0t_types::{MeshId, NodeId, NodeState, Timestamp, TokenProof};
 
@@ -93,24 +94,24 @@ impl Nodes {
         index: u64,
     ) -> Result<Applied, Reject> {
         let signed = SignedRegistration::decode(registration)
-            .map_err(|e| Reject::BadRegistration(e.to_string()))?;
+            .map_err(|e| Reject::Nodes(NodeReject::BadRegistration(e.to_string())))?;
         let reg = signed
             .verify_self(now)
-            .map_err(|e| Reject::BadRegistration(e.to_string()))?
+            .map_err(|e| Reject::Nodes(NodeReject::BadRegistration(e.to_string())))?
             .clone();
         let mesh = reg.mesh.clone();
         deps.meshes.require_mesh(&mesh)?;
         if let Some(existing) = self.get(&mesh, &reg.node_id) {
-            return Err(Reject::NodeExists {
+            return Err(Reject::Nodes(NodeReject::NodeExists {
                 node: reg.node_id.to_string(),
                 state: existing.state,
-            });
+            }));
         }
         let counts = self.counts(&mesh);
         if counts.total >= MAX_NODES_PER_MESH {
-            return Err(Reject::TooManyNodes {
+            return Err(Reject::Nodes(NodeReject::TooManyNodes {
                 limit: MAX_NODES_PER_MESH,
-            });
+            }));
         }
         let token = match token {
             Some(proof) => Some(
@@ -127,9 +128,9 @@ impl Nodes {
             .as_ref()
             .is_some_and(|t| t.pre_approved || t.for_node.is_some());
         if !approves && counts.pending >= MAX_PENDING_PER_MESH {
-            return Err(Reject::TooManyNodes {
+            return Err(Reject::Nodes(NodeReject::TooManyNodes {
                 limit: MAX_PENDING_PER_MESH,
-            });
+            }));
         }
         let mut node = NodeRecord {
             mesh: mesh.clone(),
@@ -168,14 +169,14 @@ impl Nodes {
                 Some(self.check_certificate(deps, bytes, expected, now, index)?)
             }
             (true, None) => {
-                return Err(Reject::BadCertificate(
+                return Err(Reject::Nodes(NodeReject::BadCertificate(
                     "the token approves at once, but no certificate came with it".to_owned(),
-                ));
+                )));
             }
             (false, Some(_)) => {
-                return Err(Reject::BadCertificate(
+                return Err(Reject::Nodes(NodeReject::BadCertificate(
                     "a certificate came without a token that approves".to_owned(),
-                ));
+                )));
             }
             (false, None) => None,
         };
@@ -205,11 +206,11 @@ impl Nodes {
         self.changed.insert(Key::Node(mesh.clone(), reg.node_id));
         let node = &self.nodes[&(mesh.clone(), reg.node_id)];
         Ok(Applied::new(
-            Outcome::NodeRegistered {
+            Outcome::Nodes(NodeOutcome::Registered {
                 node_id: reg.node_id,
                 state: node.state,
                 overlay_ip: node.overlay_ip,
-            },
+            }),
             reg.node_id.to_string(),
             details(node),
         ))
@@ -228,11 +229,11 @@ impl Nodes {
     ) -> Result<Applied, Reject> {
         let node = self.existing(deps, mesh, node_id)?;
         if node.state != NodeState::PendingApproval {
-            return Err(Reject::InvalidState {
+            return Err(Reject::Nodes(NodeReject::InvalidState {
                 node: node_id.to_string(),
                 state: node.state,
                 wanted: "pending_approval".to_owned(),
-            });
+            }));
         }
         let expected = Expected {
             node,
@@ -250,10 +251,10 @@ impl Nodes {
         }
         self.changed.insert(Key::Node(mesh.clone(), *node_id));
         Ok(Applied::new(
-            Outcome::NodeApproved {
+            Outcome::Nodes(NodeOutcome::Approved {
                 node_id: *node_id,
                 overlay_ip: ip,
-            },
+            }),
             node_id.to_string(),
             summary,
         ))
@@ -267,9 +268,11 @@ impl Nodes {
         node_id: &NodeId,
     ) -> Result<&NodeRecord, Reject> {
         deps.meshes.require_mesh(mesh)?;
-        self.get(mesh, node_id).ok_or_else(|| Reject::NoSuchNode {
-            mesh: mesh.clone(),
-            node: node_id.to_string(),
+        self.get(mesh, node_id).ok_or_else(|| {
+            Reject::Nodes(NodeReject::NoSuchNode {
+                mesh: mesh.clone(),
+                node: node_id.to_string(),
+            })
         })
     }
 
@@ -294,16 +297,16 @@ impl Nodes {
             _ => (node.state == NodeState::PendingApproval, "pending_approval"),
         };
         if !allowed {
-            return Err(Reject::InvalidState {
+            return Err(Reject::Nodes(NodeReject::InvalidState {
                 node: node_id.to_string(),
                 state: node.state,
                 wanted: wanted.to_owned(),
-            });
+            }));
         }
         self.retire(mesh, node_id, to, reason, at.0, at.1);
         let outcome = match to {
-            NodeState::Revoked => Outcome::NodeRevoked { node_id: *node_id },
-            _ => Outcome::NodeRejected { node_id: *node_id },
+            NodeState::Revoked => Outcome::Nodes(NodeOutcome::Revoked { node_id: *node_id }),
+            _ => Outcome::Nodes(NodeOutcome::Rejected { node_id: *node_id }),
         };
         Ok(Applied::new(
             outcome,

@@ -8,7 +8,7 @@
 //! profile from the mesh's policy.
 
 mod command;
-pub use command::NodeCommand;
+pub use command::{NodeCommand, NodeOutcome, NodeReject};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
@@ -302,16 +302,18 @@ impl Ledger {
     /// must then be unambiguous within the mesh.
     pub fn find_node(&self, mesh: &MeshId, id: &str) -> Result<&NodeRecord, Reject> {
         if let Ok(node_id) = id.parse::<NodeId>() {
-            return self.node(mesh, &node_id).ok_or_else(|| Reject::NoSuchNode {
-                mesh: mesh.clone(),
-                node: id.to_owned(),
+            return self.node(mesh, &node_id).ok_or_else(|| {
+                Reject::Nodes(NodeReject::NoSuchNode {
+                    mesh: mesh.clone(),
+                    node: id.to_owned(),
+                })
             });
         }
         if !id.is_ascii() {
-            return Err(Reject::NoSuchNode {
+            return Err(Reject::Nodes(NodeReject::NoSuchNode {
                 mesh: mesh.clone(),
                 node: id.chars().take(60).collect(),
-            });
+            }));
         }
         let id = id.to_ascii_lowercase();
         // Whole groups of 8 base32 characters are whole bytes: narrow to the ids starting with
@@ -339,10 +341,10 @@ impl Ledger {
             (Some(_), Some(_)) => Err(Reject::Invalid(format!(
                 "node id prefix {id} matches several nodes; give more characters"
             ))),
-            (None, _) => Err(Reject::NoSuchNode {
+            (None, _) => Err(Reject::Nodes(NodeReject::NoSuchNode {
                 mesh: mesh.clone(),
                 node: id,
-            }),
+            })),
         }
     }
 

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use crate::{AclCommand, Command, MeshCommand, NodeCommand};
+use crate::{AclOutcome, AclReject, NodeOutcome, NodeReject};
 use x0t_crypto::{
     NodeCertificate, Registration, SigAlgorithm, SignedNodeCertificate, SigningKey, is_overlay_ip,
 };
@@ -136,15 +137,15 @@ fn register_approve_revoke_reenroll() {
     let outcome = ledger.ap(&register(&node, None, None, 2), meta(2)).unwrap();
     assert!(matches!(
         outcome,
-        Outcome::NodeRegistered {
+        Outcome::Nodes(NodeOutcome::Registered {
             state: NodeState::PendingApproval,
             overlay_ip: None,
             ..
-        }
+        })
     ));
     assert!(matches!(
         ledger.ap(&register(&node, None, None, 3), meta(3)),
-        Err(Reject::NodeExists { .. })
+        Err(Reject::Nodes(NodeReject::NodeExists { .. }))
     ));
     // A certificate from a key that is not an anchor, or with a flipped byte: refused.
     let stranger = key();
@@ -158,7 +159,7 @@ fn register_approve_revoke_reenroll() {
     };
     assert!(matches!(
         ledger.ap(&approve(forged), meta(4)),
-        Err(Reject::BadCertificate(_))
+        Err(Reject::Nodes(NodeReject::BadCertificate(_)))
     ));
     let good = certificate(&ledger, &node, vec![tag("robot")], 4_000, &ANCHOR);
     let mut flipped = good.clone();
@@ -166,9 +167,10 @@ fn register_approve_revoke_reenroll() {
     flipped[at] ^= 1;
     assert!(matches!(
         ledger.ap(&approve(flipped), meta(4)),
-        Err(Reject::BadCertificate(_))
+        Err(Reject::Nodes(NodeReject::BadCertificate(_)))
     ));
-    let Outcome::NodeApproved { overlay_ip, .. } = ledger.ap(&approve(good), meta(4)).unwrap()
+    let Outcome::Nodes(NodeOutcome::Approved { overlay_ip, .. }) =
+        ledger.ap(&approve(good), meta(4)).unwrap()
     else {
         panic!("not approved")
     };
@@ -194,10 +196,10 @@ fn register_approve_revoke_reenroll() {
     // The same key cannot come back; a new key goes back to pending.
     assert!(matches!(
         ledger.ap(&register(&node, None, None, 6), meta(6)),
-        Err(Reject::NodeExists {
+        Err(Reject::Nodes(NodeReject::NodeExists {
             state: NodeState::Revoked,
             ..
-        })
+        }))
     ));
     let renewed = key();
     ledger
@@ -230,22 +232,25 @@ fn policy_updates_are_checked_versioned_audited_and_set_pq_profiles() {
         meta(2),
     );
     assert!(
-        matches!(bad, Err(Reject::InvalidPolicy { line: 2, .. })),
+        matches!(
+            bad,
+            Err(Reject::Acl(AclReject::InvalidPolicy { line: 2, .. }))
+        ),
         "{bad:?}"
     );
     let failing =
         "version = 1\n[[test]]\nsrc = \"tag:a\"\ndst = \"tag:b\"\nport = 1\nexpect = \"allow\"\n";
     assert!(matches!(
         ledger.ap(&set_acl(failing, None), meta(2)),
-        Err(Reject::PolicyTestFailed { message, line: 2 }) if message.contains("test #1")
+        Err(Reject::Acl(AclReject::PolicyTestFailed { message, line: 2 })) if message.contains("test #1")
     ));
     assert!(matches!(
         ledger.ap(&set_acl("version = 1\n", Some(3)), meta(2)),
-        Err(Reject::AclVersionMismatch {
+        Err(Reject::Acl(AclReject::VersionMismatch {
             expected: 3,
             actual: 0,
             ..
-        })
+        }))
     ));
     assert!(ledger.acl(&mesh()).is_none());
     assert_eq!(head(&ledger), before);
@@ -253,7 +258,7 @@ fn policy_updates_are_checked_versioned_audited_and_set_pq_profiles() {
     let constrained = "version = 1\n[pq]\nrobot = \"constrained\"\n";
     assert_eq!(
         ledger.ap(&set_acl(constrained, Some(0)), meta(3)).unwrap(),
-        Outcome::AclSet { version: 1 }
+        Outcome::Acl(AclOutcome::Set { version: 1 })
     );
     let acl = ledger.acl(&mesh()).unwrap();
     assert_eq!((acl.version, acl.updated_index), (1, 3));
@@ -277,7 +282,7 @@ fn policy_updates_are_checked_versioned_audited_and_set_pq_profiles() {
     let standard = certificate(&ledger, &node, vec![tag("robot")], 5_000, &ANCHOR);
     assert!(matches!(
         ledger.ap(&approve(standard), meta(5)),
-        Err(Reject::BadCertificate(m)) if m.contains("PQ profile standard")
+        Err(Reject::Nodes(NodeReject::BadCertificate(m))) if m.contains("PQ profile standard")
     ));
     let right = certificate_with(
         &ledger,
@@ -299,7 +304,7 @@ fn policy_updates_are_checked_versioned_audited_and_set_pq_profiles() {
         ledger
             .ap(&set_acl("version = 1\n", Some(1)), meta(6))
             .unwrap(),
-        Outcome::AclSet { version: 2 }
+        Outcome::Acl(AclOutcome::Set { version: 2 })
     );
     assert!(
         ledger
@@ -339,7 +344,7 @@ fn stale_or_foreign_registrations_are_refused() {
     });
     assert!(matches!(
         ledger.ap(&stale, meta(661)),
-        Err(Reject::BadRegistration(_))
+        Err(Reject::Nodes(NodeReject::BadRegistration(_)))
     ));
     let mut garbage = registration(&node, 2_000);
     garbage.truncate(100);
@@ -389,7 +394,7 @@ fn tokens_single_use_expiry_rotation_and_limits() {
     );
     assert!(matches!(
         ledger.ap(&register(&b, proof(1), None, 4), meta(4)),
-        Err(Reject::TokenUsedUp { .. })
+        Err(Reject::Nodes(NodeReject::TokenUsedUp { .. }))
     ));
     // Wrong secret: unknown.
     let wrong = Some(TokenProof {
@@ -398,7 +403,7 @@ fn tokens_single_use_expiry_rotation_and_limits() {
     });
     assert!(matches!(
         ledger.ap(&register(&b, wrong, None, 4), meta(4)),
-        Err(Reject::InvalidToken)
+        Err(Reject::Nodes(NodeReject::InvalidToken))
     ));
     // Reusable with a limit of 2.
     ledger
@@ -422,7 +427,7 @@ fn tokens_single_use_expiry_rotation_and_limits() {
         .unwrap();
     assert!(matches!(
         ledger.ap(&register(&key(), proof(2), None, 7), meta(7)),
-        Err(Reject::TokenUsedUp { uses: 2, .. })
+        Err(Reject::Nodes(NodeReject::TokenUsedUp { uses: 2, .. }))
     ));
     // Expired: proposal time past not_after.
     ledger
@@ -440,7 +445,7 @@ fn tokens_single_use_expiry_rotation_and_limits() {
     let late = 8 + hour / 1_000;
     assert!(matches!(
         ledger.ap(&register(&key(), proof(3), None, late), meta(late)),
-        Err(Reject::TokenExpired { .. })
+        Err(Reject::Nodes(NodeReject::TokenExpired { .. }))
     ));
     // Rotation invalidates older tokens, with its own error.
     ledger
@@ -455,7 +460,7 @@ fn tokens_single_use_expiry_rotation_and_limits() {
             meta(9),
         )
         .unwrap();
-    let Outcome::JoinTokensRotated { epoch: 1, .. } = ledger
+    let Outcome::Nodes(NodeOutcome::JoinTokensRotated { epoch: 1, .. }) = ledger
         .ap(
             &Command::Nodes(NodeCommand::RotateJoinTokens { mesh: mesh() }),
             meta(10),
@@ -466,7 +471,7 @@ fn tokens_single_use_expiry_rotation_and_limits() {
     };
     assert!(matches!(
         ledger.ap(&register(&key(), proof(4), None, 11), meta(11)),
-        Err(Reject::TokenRotated { .. })
+        Err(Reject::Nodes(NodeReject::TokenRotated { .. }))
     ));
     ledger
         .ap(
@@ -504,12 +509,12 @@ fn a_pre_approved_token_approves_with_its_tags_and_a_valid_certificate() {
     // Without a certificate, or with tags other than the token's: refused.
     assert!(matches!(
         ledger.ap(&register(&node, proof(1), None, 3), meta(3)),
-        Err(Reject::BadCertificate(_))
+        Err(Reject::Nodes(NodeReject::BadCertificate(_)))
     ));
     let wrong_tags = certificate(&ledger, &node, vec![tag("admin")], 3_000, &ANCHOR);
     assert!(matches!(
         ledger.ap(&register(&node, proof(1), Some(wrong_tags), 3), meta(3)),
-        Err(Reject::BadCertificate(_))
+        Err(Reject::Nodes(NodeReject::BadCertificate(_)))
     ));
     let cert = certificate(&ledger, &node, vec![tag("line-3")], 3_000, &ANCHOR);
     let outcome = ledger
@@ -517,11 +522,11 @@ fn a_pre_approved_token_approves_with_its_tags_and_a_valid_certificate() {
         .unwrap();
     assert!(matches!(
         outcome,
-        Outcome::NodeRegistered {
+        Outcome::Nodes(NodeOutcome::Registered {
             state: NodeState::Approved,
             overlay_ip: Some(_),
             ..
-        }
+        })
     ));
     // Another node offering a certificate for the same address: refused.
     let other = key();
@@ -545,7 +550,7 @@ fn a_pre_approved_token_approves_with_its_tags_and_a_valid_certificate() {
         .encode();
     assert!(matches!(
         ledger.ap(&register(&other, proof(1), Some(clash), 4), meta(4)),
-        Err(Reject::OverlayIpTaken { .. })
+        Err(Reject::Nodes(NodeReject::OverlayIpTaken { .. }))
     ));
 }
 

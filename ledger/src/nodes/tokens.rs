@@ -1,5 +1,6 @@
 //! Join tokens: checking one the way registration will, recording, rotating.
 
+use crate::{NodeOutcome, NodeReject};
 use x0t_types::{MeshId, NodeId, NodeState, Tag, Timestamp, TokenProof, TokenUsage};
 
 use super::{
@@ -22,33 +23,33 @@ impl Nodes {
         let token = self
             .token(mesh, &proof.token_id)
             .filter(|t| constant_time_eq(&t.secret_hash, &proof.secret_hash))
-            .ok_or(Reject::InvalidToken)?;
+            .ok_or(Reject::Nodes(NodeReject::InvalidToken))?;
         let id = hex_id(&token.token_id);
         if token.epoch != current_epoch {
-            return Err(Reject::TokenRotated { token_id: id });
+            return Err(Reject::Nodes(NodeReject::TokenRotated { token_id: id }));
         }
         if now < token.not_before || now >= token.not_after {
-            return Err(Reject::TokenExpired {
+            return Err(Reject::Nodes(NodeReject::TokenExpired {
                 token_id: id,
                 expires_at: token.not_after,
-            });
+            }));
         }
         if token.usage.limit().is_some_and(|limit| token.uses >= limit) {
-            return Err(Reject::TokenUsedUp {
+            return Err(Reject::Nodes(NodeReject::TokenUsedUp {
                 token_id: id,
                 uses: token.uses,
-            });
+            }));
         }
         if let Some(old) = token.for_node
             && self
                 .get(mesh, &old)
                 .is_none_or(|n| n.state != NodeState::Approved)
         {
-            return Err(Reject::InvalidState {
+            return Err(Reject::Nodes(NodeReject::InvalidState {
                 node: old.to_string(),
                 state: self.get(mesh, &old).map_or(NodeState::Revoked, |n| n.state),
                 wanted: "approved (to be replaced)".to_owned(),
-            });
+            }));
         }
         Ok(token)
     }
@@ -91,11 +92,11 @@ impl Nodes {
         if let Some(old) = for_node {
             let node = self.existing(deps, mesh, &old)?;
             if node.state != NodeState::Approved {
-                return Err(Reject::InvalidState {
+                return Err(Reject::Nodes(NodeReject::InvalidState {
                     node: old.to_string(),
                     state: node.state,
                     wanted: "approved".to_owned(),
-                });
+                }));
             }
         }
         if self.token(mesh, &token_id).is_some() {
@@ -113,9 +114,9 @@ impl Nodes {
             .collect();
         let live = self.tokens_of(mesh).count() - dead.len();
         if live >= MAX_JOIN_TOKENS_PER_MESH {
-            return Err(Reject::TooManyTokens {
+            return Err(Reject::Nodes(NodeReject::TooManyTokens {
                 limit: MAX_JOIN_TOKENS_PER_MESH,
-            });
+            }));
         }
         for id in dead {
             self.join_tokens.remove(&(mesh.clone(), id));
@@ -146,10 +147,10 @@ impl Nodes {
             for_node.map_or_else(String::new, |n| format!(", replaces node {n}"))
         );
         Ok(Applied::new(
-            Outcome::JoinTokenAdded {
+            Outcome::Nodes(NodeOutcome::JoinTokenAdded {
                 token_id,
                 not_after,
-            },
+            }),
             hex_id(&token_id),
             details,
         ))
@@ -160,7 +161,7 @@ impl Nodes {
         let epoch = deps.meshes.bump_token_epoch(mesh)?;
         let invalidated = self.tokens_of(mesh).filter(|t| t.epoch < epoch).count() as u32;
         Ok(Applied::new(
-            Outcome::JoinTokensRotated { epoch, invalidated },
+            Outcome::Nodes(NodeOutcome::JoinTokensRotated { epoch, invalidated }),
             mesh.to_string(),
             format!("epoch {epoch}, {invalidated} token(s) invalidated"),
         ))

@@ -2,6 +2,7 @@
 //! from peers, answered at most `MAX_INBOUND_IN_FLIGHT` at a time.
 
 use std::sync::Arc;
+use x0t_ledger::NodeReject;
 use x0t_ledger::{AnchorCommand, Command};
 
 use libp2p::PeerId;
@@ -173,7 +174,7 @@ impl ControlPlane {
             tracing::warn!(%peer, "refusing an anchor join with an unknown or wrong token");
             return Err(format!(
                 "anchor-join token refused: {}",
-                Reject::InvalidToken
+                Reject::Nodes(NodeReject::InvalidToken)
             ));
         }
         let (raft_id, peer_id) = (anchor.raft_id, anchor.peer_id.clone());
@@ -187,7 +188,7 @@ impl ControlPlane {
         {
             Ok(_) => {}
             // A retry after a lost answer: the token is spent, by this very node.
-            Err(ControlError::Rejected(Reject::InvalidToken))
+            Err(ControlError::Rejected(Reject::Nodes(NodeReject::InvalidToken)))
                 if self.read(|l| {
                     l.anchors()
                         .any(|a| a.raft_id == raft_id && a.peer_id == peer_id)

@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use x0t_ledger::AclReject;
 use x0t_ledger::{AclCommand, Command};
+use x0t_ledger::{AclOutcome, MeshReject, Outcome};
 
 use x0t_ledger::{AclRecord, Ledger, Reject, policy_reject};
 use x0t_policy::{Endpoint, Flow, Policy, Protocol};
@@ -90,7 +92,7 @@ impl Service {
         self.barrier(stale).await?;
         self.control.read(|l| {
             if l.mesh(&mesh).is_none() {
-                return Err(Reject::NoSuchMesh { mesh: mesh.clone() }.into());
+                return Err(Reject::Meshes(MeshReject::NoSuchMesh { mesh: mesh.clone() }).into());
             }
             match version {
                 None => Ok(acl_view(&mesh, l.acl(&mesh))),
@@ -122,7 +124,7 @@ impl Service {
         self.barrier(stale).await?;
         self.control.read(|l| {
             if l.mesh(&mesh).is_none() {
-                return Err(Reject::NoSuchMesh { mesh: mesh.clone() }.into());
+                return Err(Reject::Meshes(MeshReject::NoSuchMesh { mesh: mesh.clone() }).into());
             }
             Ok(l.acl_history(&mesh)
                 .map(|r| AclVersionView {
@@ -154,7 +156,7 @@ impl Service {
             expected_version: body.expected_version,
         });
         match self.write(caller.actor(), command).await? {
-            x0t_ledger::Outcome::AclSet { .. } => {
+            Outcome::Acl(AclOutcome::Set { .. }) => {
                 self.control.read(|l| Ok(acl_view(&mesh, l.acl(&mesh))))
             }
             other => Err(ServiceError::internal(format!(
@@ -233,9 +235,9 @@ impl Service {
         }
         let (src, dst) = self.control.read(|l| {
             if l.mesh(&mesh).is_none() {
-                return Err(ServiceError::from(Reject::NoSuchMesh {
+                return Err(ServiceError::from(Reject::Meshes(MeshReject::NoSuchMesh {
                     mesh: mesh.clone(),
-                }));
+                })));
             }
             Ok((
                 endpoint(l, &mesh, &body.src)?,
@@ -262,5 +264,14 @@ impl Service {
             },
             version,
         ))
+    }
+}
+
+/// The kind and stable code of each refusal of the ACL domain.
+pub(super) fn reject_kind(reject: &AclReject) -> (ErrorKind, &'static str) {
+    match reject {
+        AclReject::VersionMismatch { .. } => (ErrorKind::Conflict, "version_mismatch"),
+        AclReject::InvalidPolicy { .. } => (ErrorKind::BadRequest, "invalid_policy"),
+        AclReject::PolicyTestFailed { .. } => (ErrorKind::Unprocessable, "policy_test_failed"),
     }
 }

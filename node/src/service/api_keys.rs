@@ -1,7 +1,9 @@
 //! API keys: an admin creates a key with a role; the secret is shown once and the ledger keeps
 //! only its keyed hash. (Checking a key is the core's `Service::authenticate`.)
 
+use super::ErrorKind;
 use x0t_ledger::ApiKeyCommand;
+use x0t_ledger::ApiKeyReject;
 use x0t_ledger::Command;
 use x0t_types::api::{ApiKeyView, CreateApiKey};
 
@@ -28,5 +30,12 @@ impl Service {
             key_id: key.id.clone(),
             role: body.role,
         })
+    }
+}
+
+/// The kind and stable code of each refusal of the API keys domain.
+pub(super) fn reject_kind(reject: &ApiKeyReject) -> (ErrorKind, &'static str) {
+    match reject {
+        ApiKeyReject::ApiKeyExists { .. } => (ErrorKind::Conflict, "api_key_exists"),
     }
 }

@@ -4,6 +4,7 @@
 
 use serde::Deserialize;
 use x0t_crypto::{AuditEntry, verify_chain};
+use x0t_ledger::MeshReject;
 use x0t_ledger::Reject;
 use x0t_types::api::{AuditEntryView, AuditVerification, ChainBreak};
 use x0t_types::{MeshId, Timestamp};
@@ -68,7 +69,7 @@ impl Service {
             .read(|l| {
                 l.mesh(&mesh)
                     .map(|_| l.audit_head(Some(&mesh)))
-                    .ok_or_else(|| Reject::NoSuchMesh { mesh: mesh.clone() })
+                    .ok_or_else(|| Reject::Meshes(MeshReject::NoSuchMesh { mesh: mesh.clone() }))
             })
             .map(|head| (mesh, head))
             .map_err(Into::into)

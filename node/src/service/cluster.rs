@@ -1,7 +1,9 @@
 //! The cluster: the Raft state of this anchor, the anchors (their addresses and identity keys,
 //! what certificates verify against), adding and removing anchors, and anchor-join tokens.
 
+use super::ErrorKind;
 use x0t_ledger::AnchorCommand;
+use x0t_ledger::AnchorReject;
 use x0t_ledger::Command;
 use x0t_types::api::{
     AddAnchor, AnchorKeyView, AnchorView, ClusterStatus, CreateJoinToken, JoinTokenView,
@@ -108,5 +110,15 @@ impl Service {
         &self,
     ) -> Option<tokio::sync::mpsc::Receiver<crate::control::Enrollment>> {
         self.control.take_enrollments()
+    }
+}
+
+/// The kind and stable code of each refusal of the anchors domain.
+pub(super) fn reject_kind(reject: &AnchorReject) -> (ErrorKind, &'static str) {
+    match reject {
+        AnchorReject::NoSuchAnchor { .. } => (ErrorKind::NotFound, "no_such_anchor"),
+        AnchorReject::InvalidToken => (ErrorKind::Forbidden, "invalid_token"),
+        AnchorReject::TokenExpired { .. } => (ErrorKind::Forbidden, "token_expired"),
+        AnchorReject::TooManyTokens => (ErrorKind::Conflict, "too_many_tokens"),
     }
 }

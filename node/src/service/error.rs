@@ -2,7 +2,7 @@
 //! failures get their kind and stable code. Each face maps a kind to its own status
 //! (`api::status_of`, `grpc::status_of`) and nothing else.
 
-use x0t_ledger::Reject;
+use x0t_ledger::{AclReject, Reject};
 
 use crate::control::ControlError;
 
@@ -74,11 +74,11 @@ impl From<ControlError> for ServiceError {
                 let (kind, code) = reject_kind(&reject);
                 let mut error = Self::new(kind, code, message);
                 match reject {
-                    Reject::InvalidPolicy { line, column, .. } if line > 0 => {
+                    Reject::Acl(AclReject::InvalidPolicy { line, column, .. }) if line > 0 => {
                         error.position = Some((line, column));
                     }
                     // A failing test points at its `[[test]]` header.
-                    Reject::PolicyTestFailed { line, .. } if line > 0 => {
+                    Reject::Acl(AclReject::PolicyTestFailed { line, .. }) if line > 0 => {
                         error.position = Some((line, 1));
                     }
                     _ => {}
@@ -100,30 +100,15 @@ impl From<Reject> for ServiceError {
     }
 }
 
+/// A refusal's kind and stable code: the core's here, each domain's in its own module.
 fn reject_kind(reject: &Reject) -> (ErrorKind, &'static str) {
-    use ErrorKind::*;
     match reject {
-        Reject::MeshExists { .. } => (Conflict, "mesh_exists"),
-        Reject::NoSuchMesh { .. } => (NotFound, "no_such_mesh"),
-        Reject::VersionMismatch { .. } => (Conflict, "version_mismatch"),
-        Reject::NoSuchAnchor { .. } => (NotFound, "no_such_anchor"),
-        Reject::ApiKeyExists { .. } => (Conflict, "api_key_exists"),
-        Reject::InvalidToken => (Forbidden, "invalid_token"),
-        Reject::TokenExpired { .. } => (Forbidden, "token_expired"),
-        Reject::TokenRotated { .. } => (Forbidden, "token_rotated"),
-        Reject::TokenUsedUp { .. } => (Forbidden, "token_used_up"),
-        Reject::TooManyAnchorTokens | Reject::TooManyTokens { .. } => (Conflict, "too_many_tokens"),
-        Reject::NoSuchNode { .. } => (NotFound, "no_such_node"),
-        Reject::NodeExists { .. } => (Conflict, "node_exists"),
-        Reject::InvalidState { .. } => (Conflict, "invalid_state"),
-        Reject::TooManyNodes { .. } => (Conflict, "too_many_nodes"),
-        Reject::OverlayIpTaken { .. } => (Conflict, "overlay_ip_taken"),
-        Reject::BadRegistration(_) => (BadRequest, "bad_registration"),
-        Reject::BadCertificate(_) => (BadRequest, "bad_certificate"),
-        Reject::BadStatement(_) => (Internal, "bad_statement"),
-        Reject::Invalid(_) => (BadRequest, "invalid"),
-        Reject::AclVersionMismatch { .. } => (Conflict, "version_mismatch"),
-        Reject::InvalidPolicy { .. } => (BadRequest, "invalid_policy"),
-        Reject::PolicyTestFailed { .. } => (Unprocessable, "policy_test_failed"),
+        Reject::BadStatement(_) => (ErrorKind::Internal, "bad_statement"),
+        Reject::Invalid(_) => (ErrorKind::BadRequest, "invalid"),
+        Reject::Meshes(reject) => super::meshes::reject_kind(reject),
+        Reject::Anchors(reject) => super::cluster::reject_kind(reject),
+        Reject::ApiKeys(reject) => super::api_keys::reject_kind(reject),
+        Reject::Nodes(reject) => super::nodes::reject_kind(reject),
+        Reject::Acl(reject) => super::acl::reject_kind(reject),
     }
 }

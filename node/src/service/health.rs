@@ -2,6 +2,7 @@
 //! the links their signed link states mention), the self-healing figures (SLO), and the live
 //! stream of link events.
 
+use x0t_ledger::MeshReject;
 use x0t_ledger::{NodeRecord, Reject};
 use x0t_types::{MeshId, NodeState};
 
@@ -32,7 +33,7 @@ impl Service {
                         .map(&f)
                         .collect::<Vec<_>>()
                 })
-                .ok_or_else(|| Reject::NoSuchMesh { mesh: mesh.clone() })
+                .ok_or_else(|| Reject::Meshes(MeshReject::NoSuchMesh { mesh: mesh.clone() }))
         })?)
     }
 
@@ -55,7 +56,7 @@ impl Service {
         let mesh = mesh_id(mesh)?;
         self.control
             .read(|l| l.mesh(&mesh).map(|_| ()))
-            .ok_or_else(|| Reject::NoSuchMesh { mesh: mesh.clone() })?;
+            .ok_or_else(|| Reject::Meshes(MeshReject::NoSuchMesh { mesh: mesh.clone() }))?;
         let members = self.members.clone();
         let (changed, shutdown) = (members.subscribe_events(), members.stopped());
         Ok(crate::events::follow_events(

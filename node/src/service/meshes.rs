@@ -1,7 +1,9 @@
 //! Meshes: list, read, create, and replace a mesh's settings (compare-and-set).
 
+use super::ErrorKind;
 use x0t_ledger::Reject;
 use x0t_ledger::{Command, MeshCommand};
+use x0t_ledger::{MeshOutcome, MeshReject, Outcome};
 use x0t_types::MeshSettings;
 use x0t_types::api::{CreateMesh, MeshView, UpdateSettings};
 
@@ -34,7 +36,7 @@ impl Service {
         self.barrier(stale).await?;
         self.control
             .read(|l| l.mesh(&mesh).map(mesh_view))
-            .ok_or_else(|| Reject::NoSuchMesh { mesh }.into())
+            .ok_or_else(|| Reject::Meshes(MeshReject::NoSuchMesh { mesh }).into())
     }
 
     /// Creates a mesh.
@@ -51,7 +53,7 @@ impl Service {
             plan: body.plan.unwrap_or_default(),
         });
         match self.control.write_as(caller.actor(), command).await? {
-            (_, x0t_ledger::Outcome::MeshCreated { mesh }) => Ok(mesh_view(&mesh)),
+            (_, Outcome::Meshes(MeshOutcome::Created { mesh })) => Ok(mesh_view(&mesh)),
             (_, other) => Err(ServiceError::internal(format!(
                 "unexpected outcome {other:?}"
             ))),
@@ -73,10 +75,19 @@ impl Service {
             },
         });
         match self.control.write_as(caller.actor(), command).await? {
-            (_, x0t_ledger::Outcome::MeshUpdated { mesh }) => Ok(mesh_view(&mesh)),
+            (_, Outcome::Meshes(MeshOutcome::Updated { mesh })) => Ok(mesh_view(&mesh)),
             (_, other) => Err(ServiceError::internal(format!(
                 "unexpected outcome {other:?}"
             ))),
         }
+    }
+}
+
+/// The kind and stable code of each refusal of the meshes domain.
+pub(super) fn reject_kind(reject: &MeshReject) -> (ErrorKind, &'static str) {
+    match reject {
+        MeshReject::MeshExists { .. } => (ErrorKind::Conflict, "mesh_exists"),
+        MeshReject::NoSuchMesh { .. } => (ErrorKind::NotFound, "no_such_mesh"),
+        MeshReject::VersionMismatch { .. } => (ErrorKind::Conflict, "version_mismatch"),
     }
 }

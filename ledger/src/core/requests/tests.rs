@@ -1,17 +1,16 @@
 //! Remembered requests: retries apply once, records stay per entry, memory is bounded.
 #![allow(clippy::unwrap_used)]
 
-use crate::{Command, MeshCommand};
 use x0t_types::{Plan, Timestamp};
 
 use super::{Key, MAX_REMEMBERED_REQUESTS, REQUEST_MEMORY_MS, Requests};
-use crate::StoredChange;
 use crate::core::audit::AuditChains;
 use crate::domain::Domain;
 use crate::meshes::{self, Meshes};
 use crate::testkit::{
     ApplyExt, ApplyMeta, assert_round_trips, booted, change, mesh, meta, settings,
 };
+use crate::{Command, MeshCommand, StoredChange};
 
 #[test]
 fn retried_requests_apply_once_and_are_forgotten_oldest_first() {
@@ -99,4 +98,51 @@ fn retried_requests_apply_once_and_are_forgotten_oldest_first() {
     assert_eq!(ledger.remembered_requests(), MAX_REMEMBERED_REQUESTS);
     assert!(!ledger.requests.remembers(12));
     assert_round_trips(&mut ledger);
+}
+
+/// A result remembered by storage format 4 (one flat outcome and refusal enum) loads as this
+/// release's per-domain result, so a retry that straddles the upgrade still gets it; the
+/// group is written back in the newest form.
+#[test]
+fn results_remembered_by_format_4_load_upgraded() {
+    use crate::migrations::format4;
+    let old = format4::RequestGroup {
+        index: 9,
+        applied_at: Timestamp(5),
+        requests: vec![
+            format4::RequestRecord {
+                request_id: 1,
+                position: 0,
+                result: Ok(format4::Outcome::AclSet { version: 3 }),
+            },
+            format4::RequestRecord {
+                request_id: 2,
+                position: 1,
+                result: Err(format4::Reject::TokenUsedUp {
+                    token_id: "t".into(),
+                    uses: 1,
+                }),
+            },
+        ],
+    };
+    let record = crate::domain::stored::<Requests>(&super::Value::Group(old));
+    let ledger = crate::Ledger::from_records([record]).unwrap();
+    assert_eq!(
+        ledger.requests.remembered(1),
+        Some(&Ok(crate::AclOutcome::Set { version: 3 }.into()))
+    );
+    assert_eq!(
+        ledger.requests.remembered(2),
+        Some(&Err(crate::NodeReject::TokenUsedUp {
+            token_id: "t".into(),
+            uses: 1
+        }
+        .into()))
+    );
+    let rewritten: Vec<_> = ledger.records().collect();
+    assert_eq!(rewritten.len(), 1);
+    assert_eq!(
+        rewritten[0].value[0], 1,
+        "stored again as the newest variant"
+    );
 }

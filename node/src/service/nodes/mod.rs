@@ -5,6 +5,7 @@
 use std::net::Ipv4Addr;
 use std::sync::atomic::Ordering;
 use x0t_ledger::{Command, NodeCommand};
+use x0t_ledger::{MeshReject, NodeReject};
 
 use x0t_crypto::{NodeCertificate, SignedNodeCertificate};
 use x0t_ledger::{NodeRecord, Reject, hex_id};
@@ -173,7 +174,9 @@ impl Service {
         self.control
             .read(|l| {
                 if l.mesh(mesh).is_none() {
-                    return Err(Reject::NoSuchMesh { mesh: mesh.clone() });
+                    return Err(Reject::Meshes(MeshReject::NoSuchMesh {
+                        mesh: mesh.clone(),
+                    }));
                 }
                 l.find_node(mesh, id).map(view)
             })
@@ -191,7 +194,7 @@ impl Service {
         self.barrier(stale).await?;
         self.control.read(|l| {
             if l.mesh(&mesh).is_none() {
-                return Err(Reject::NoSuchMesh { mesh: mesh.clone() }.into());
+                return Err(Reject::Meshes(MeshReject::NoSuchMesh { mesh: mesh.clone() }).into());
             }
             Ok(l.nodes(&mesh)
                 .filter(|n| matches(n, filter))
@@ -242,11 +245,11 @@ impl Service {
         };
         for attempt in 1.. {
             if node.state != NodeState::PendingApproval {
-                return Err(Reject::InvalidState {
+                return Err(Reject::Nodes(NodeReject::InvalidState {
                     node: node.node_id.to_string(),
                     state: node.state,
                     wanted: "pending_approval".to_owned(),
-                }
+                })
                 .into());
             }
             let ip = self
@@ -389,5 +392,24 @@ impl Service {
                 reason: None,
             },
         })
+    }
+}
+
+/// The kind and stable code of each refusal of the nodes domain.
+pub(super) fn reject_kind(reject: &NodeReject) -> (ErrorKind, &'static str) {
+    use ErrorKind::*;
+    match reject {
+        NodeReject::InvalidToken => (Forbidden, "invalid_token"),
+        NodeReject::TokenExpired { .. } => (Forbidden, "token_expired"),
+        NodeReject::TokenRotated { .. } => (Forbidden, "token_rotated"),
+        NodeReject::TokenUsedUp { .. } => (Forbidden, "token_used_up"),
+        NodeReject::TooManyTokens { .. } => (Conflict, "too_many_tokens"),
+        NodeReject::NoSuchNode { .. } => (NotFound, "no_such_node"),
+        NodeReject::NodeExists { .. } => (Conflict, "node_exists"),
+        NodeReject::InvalidState { .. } => (Conflict, "invalid_state"),
+        NodeReject::TooManyNodes { .. } => (Conflict, "too_many_nodes"),
+        NodeReject::OverlayIpTaken { .. } => (Conflict, "overlay_ip_taken"),
+        NodeReject::BadRegistration(_) => (BadRequest, "bad_registration"),
+        NodeReject::BadCertificate(_) => (BadRequest, "bad_certificate"),
     }
 }

@@ -4,6 +4,7 @@
 
 use std::sync::atomic::Ordering;
 use x0t_ledger::{Command, NodeCommand};
+use x0t_ledger::{NodeOutcome, NodeReject, Outcome};
 
 use x0t_crypto::{SignedJoinToken, SignedNodeCertificate, SignedRegistration};
 use x0t_ledger::{NodeRecord, Reject};
@@ -187,9 +188,9 @@ impl Service {
                 .write_as(actor.clone(), command_for(certificate.clone()))
                 .await
             {
-                Err(ControlError::Rejected(Reject::OverlayIpTaken { .. }))
-                    if attempt < ADDRESS_RETRIES =>
-                {
+                Err(ControlError::Rejected(Reject::Nodes(NodeReject::OverlayIpTaken {
+                    ..
+                }))) if attempt < ADDRESS_RETRIES => {
                     self.control.read_barrier().await?;
                 }
                 Err(e) => return Err(e.into()),
@@ -199,11 +200,11 @@ impl Service {
         let (outcome, certificate) = outcome;
         self.metrics.registrations.fetch_add(1, Ordering::Relaxed);
         match outcome {
-            x0t_ledger::Outcome::NodeRegistered {
+            Outcome::Nodes(NodeOutcome::Registered {
                 node_id,
                 state,
                 overlay_ip,
-            } => {
+            }) => {
                 if state == NodeState::Approved {
                     self.metrics.approvals.fetch_add(1, Ordering::Relaxed);
                 }

@@ -3,7 +3,8 @@
 //! The secret is drawn and the token signed here, before anything is proposed.
 
 use std::sync::atomic::Ordering;
-use x0t_ledger::{Command, NodeCommand};
+use x0t_ledger::NodeOutcome;
+use x0t_ledger::{Command, NodeCommand, Outcome};
 
 use x0t_crypto::{JoinToken, SignedJoinToken};
 use x0t_ledger::{NodeRecord, hex_id};
@@ -135,7 +136,7 @@ impl Service {
             mesh: mesh_id(mesh)?,
         });
         match self.write(caller.actor(), command).await? {
-            x0t_ledger::Outcome::JoinTokensRotated { epoch, invalidated } => {
+            Outcome::Nodes(NodeOutcome::JoinTokensRotated { epoch, invalidated }) => {
                 Ok(RotateTokens { epoch, invalidated })
             }
             other => Err(ServiceError::internal(format!(
