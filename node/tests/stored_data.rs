@@ -4,7 +4,8 @@
 //! version and audit entry intact; replaying its log from the start gives the same state; and
 //! a database from a future release is refused with a clear message.
 //!
-//! Regenerate a fixture only when a release changes the format, and keep the old ones:
+//! Regenerate a fixture only when a release changes the format, and keep the old ones (the
+//! generator writes `tests/fixtures/data-dir-new.tar.gz`; run it with the old release's code):
 //! `X0T_WRITE_FIXTURE=1 cargo test -p x0t-node --test stored_data -- --ignored write_fixture`
 //! (then rename the files for the format they hold).
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
@@ -28,10 +29,14 @@ use x0t_node::testnet;
 use x0t_types::KeyRole;
 use x0t_types::api::{CreateMesh, SetAcl, UpdateSettings};
 
-/// The data directory written by the release before the ledger's per-domain records (storage
-/// format 3) as `node1/`, and `expected.json`: every record its ledger held, as that release
-/// read it back, and its admin key.
-const FIXTURE: &str = "tests/fixtures/data-dir-format3.tar.gz";
+/// Data directories written by earlier releases, each as `node1/` and `expected.json`: every
+/// record its ledger held, as that release read it back, and its admin key. Format 3: the
+/// release before the ledger's per-domain records; format 4: the release before each domain
+/// had its own commands, outcomes and refusals (its log and remembered results are migrated).
+const FORMAT3: &str = "tests/fixtures/data-dir-format3.tar.gz";
+const FORMAT4: &str = "tests/fixtures/data-dir-format4.tar.gz";
+/// Where `write_fixture` writes (rename the file for the format it holds, and add a test).
+const FIXTURE: &str = "tests/fixtures/data-dir-new.tar.gz";
 
 const POLICY_V1: &str = r#"version = 1
 profiles = ["robot-to-server"]
@@ -250,17 +255,17 @@ async fn write_fixture() {
     assert!(status.success(), "tar failed");
 }
 
-/// Unpacks the fixture into `into`; answers the anchor's data directory.
-fn unpack(into: &Path) -> std::path::PathBuf {
+/// Unpacks `fixture` into `into`; answers the anchor's data directory.
+fn unpack(fixture: &str, into: &Path) -> std::path::PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let status = Process::new("tar")
         .arg("-xzf")
-        .arg(manifest.join(FIXTURE))
+        .arg(manifest.join(fixture))
         .arg("-C")
         .arg(into)
         .status()
         .expect("tar runs");
-    assert!(status.success(), "unpacking {FIXTURE} failed");
+    assert!(status.success(), "unpacking {fixture} failed");
     testnet::node_dir(into, 1)
 }
 
@@ -352,9 +357,20 @@ async fn replay(log: &mut LogStore, up_to: u64) -> Ledger {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_dir_of_format_3_opens_with_everything_intact() {
+    opens_with_everything_intact(FORMAT3).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_data_dir_of_the_previous_release_opens_with_everything_intact() {
+    opens_with_everything_intact(FORMAT4).await;
+}
+
+/// Opens `fixture`'s data directory with this build (migrating it), replays its log, runs a
+/// node on it, and reopens it: every record is as the old release had it.
+async fn opens_with_everything_intact(fixture: &str) {
     let root = tempfile::tempdir().unwrap();
-    let dir = unpack(root.path());
+    let dir = unpack(fixture, root.path());
     let expected = expected(root.path());
 
     // Migrated on open: every record as the old build had it.
