@@ -1,7 +1,8 @@
 //! The browser console in a real headless Chromium against a real loopback testnet: an admin
 //! signs in, approves a pending device and sees it approved and connected; a policy whose test
 //! fails is shown with its line and not saved. Screenshots of every page go to
-//! `docs/screenshots/` (linked from the README).
+//! `target/screenshots/`, or to `docs/screenshots/` (linked from the README) when
+//! `X0T_UPDATE_SCREENSHOTS=1` asks for it: a test run leaves the working tree as it was.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -15,7 +16,14 @@ use x0t_testnet::mesh_lab::{ALLOW_ALL, x0t_for_tests};
 const WAIT: Duration = Duration::from_secs(30);
 
 fn shots() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots")
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    if std::env::var_os("X0T_UPDATE_SCREENSHOTS").is_some() {
+        root.join("docs/screenshots")
+    } else {
+        std::env::var_os("CARGO_TARGET_DIR")
+            .map_or_else(|| root.join("target"), PathBuf::from)
+            .join("screenshots")
+    }
 }
 
 /// Fails clearly when the binary was built without the console (scripts/build-ui first).

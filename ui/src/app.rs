@@ -208,12 +208,7 @@ fn Shell() -> impl IntoView {
         <header class="top">
             <a class="logo" href="#/">"x0t"</a>
             <nav>
-                {link("/", "Overview")}
-                {link("/nodes", "Nodes")}
-                {link("/pending", "Pending")}
-                {link("/topology", "Topology")}
-                {link("/acl", "ACL")}
-                {link("/audit", "Audit")}
+                {pages::PAGES.iter().map(|page| link(page.route, page.label)).collect_view()}
             </nav>
             <div class="who">
                 <select aria-label="mesh" on:change=move |ev| ctx.mesh.set(event_target_value(&ev))>
@@ -235,20 +230,9 @@ fn Shell() -> impl IntoView {
                 let route = ctx.route.get();
                 // Re-render the page when the mesh changes.
                 let _ = ctx.mesh.get();
-                let parts: Vec<&str> = route.trim_matches('/').split('/').collect();
-                match parts.as_slice() {
-                    [""] | ["overview"] => view! { <pages::overview::Overview/> }.into_any(),
-                    ["nodes"] => view! { <pages::nodes::Nodes/> }.into_any(),
-                    ["nodes", id] => {
-                        let id = (*id).to_owned();
-                        view! { <pages::node::NodeDetail id=id/> }.into_any()
-                    }
-                    ["pending"] => view! { <pages::pending::Pending/> }.into_any(),
-                    ["topology"] => view! { <pages::topology::TopologyPage/> }.into_any(),
-                    ["acl"] => view! { <pages::acl::Acl/> }.into_any(),
-                    ["audit"] => view! { <pages::audit::Audit/> }.into_any(),
-                    _ => view! { <p class="error">"No such page. "<a href="#/">"Overview"</a></p> }.into_any(),
-                }
+                pages::render(&route).unwrap_or_else(|| {
+                    view! { <p class="error">"No such page. "<a href="#/">"Overview"</a></p> }.into_any()
+                })
             }}
         </main>
     }

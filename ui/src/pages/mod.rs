@@ -1,4 +1,5 @@
-//! The console's pages, and what they share: loading data with a visible state.
+//! The console's pages, one module per domain, registered in [`PAGES`], and what they share:
+//! loading data with a visible state.
 
 pub(crate) mod acl;
 pub(crate) mod audit;
@@ -9,9 +10,87 @@ pub(crate) mod pending;
 pub(crate) mod topology;
 
 use leptos::prelude::*;
+use leptos::tachys::view::any_view::AnyView;
 use serde::de::DeserializeOwned;
 
 use crate::http::{self, ApiError};
+
+/// One page of the console: where it lives, its tab in the navigation, and how it renders.
+pub(crate) struct Page {
+    /// Its route (`/` for the overview, `/nodes`, …).
+    pub(crate) route: &'static str,
+    /// Its tab's label (every page has one today; a page reached only by links would not).
+    pub(crate) label: &'static str,
+    /// Renders it for the rest of the route after its first segment (`None`: no such page).
+    pub(crate) render: fn(&[&str]) -> Option<AnyView>,
+}
+
+/// Every page of the console, in navigation order: the registration list of this layer (a
+/// new domain adds its module above and one entry here).
+pub(crate) const PAGES: &[Page] = &[
+    Page {
+        route: "/",
+        label: "Overview",
+        render: |rest| {
+            rest.is_empty()
+                .then(|| view! { <overview::Overview/> }.into_any())
+        },
+    },
+    Page {
+        route: "/nodes",
+        label: "Nodes",
+        render: |rest| match rest {
+            [] => Some(view! { <nodes::Nodes/> }.into_any()),
+            [id] => {
+                let id = (*id).to_owned();
+                Some(view! { <node::NodeDetail id=id/> }.into_any())
+            }
+            _ => None,
+        },
+    },
+    Page {
+        route: "/pending",
+        label: "Pending",
+        render: |rest| {
+            rest.is_empty()
+                .then(|| view! { <pending::Pending/> }.into_any())
+        },
+    },
+    Page {
+        route: "/topology",
+        label: "Topology",
+        render: |rest| {
+            rest.is_empty()
+                .then(|| view! { <topology::TopologyPage/> }.into_any())
+        },
+    },
+    Page {
+        route: "/acl",
+        label: "ACL",
+        render: |rest| rest.is_empty().then(|| view! { <acl::Acl/> }.into_any()),
+    },
+    Page {
+        route: "/audit",
+        label: "Audit",
+        render: |rest| {
+            rest.is_empty()
+                .then(|| view! { <audit::Audit/> }.into_any())
+        },
+    },
+];
+
+/// The page a route shows (`#/nodes/<id>` → the node's page), if any.
+pub(crate) fn render(route: &str) -> Option<AnyView> {
+    let parts: Vec<&str> = route.trim_matches('/').split('/').collect();
+    let (first, rest) = parts.split_first()?;
+    // `#/overview` is the overview too, and `#/` splits into one empty segment.
+    let first = if *first == "overview" { "" } else { *first };
+    let rest = if rest == [""] { &[][..] } else { rest };
+    PAGES
+        .iter()
+        .find(|page| page.route.trim_start_matches('/') == first)
+        .and_then(|page| (page.render)(rest))
+}
 
 /// Data a page shows, as it arrives.
 #[derive(Clone, Debug)]
