@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::chaos::AnchorCluster;
-use crate::history::{Verdict, Workload, WorkloadConfig};
+use crate::history::{History, Record, Verdict, Workload, WorkloadConfig};
 use crate::netns::Degraded;
 
 /// One fault of the run.
@@ -127,6 +127,10 @@ pub struct ReliabilityReport {
     pub acknowledged_writes: usize,
     /// Wall time of the whole run.
     pub elapsed: Duration,
+    /// For each key that is not linearizable: the faults' windows and every operation on
+    /// the key, with the anchor that served it, in ms since the run started (what the
+    /// tester's account lacks for finding the cause). Empty when every key is.
+    pub violation_timeline: String,
 }
 
 impl ReliabilityReport {
@@ -172,6 +176,7 @@ impl ReliabilityReport {
             self.verdict.checked_in.as_secs_f64() * 1e3,
             self.minority_writes.len()
         ));
+        out.push_str(&self.violation_timeline);
         out
     }
 
@@ -187,6 +192,48 @@ impl ReliabilityReport {
 
 /// The mesh the heal probes write to (not part of the checked history).
 const PROBE_MESH: &str = "heal-probe";
+
+/// The faults' windows and every operation on each key that is not linearizable, in ms since
+/// `origin`, with the anchor that served it.
+fn timeline(
+    history: &History,
+    verdict: &Verdict,
+    faults: &[FaultReport],
+    origin: Instant,
+) -> String {
+    if verdict.violations.is_empty() {
+        return String::new();
+    }
+    let ms = |at: Instant| at.saturating_duration_since(origin).as_millis();
+    let mut out = String::from("faults (ms since the start):\n");
+    for fault in faults {
+        out.push_str(&format!(
+            "  {:>7}..{:<7} {}\n",
+            ms(fault.window.0),
+            ms(fault.window.1),
+            fault.fault.name()
+        ));
+    }
+    for (key, _) in &verdict.violations {
+        out.push_str(&format!(
+            "operations on {key:?} (invoked..completed ms, anchor, thread):\n"
+        ));
+        let mut records: Vec<&Record> = history.records.iter().filter(|r| r.key == *key).collect();
+        records.sort_by_key(|r| r.invoked);
+        for r in records {
+            out.push_str(&format!(
+                "  {:>7}..{:<7} anchor {} thread {:>14} {:?} -> {:?}\n",
+                ms(r.invoked),
+                ms(r.completed),
+                r.anchor,
+                r.thread,
+                r.op,
+                r.outcome
+            ));
+        }
+    }
+    out
+}
 
 /// Runs the workload and the faults against a fresh cluster of `config.anchors` anchors.
 pub async fn run(
@@ -246,7 +293,9 @@ pub async fn run(
             }
         }
     }
+    let violation_timeline = timeline(&history, &verdict, &reports, started);
     Ok(ReliabilityReport {
+        violation_timeline,
         operations: history.records.len(),
         acknowledged_writes: history
             .records
