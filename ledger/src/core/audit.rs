@@ -12,8 +12,8 @@ use x0t_crypto::{
 use x0t_types::{Actor, MeshId, NodeId, Timestamp};
 
 use crate::command::{AnchorCommand, Command, NodeCommand};
+use crate::core::format4::legacy_command_bytes;
 use crate::domain::Domain;
-use crate::migrations::format4::legacy_command_bytes;
 use crate::{Ledger, Reject};
 
 /// One stored audit entry: its canonical bytes and chain hash.

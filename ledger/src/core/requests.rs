@@ -69,7 +69,7 @@ pub(crate) enum Key {
 pub(crate) enum Value {
     /// The group of one log entry, as storage format 4 wrote it (one flat outcome and
     /// refusal enum of every domain).
-    Group(crate::migrations::format4::RequestGroup),
+    Group(crate::core::format4::RequestGroup),
     /// The group of one log entry (storage format 5: each domain's own outcomes).
     GroupV5(RequestGroup),
 }

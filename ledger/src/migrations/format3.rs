@@ -28,7 +28,7 @@ pub enum Record {
     /// An API key.
     ApiKey(ApiKey),
     /// The remembered request results of one log entry.
-    Requests(super::format4::RequestGroup),
+    Requests(crate::core::format4::RequestGroup),
     /// An anchor-join token.
     AnchorJoinToken(AnchorJoinToken),
     /// A node.

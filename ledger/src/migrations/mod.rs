@@ -7,4 +7,7 @@
 //! records adds its own step here, beside the ones before it.
 
 pub mod format3;
-pub mod format4;
+/// Storage format 4's flat command, outcome and refusal enums: the log is rewritten through
+/// them on open; the core keeps reading them (statements over format-4 command bytes,
+/// remembered results), so they live in `core::format4`.
+pub use crate::core::format4;

@@ -105,7 +105,7 @@ fn retried_requests_apply_once_and_are_forgotten_oldest_first() {
 /// group is written back in the newest form.
 #[test]
 fn results_remembered_by_format_4_load_upgraded() {
-    use crate::migrations::format4;
+    use crate::core::format4;
     let old = format4::RequestGroup {
         index: 9,
         applied_at: Timestamp(5),
