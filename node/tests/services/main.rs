@@ -4,6 +4,8 @@
 //! its kind, stable code, HTTP status and gRPC code. A new domain adds its module here.
 #![allow(clippy::unwrap_used, unreachable_pub)] // tests: a panic is the failure report
 
+#[path = "../common/mod.rs"]
+mod common;
 mod testkit;
 
 mod acl;

@@ -9,9 +9,8 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 use x0t_consensus::{AnchorNode, SledStorage};
-use x0t_crypto::{Registration, SigAlgorithm, SigningKey};
+use x0t_crypto::{SigAlgorithm, SigningKey};
 use x0t_types::api::RegisterNode;
-use x0t_types::{DeviceClass, MeshId, Tag, base32};
 
 use x0t_node::control::{ControlPlane, RaftSettings};
 use x0t_node::p2p::{self, P2pConfig};
@@ -100,26 +99,8 @@ impl Anchor {
 
 /// A fresh node key and the registration body `x0t join` would send with it.
 pub(crate) fn registration(mesh: &str, token: Option<String>) -> (SigningKey, RegisterNode) {
-    let key = SigningKey::generate(SigAlgorithm::MlDsa65).unwrap();
-    let signed = Registration {
-        mesh: MeshId::new(mesh).unwrap(),
-        node_id: key.node_id(),
-        identity_key: key.verifying_key().clone(),
-        peer_id: libp2p::identity::Keypair::generate_ed25519()
-            .public()
-            .to_peer_id()
-            .to_bytes(),
-        hostname: format!("robot-{}", &key.node_id().short()[..4]),
-        device_class: DeviceClass::Robot,
-        requested_tags: vec![Tag::new("robot").unwrap()],
-        requested_at: now(),
-    }
-    .sign(&key)
-    .unwrap();
-    let body = RegisterNode {
-        registration: base32::encode(&signed.encode()),
-        token,
-    };
+    let key = crate::common::node_key();
+    let body = crate::common::registration(&key, mesh, token);
     (key, body)
 }
 
@@ -149,12 +130,4 @@ pub(crate) fn assert_error(
         Some(code),
         "{error:?}"
     );
-}
-
-/// Wall-clock time, as the proposer stamps it.
-fn now() -> x0t_types::Timestamp {
-    let since = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap();
-    x0t_types::Timestamp(since.as_millis() as u64)
 }
